@@ -1,0 +1,162 @@
+"""The contract's parameter rules, written once for both ends.
+
+The client runs these checks before an upload starts and the server runs them
+before it stores a body, so a bad request fails the same way (same ``code``,
+same message) whichever side catches it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from .errors import ParameterError
+
+__all__ = [
+    "DEFAULT_CLIP_LENGTH",
+    "MAX_UPLOAD_BYTES",
+    "MODELS",
+    "ModelInfo",
+    "TaskParams",
+    "check_task_params",
+    "clip_spans",
+    "invalid",
+    "not_provided",
+    "parse_number",
+]
+
+DEFAULT_CLIP_LENGTH = 6.0
+MIN_CLIP_LENGTH = 2.0
+MAX_CLIP_LENGTH = 10.0
+#: A final remainder shorter than this is dropped rather than kept as a short clip.
+MIN_LAST_CLIP = 2.0
+MAX_UPLOAD_BYTES = 2 * 1024**3
+SCOPES = ("clip", "video")
+
+
+@attrs.frozen
+class ModelInfo:
+    name: str
+    dims: int
+    video_options: tuple[str, ...]
+
+
+MODELS: Mapping[str, ModelInfo] = {
+    m.name: m
+    for m in (
+        ModelInfo("Marengo-retrieval-2.7", 1024, ("visual-text", "audio")),
+        ModelInfo("marengo3.0", 512, ("visual", "audio")),
+    )
+}
+
+
+def invalid(name: str, rule: str) -> ParameterError:
+    return ParameterError(f"The {name} parameter is invalid. {rule}", code="parameter_invalid")
+
+
+def not_provided(name: str) -> ParameterError:
+    return ParameterError(
+        f"The {name} parameter is required but was not provided.", code="parameter_not_provided"
+    )
+
+
+def parse_number(name: str, value: object) -> float:
+    """A finite float from a form field (``"6"``, ``"12.5"``) or a Python number."""
+    if isinstance(value, bool):
+        raise invalid(name, f"{name} should be a number.")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise invalid(name, f"{name} should be a number, got {str(value)[:40]!r}.") from None
+    if not math.isfinite(number):
+        raise invalid(name, f"{name} should be a finite number.")
+    return number
+
+
+@attrs.frozen
+class TaskParams:
+    """A create request's form fields after parsing; ``end`` is ``None`` for "to the end"."""
+
+    model_name: str
+    video_url: str | None = None
+    start: float = 0.0
+    end: float | None = None
+    clip_length: float = DEFAULT_CLIP_LENGTH
+    scopes: tuple[str, ...] = ("clip",)
+
+
+def check_task_params(
+    model_name: str | None,
+    *,
+    start: float = 0.0,
+    end: float | None = None,
+    clip_length: float = DEFAULT_CLIP_LENGTH,
+    scopes: Sequence[str] = ("clip",),
+    has_file: bool,
+    video_url: str | None = None,
+    known_models: Iterable[str] | None = None,
+) -> TaskParams:
+    """Apply the contract's form-only rules, in its precedence order.
+
+    ``known_models`` is checked only when given: the server knows its models,
+    while the client lets the service decide so new models need no upgrade.
+    Raises :class:`ParameterError` with ``parameter_not_provided`` or
+    ``parameter_invalid`` naming the parameter.
+    """
+    if not model_name:
+        raise not_provided("model_name")
+    if not has_file and not video_url:
+        raise not_provided("video_file")
+    if known_models is not None and model_name not in set(known_models):
+        raise invalid("model_name", f"model_name should be one of {', '.join(MODELS)}.")
+    if video_url is not None and not video_url.lower().startswith(("http://", "https://")):
+        raise invalid("video_url", "video_url should be an http or https URL.")
+    if not MIN_CLIP_LENGTH <= clip_length <= MAX_CLIP_LENGTH:
+        raise invalid(
+            "video_clip_length", "video_clip_length should be within 2-10 seconds long."
+        )
+    if start < 0:
+        raise invalid("video_start_offset_sec", "video_start_offset_sec should be 0 or greater.")
+    if end is not None:
+        if end <= start:
+            raise invalid(
+                "video_end_offset_sec",
+                "video_end_offset_sec should be greater than video_start_offset_sec.",
+            )
+        if end - start < clip_length:
+            raise invalid(
+                "video_end_offset_sec",
+                "video_end_offset_sec - video_start_offset_sec should be at least "
+                "video_clip_length.",
+            )
+    if not scopes:
+        raise invalid("video_embedding_scope", "video_embedding_scope should not be empty.")
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise invalid(
+                "video_embedding_scope", "video_embedding_scope should be 'clip' or 'video'."
+            )
+    return TaskParams(
+        model_name=model_name,
+        video_url=video_url,
+        start=start,
+        end=end,
+        clip_length=clip_length,
+        scopes=tuple(dict.fromkeys(scopes)),
+    )
+
+
+def clip_spans(start: float, end: float, clip_length: float) -> list[tuple[float, float]]:
+    """Clips tiling ``[start, end)``; a final remainder under 2 s is dropped, not merged."""
+    spans: list[tuple[float, float]] = []
+    t = start
+    # Rounding keeps 0.1-style offsets from drifting across many clips.
+    while end - t >= MIN_LAST_CLIP - 1e-9:
+        stop = min(t + clip_length, end)
+        spans.append((round(t, 6), round(stop, 6)))
+        if stop >= end:
+            break
+        t = start + len(spans) * clip_length
+    return spans

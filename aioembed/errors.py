@@ -1,0 +1,181 @@
+"""Every error aioembed raises, client and server side alike.
+
+The tree::
+
+    AioEmbedError
+    ├── APIStatusError              the server answered with an error body
+    │   ├── BadRequestError         400
+    │   │   └── ParameterError      400, raised locally before any byte is sent
+    │   ├── AuthenticationError     401
+    │   ├── NotFoundError           404
+    │   ├── PayloadTooLargeError    413
+    │   ├── RateLimitError          429, carries ``retry_after``
+    │   └── ServerError             5xx
+    ├── TransportError              the request did not get an answer
+    │   └── RequestTimeoutError     a configured timeout fired
+    ├── TaskFailedError             a task ended ``failed``
+    ├── WaitTimeoutError            a wait's deadline passed first
+    └── ClientClosedError           the client was used after ``aclose()``
+
+``ParameterError`` is also a ``ValueError`` and ``ClientClosedError`` a
+``RuntimeError``, so callers that think of them as misuse can catch builtins.
+The server raises the same ``APIStatusError`` subclasses and renders them as the
+contract's JSON body, so both ends agree on codes by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIStatusError",
+    "AioEmbedError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "NotFoundError",
+    "ParameterError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServerError",
+    "TaskFailedError",
+    "TransportError",
+    "WaitTimeoutError",
+    "error_for_status",
+]
+
+
+class AioEmbedError(Exception):
+    """Root of every exception raised by aioembed."""
+
+
+class APIStatusError(AioEmbedError):
+    """The server answered with a non-2xx status and (usually) a contract error body."""
+
+    status: int = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        status: int | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        if status is not None:
+            self.status = status
+        self.request_id = request_id
+        self.headers: Mapping[str, str] = dict(headers or {})
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.request_id is not None:
+            body["request_id"] = self.request_id
+        return body
+
+
+class BadRequestError(APIStatusError):
+    status = 400
+
+
+class ParameterError(BadRequestError, ValueError):
+    """A parameter breaks a contract rule; ``code`` is what the server would answer."""
+
+    def __init__(self, message: str, *, code: str = "parameter_invalid") -> None:
+        super().__init__(message, code=code, status=400)
+
+
+class AuthenticationError(APIStatusError):
+    status = 401
+
+
+class NotFoundError(APIStatusError):
+    status = 404
+
+
+class PayloadTooLargeError(APIStatusError):
+    status = 413
+
+
+class RateLimitError(APIStatusError):
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    status = 500
+
+
+class TransportError(AioEmbedError):
+    """Connection refused or reset, DNS failure, malformed response: no usable answer."""
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """A configured :class:`~aioembed.Timeouts` limit fired."""
+
+
+class TaskFailedError(AioEmbedError):
+    """The task ended ``failed``; ``error`` is the server's reason when it gave one."""
+
+    def __init__(self, task_id: str, error: Any = None) -> None:
+        reason = f": {error.code}: {error.message}" if error is not None else ""
+        super().__init__(f"task {task_id} failed{reason}")
+        self.task_id = task_id
+        self.error = error
+
+
+class WaitTimeoutError(AioEmbedError, TimeoutError):
+    """The task was still processing when the wait's deadline passed (the task goes on)."""
+
+    def __init__(self, task_id: str, timeout: float) -> None:
+        super().__init__(f"task {task_id} not done after {timeout:g} s")
+        self.task_id = task_id
+        self.timeout = timeout
+
+
+class ClientClosedError(AioEmbedError, RuntimeError):
+    """The client (or its session) was used after being closed."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    404: NotFoundError,
+    413: PayloadTooLargeError,
+    429: RateLimitError,
+}
+
+
+def error_for_status(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    request_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    retry_after: float | None = None,
+) -> APIStatusError:
+    """Build the exception matching an HTTP status and contract code."""
+    if status == 429:
+        return RateLimitError(
+            message,
+            code=code,
+            status=status,
+            request_id=request_id,
+            headers=headers,
+            retry_after=retry_after,
+        )
+    cls = _BY_STATUS.get(status, ServerError if status >= 500 else APIStatusError)
+    return cls(message, code=code, status=status, request_id=request_id, headers=headers)
