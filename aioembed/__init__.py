@@ -4,6 +4,7 @@ The SDK (:class:`AsyncClient`) speaks the TwelveLabs Embed API; ``aioembed.serve
 serves the same API locally on top of ``aioembed.engine``.
 """
 
+from .client import AsyncClient, Limits, RetryPolicy, TaskHandle, Timeouts
 from .errors import (
     AioEmbedError,
     APIStatusError,
@@ -35,17 +36,19 @@ from .models import (
     VideoMetadata,
 )
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "APIStatusError",
     "AioEmbedError",
+    "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
     "EmbedResponse",
     "EmbedTask",
     "EmbeddingScope",
+    "Limits",
     "MediaEmbedding",
     "NotFoundError",
     "PageInfo",
@@ -53,13 +56,16 @@ __all__ = [
     "PayloadTooLargeError",
     "RateLimitError",
     "RequestTimeoutError",
+    "RetryPolicy",
     "Segment",
     "ServerError",
     "TaskError",
     "TaskFailedError",
+    "TaskHandle",
     "TaskPage",
     "TaskProgress",
     "TaskStatus",
+    "Timeouts",
     "TransportError",
     "VideoEmbedding",
     "VideoMetadata",
