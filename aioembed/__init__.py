@@ -4,7 +4,17 @@ The SDK (:class:`AsyncClient`) speaks the TwelveLabs Embed API; ``aioembed.serve
 serves the same API locally on top of ``aioembed.engine``.
 """
 
-from .client import AsyncClient, Limits, RetryPolicy, TaskHandle, Timeouts
+from ._version import __version__
+from .client import (
+    AsyncClient,
+    BatchItem,
+    Limits,
+    Outcome,
+    RetryPolicy,
+    StatusUpdate,
+    TaskHandle,
+    Timeouts,
+)
 from .errors import (
     AioEmbedError,
     APIStatusError,
@@ -36,14 +46,13 @@ from .models import (
     VideoMetadata,
 )
 
-from ._version import __version__
-
 __all__ = [
     "APIStatusError",
     "AioEmbedError",
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
+    "BatchItem",
     "ClientClosedError",
     "EmbedResponse",
     "EmbedTask",
@@ -51,6 +60,7 @@ __all__ = [
     "Limits",
     "MediaEmbedding",
     "NotFoundError",
+    "Outcome",
     "PageInfo",
     "ParameterError",
     "PayloadTooLargeError",
@@ -59,6 +69,7 @@ __all__ = [
     "RetryPolicy",
     "Segment",
     "ServerError",
+    "StatusUpdate",
     "TaskError",
     "TaskFailedError",
     "TaskHandle",

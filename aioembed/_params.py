@@ -114,9 +114,7 @@ def check_task_params(
     if video_url is not None and not video_url.lower().startswith(("http://", "https://")):
         raise invalid("video_url", "video_url should be an http or https URL.")
     if not MIN_CLIP_LENGTH <= clip_length <= MAX_CLIP_LENGTH:
-        raise invalid(
-            "video_clip_length", "video_clip_length should be within 2-10 seconds long."
-        )
+        raise invalid("video_clip_length", "video_clip_length should be within 2-10 seconds long.")
     if start < 0:
         raise invalid("video_start_offset_sec", "video_start_offset_sec should be 0 or greater.")
     if end is not None:

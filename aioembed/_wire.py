@@ -9,7 +9,7 @@ floats one by one would cost more than parsing them.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import cattrs
@@ -31,14 +31,14 @@ converter = cattrs.Converter(omit_if_default=False)
 
 def format_datetime(value: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, second precision, as the contract shows."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_datetime(value: Any, _: Any) -> datetime:
     if isinstance(value, datetime):
         return value
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 converter.register_structure_hook(datetime, _parse_datetime)

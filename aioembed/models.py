@@ -96,9 +96,7 @@ class VideoEmbedding:
     metadata: VideoMetadata | None = None
     segments: list[Segment] | None = None
 
-    def select(
-        self, *, option: str | None = None, scope: str | None = None
-    ) -> list[Segment]:
+    def select(self, *, option: str | None = None, scope: str | None = None) -> list[Segment]:
         """Segments matching ``option`` and ``scope`` (``None`` matches any)."""
         return [
             s
@@ -200,4 +198,3 @@ class EmbedResponse:
             if e is not None:
                 return e
         raise ValueError("response carries no embedding")
-

@@ -39,17 +39,21 @@ class Embed:
         Raises :class:`~aioembed.ParameterError` before sending when no input or
         more than one is given.
         """
-        given = {k: v for k, v in zip(_INPUTS, (text, image_url, image_file, audio_url, audio_file))
-                 if v is not None}
+        given = {
+            k: v
+            for k, v in zip(_INPUTS, (text, image_url, image_file, audio_url, audio_file))
+            if v is not None
+        }
         if not model_name:
             raise not_provided("model_name")
         if not given:
             raise not_provided("text")
         if len(given) > 1:
             raise invalid(
-                next(iter(given)), f"Provide exactly one of {', '.join(_INPUTS)}; got {', '.join(given)}."
+                next(iter(given)),
+                f"Provide exactly one of {', '.join(_INPUTS)}; got {', '.join(given)}.",
             )
-        (name, value), = given.items()
+        ((name, value),) = given.items()
         fields = [("model_name", model_name)]
         if audio_start_offset_sec is not None:
             fields.append(("audio_start_offset_sec", _fmt_number(audio_start_offset_sec)))

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import quote
 
 import anyio
@@ -19,14 +19,23 @@ from .._wire import format_datetime, structure
 from ..errors import TaskFailedError, WaitTimeoutError
 from ..models import EmbedTask, TaskPage, TaskStatus
 from ._config import NO_RETRY
-from ._transport import Query, Transport
+from ._transport import Transport
 from ._upload import FileInput, ProgressCallback, as_source, build_form
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import AsyncIterable, Iterable
+
+    from ._batch import BatchInput, Outcome, UploadCallback
+    from ._batch import StatusCallback as BatchStatusCallback
+    from ._streams import ProducerStream
+    from ._watch import StatusUpdate
 
 __all__ = ["EmbedTasks", "StatusCallback", "TaskHandle"]
 
 DEFAULT_MODEL = "Marengo-retrieval-2.7"
 #: Called with every status update; may be sync or async.
-StatusCallback = Callable[[EmbedTask], Union[None, Awaitable[None]]]
+StatusCallback = Callable[[EmbedTask], None | Awaitable[None]]
 TimeArg = Union[datetime, str, None]
 
 
@@ -287,3 +296,85 @@ class EmbedTasks:
         if raise_on_failure and final.status is TaskStatus.FAILED:
             raise TaskFailedError(task_id, final.error)
         return final
+
+    def embed_many(
+        self,
+        inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
+        *,
+        model_name: str = DEFAULT_MODEL,
+        concurrency: int = 16,
+        clip_length: float | None = None,
+        scopes: Sequence[str] | None = None,
+        options: Sequence[str] | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        ordered: bool = False,
+        retrieve: bool = True,
+        dedupe: bool = True,
+        sleep_interval: float = 1.0,
+        max_interval: float = 10.0,
+        task_timeout: float | None = None,
+        timeout: float | None = None,
+        on_upload: UploadCallback | None = None,
+        on_status: BatchStatusCallback | None = None,
+    ) -> ProducerStream[Outcome]:
+        """Embed many videos; iterate one :class:`~aioembed.Outcome` per input as each completes.
+
+        Use as ``async with tasks.embed_many(paths) as outcomes: async for o in outcomes``.
+        ``inputs`` are paths, URLs or :class:`~aioembed.BatchItem` (sync or async
+        iterable, read lazily). At most ``concurrency`` items are in flight; uploads
+        are also bounded by ``Limits.max_uploads``. With ``journal`` (a SQLite path)
+        a rerun after a crash resumes without re-uploading or duplicating tasks.
+        Identical file content is embedded once (``dedupe``). ``ordered`` yields in
+        input order. ``task_timeout`` / ``timeout`` (seconds) bound each task / the
+        whole batch; a late item's outcome carries :class:`~aioembed.WaitTimeoutError`.
+        """
+        from ._batch import embed_many
+
+        return embed_many(
+            self,
+            inputs,
+            model_name=model_name,
+            concurrency=concurrency,
+            clip_length=clip_length,
+            scopes=scopes,
+            options=options,
+            journal=journal,
+            ordered=ordered,
+            retrieve=retrieve,
+            dedupe=dedupe,
+            sleep_interval=sleep_interval,
+            max_interval=max_interval,
+            task_timeout=task_timeout,
+            timeout=timeout,
+            on_upload=on_upload,
+            on_status=on_status,
+        )
+
+    def watch_many(
+        self,
+        task_ids: Iterable[str],
+        *,
+        sleep_interval: float = 1.0,
+        max_interval: float = 10.0,
+        task_timeout: float | None = None,
+        timeout: float | None = None,
+        started_at: datetime | None = None,
+    ) -> ProducerStream[StatusUpdate]:
+        """Status updates for many tasks from shared list polls, not one poll per task.
+
+        Use as ``async with tasks.watch_many(ids) as updates: async for u in updates``.
+        Each task yields its first status, every change, then one ``final`` update
+        (terminal, or with an error such as :class:`~aioembed.WaitTimeoutError`).
+        ``started_at`` (no later than the oldest task's creation) narrows each poll.
+        """
+        from ._batch import watch_many
+
+        return watch_many(
+            self,
+            task_ids,
+            sleep_interval=sleep_interval,
+            max_interval=max_interval,
+            task_timeout=task_timeout,
+            timeout=timeout,
+            started_at=started_at,
+        )

@@ -160,7 +160,13 @@ class Transport:
             try:
                 async with self._requests:
                     return await self._send(
-                        session, method, url, params, form, hdrs, self._timeout(form is not None, timeout)
+                        session,
+                        method,
+                        url,
+                        params,
+                        form,
+                        hdrs,
+                        self._timeout(form is not None, timeout),
                     )
             except (TransportError, APIStatusError, _NeverSent) as exc:
                 error: Exception = exc

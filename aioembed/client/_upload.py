@@ -26,9 +26,11 @@ __all__ = ["FileInput", "ProgressCallback", "UploadSource", "as_source"]
 CHUNK = 512 * 1024
 
 #: What ``create(video_file=...)`` accepts.
-FileInput = Union[str, os.PathLike[str], bytes, bytearray, memoryview, IO[bytes], AsyncIterable[bytes]]
+FileInput = Union[
+    str, os.PathLike[str], bytes, bytearray, memoryview, IO[bytes], AsyncIterable[bytes]
+]
 #: Called as ``progress(bytes_sent, total_bytes_or_None)`` after each chunk.
-ProgressCallback = Callable[[int, Union[int, None]], object]
+ProgressCallback = Callable[[int, int | None], object]
 
 
 @attrs.frozen

@@ -1,0 +1,392 @@
+"""``embed_many``: many videos through create -> wait -> retrieve, one outcome each.
+
+At most ``concurrency`` items are in flight (uploading, processing or being
+retrieved); the input iterable is read only as slots free up, so 100,000 inputs
+never become 100,000 coroutines or open files. Uploads are further bounded by
+the client's ``Limits.max_uploads``, and every wait shares one
+:class:`StatusWatcher`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+import anyio
+import anyio.to_thread
+import attrs
+from anyio.streams.memory import MemoryObjectSendStream
+
+from .._params import DEFAULT_CLIP_LENGTH, invalid
+from ..errors import (
+    AioEmbedError,
+    BadRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    TaskFailedError,
+)
+from ..models import EmbedTask, TaskStatus
+from ._journal import Journal
+from ._streams import ProducerStream
+from ._watch import StatusUpdate, StatusWatcher
+
+if TYPE_CHECKING:
+    from ._tasks import EmbedTasks
+
+__all__ = ["BatchInput", "BatchItem", "Outcome", "embed_many", "watch_many"]
+
+
+@attrs.frozen
+class BatchItem:
+    """One video of a batch with its own parameters (``None`` = the batch's default)."""
+
+    video_file: str | os.PathLike[str] | None = None
+    video_url: str | None = None
+    video_start_offset_sec: float | None = None
+    video_end_offset_sec: float | None = None
+    video_clip_length: float | None = None
+    video_embedding_scope: tuple[str, ...] | None = None
+    #: The item's identity in a journal; defaults to its input and parameters.
+    key: str | None = None
+
+    @classmethod
+    def of(cls, value: BatchInput) -> BatchItem:
+        if isinstance(value, BatchItem):
+            return value
+        text = os.fspath(value)
+        if text.lower().startswith(("http://", "https://")):
+            return cls(video_url=text)
+        return cls(video_file=Path(text))
+
+    @property
+    def label(self) -> str:
+        return self.video_url or os.fspath(self.video_file or "")
+
+
+BatchInput = Union[str, "os.PathLike[str]", BatchItem]
+
+
+@attrs.frozen
+class Outcome:
+    """What became of one input: exactly one per input, success or not.
+
+    ``task`` is the retrieved task (with segments when ``ready``); ``error`` is
+    a typed :class:`~aioembed.AioEmbedError` when the item did not succeed.
+    ``resumed`` says the task id came from the journal (no upload this run);
+    ``deduplicated`` that another item with the same content made the task.
+    """
+
+    index: int
+    item: BatchItem
+    task_id: str | None = None
+    task: EmbedTask | None = None
+    error: AioEmbedError | None = None
+    resumed: bool = False
+    deduplicated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.task is not None
+
+    @property
+    def status(self) -> TaskStatus | None:
+        return self.task.status if self.task is not None else None
+
+
+UploadCallback = Callable[[BatchItem, int, int | None], object]
+StatusCallback = Callable[[StatusUpdate], None | Awaitable[None]]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+async def _aiter(
+    inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
+) -> AsyncIterator[BatchInput]:
+    if isinstance(inputs, AsyncIterable):
+        async for value in inputs:
+            yield value
+    else:
+        for value in inputs:
+            yield value
+
+
+@attrs.define(eq=False)
+class _Shared:
+    """The first item with some content creates the task; twins wait for its id."""
+
+    ready: anyio.Event = attrs.Factory(anyio.Event)
+    task_id: str | None = None
+
+
+@attrs.define(eq=False)
+class BatchRun:
+    tasks: EmbedTasks
+    model_name: str
+    concurrency: int
+    clip_length: float | None
+    scopes: tuple[str, ...] | None
+    options: tuple[str, ...] | None
+    journal: Journal | None
+    ordered: bool
+    retrieve: bool
+    dedupe: bool
+    sleep_interval: float
+    max_interval: float
+    task_timeout: float | None
+    deadline: float | None
+    on_upload: UploadCallback | None
+    on_status: StatusCallback | None
+    _shared: dict[tuple[str, str], _Shared] = attrs.Factory(dict)
+
+    def _list_processing(self, since: datetime | None) -> AsyncIterator[EmbedTask]:
+        return self.tasks.list(page_limit=50, status="processing", started_at=since)
+
+    async def _resolve(self, task_id: str) -> EmbedTask:
+        if self.retrieve:
+            return await self.tasks.retrieve(task_id, embedding_option=self.options)
+        return await self.tasks.status(task_id)
+
+    async def _notify(self, update: StatusUpdate) -> None:
+        if self.on_status is not None:
+            result = self.on_status(update)
+            if inspect.isawaitable(result):
+                await result
+
+    async def produce(
+        self,
+        inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
+        send: MemoryObjectSendStream[Outcome],
+    ) -> None:
+        watcher = StatusWatcher(
+            self._list_processing,
+            self._resolve,
+            sleep_interval=self.sleep_interval,
+            max_interval=self.max_interval,
+            on_update=self._notify,
+        )
+        slots = anyio.Semaphore(self.concurrency)
+        done: dict[int, Outcome] = {}
+        next_index = 0
+
+        async def emit(outcome: Outcome) -> None:
+            nonlocal next_index
+            if not self.ordered:
+                await send.send(outcome)
+                slots.release()
+                return
+            done[outcome.index] = outcome
+            while next_index in done:
+                await send.send(done.pop(next_index))
+                next_index += 1
+                slots.release()
+
+        async def one(index: int, item: BatchItem) -> None:
+            await emit(await self._process(index, item, watcher))
+
+        if self.journal is not None:
+            await self.journal.open()
+        try:
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(watcher.run)
+                async with anyio.create_task_group() as tg:
+                    index = 0
+                    async for value in _aiter(inputs):
+                        await slots.acquire()
+                        tg.start_soon(one, index, BatchItem.of(value))
+                        index += 1
+                watcher.close()
+        finally:
+            if self.journal is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.journal.close()
+
+    def _key(self, item: BatchItem) -> str:
+        return item.key or "|".join(
+            str(v)
+            for v in (
+                item.label,
+                self.model_name,
+                item.video_start_offset_sec,
+                item.video_end_offset_sec,
+                item.video_clip_length or self.clip_length or DEFAULT_CLIP_LENGTH,
+                ",".join(item.video_embedding_scope or self.scopes or ("clip",)),
+            )
+        )
+
+    async def _process(self, index: int, item: BatchItem, watcher: StatusWatcher) -> Outcome:
+        key = self._key(item)
+        task_id: str | None = None
+        resumed = deduplicated = False
+        shared: _Shared | None = None
+        try:
+            content_hash = None
+            if item.video_file is not None and item.video_url is None:
+                path = Path(item.video_file)
+                try:
+                    content_hash = await anyio.to_thread.run_sync(_sha256, path)
+                except OSError as e:
+                    raise invalid(
+                        "video_file", f"video_file {str(path)!r} cannot be read: {e.strerror}."
+                    ) from None
+            entry = None
+            if self.journal is not None:
+                entry = await self.journal.begin(key, item.label, content_hash)
+                task_id = entry.task_id
+                resumed = task_id is not None
+            if task_id is None and self.dedupe and content_hash is not None:
+                twin_key = (content_hash, key.split("|", 1)[1])
+                twin = self._shared.get(twin_key)
+                if twin is None:
+                    shared = self._shared[twin_key] = _Shared()
+                else:
+                    await twin.ready.wait()
+                    task_id, deduplicated = twin.task_id, twin.task_id is not None
+            if task_id is None:
+                task_id = await self._create(item, entry.idempotency_key if entry else None)
+            if shared is not None:
+                shared.task_id = task_id
+            if self.journal is not None and not resumed:
+                await self.journal.set_task(key, task_id)
+        except AioEmbedError as e:
+            await self._record(key, e)
+            return Outcome(index, item, task_id, error=e, resumed=resumed)
+        finally:
+            if shared is not None:
+                shared.ready.set()
+
+        timeout = self.task_timeout
+        if self.deadline is not None:
+            remaining = max(0.0, self.deadline - time.monotonic())
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        try:
+            task = await watcher.watch(task_id, timeout=timeout).result()
+            if task.status is TaskStatus.FAILED:
+                raise TaskFailedError(task_id, task.error)
+        except AioEmbedError as e:
+            await self._record(key, e)
+            return Outcome(
+                index, item, task_id, error=e, resumed=resumed, deduplicated=deduplicated
+            )
+        if self.journal is not None:
+            await self.journal.set_status(key, task.status.value)
+        return Outcome(index, item, task_id, task, resumed=resumed, deduplicated=deduplicated)
+
+    async def _create(self, item: BatchItem, idempotency_key: str | None) -> str:
+        progress = None
+        if self.on_upload is not None:
+            callback = self.on_upload
+
+            def progress(sent: int, total: int | None) -> None:
+                callback(item, sent, total)
+
+        handle = await self.tasks.create(
+            self.model_name,
+            video_file=item.video_file if item.video_url is None else None,
+            video_url=item.video_url,
+            video_start_offset_sec=item.video_start_offset_sec,
+            video_end_offset_sec=item.video_end_offset_sec,
+            video_clip_length=item.video_clip_length or self.clip_length,
+            video_embedding_scope=item.video_embedding_scope or self.scopes,
+            idempotency_key=idempotency_key,
+            progress=progress,
+        )
+        return handle.id
+
+    async def _record(self, key: str, error: AioEmbedError) -> None:
+        """Journal a final failure; transient ones stay pending so a rerun retries them."""
+        if self.journal is None:
+            return
+        if isinstance(error, TaskFailedError):
+            code = error.error.code if error.error is not None else "task_failed"
+            message = error.error.message if error.error is not None else str(error)
+            await self.journal.set_status(key, "failed", code, message)
+        elif isinstance(error, (BadRequestError, PayloadTooLargeError, NotFoundError)):
+            await self.journal.set_status(key, "failed", error.code, error.message)
+
+
+def embed_many(
+    tasks: EmbedTasks,
+    inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
+    *,
+    model_name: str,
+    concurrency: int,
+    clip_length: float | None,
+    scopes: Sequence[str] | None,
+    options: Sequence[str] | None,
+    journal: str | os.PathLike[str] | None,
+    ordered: bool,
+    retrieve: bool,
+    dedupe: bool,
+    sleep_interval: float,
+    max_interval: float,
+    task_timeout: float | None,
+    timeout: float | None,
+    on_upload: UploadCallback | None,
+    on_status: StatusCallback | None,
+) -> ProducerStream[Outcome]:
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    run = BatchRun(
+        tasks=tasks,
+        model_name=model_name,
+        concurrency=concurrency,
+        clip_length=clip_length,
+        scopes=tuple(scopes) if scopes else None,
+        options=tuple(options) if options else None,
+        journal=Journal(journal) if journal is not None else None,
+        ordered=ordered,
+        retrieve=retrieve,
+        dedupe=dedupe,
+        sleep_interval=sleep_interval,
+        max_interval=max_interval,
+        task_timeout=task_timeout,
+        deadline=None if timeout is None else time.monotonic() + timeout,
+        on_upload=on_upload,
+        on_status=on_status,
+    )
+    return ProducerStream(lambda send: run.produce(inputs, send), buffer=concurrency)
+
+
+def watch_many(
+    tasks: EmbedTasks,
+    task_ids: Iterable[str],
+    *,
+    sleep_interval: float,
+    max_interval: float,
+    task_timeout: float | None,
+    timeout: float | None,
+    started_at: datetime | None,
+) -> ProducerStream[StatusUpdate]:
+    ids = list(dict.fromkeys(task_ids))
+
+    async def produce(send: MemoryObjectSendStream[StatusUpdate]) -> None:
+        def list_processing(since: datetime | None) -> AsyncIterator[EmbedTask]:
+            # The caller's tasks may be older than this watch: only their bound narrows the list.
+            return tasks.list(page_limit=50, status="processing", started_at=started_at)
+
+        watcher = StatusWatcher(
+            list_processing,
+            tasks.status,
+            sleep_interval=sleep_interval,
+            max_interval=max_interval,
+            on_update=send.send,
+        )
+        for task_id in ids:
+            per_task = task_timeout if timeout is None else min(task_timeout or timeout, timeout)
+            watcher.watch(task_id, timeout=per_task)
+        watcher.close()
+        await watcher.run()
+
+    return ProducerStream(produce, buffer=max(16, len(ids)))

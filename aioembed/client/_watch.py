@@ -1,0 +1,190 @@
+"""Watching many tasks at a cost that does not grow as one request per task per round.
+
+Each round pages through the *processing* tasks with the list endpoint (50 per
+request). A watched task missing from that list has probably finished, and only
+then is it asked about on its own. So a round costs ``ceil(processing / 50)``
+requests plus one per task that finished since the last round.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import attrs
+
+from ..errors import AioEmbedError, WaitTimeoutError
+from ..models import EmbedTask
+
+__all__ = ["StatusUpdate", "StatusWatcher"]
+
+#: Tolerated clock difference between us and the server for the ``started_at`` filter.
+CLOCK_MARGIN = timedelta(minutes=5)
+
+Resolve = Callable[[str], Awaitable[EmbedTask]]
+ListProcessing = Callable[[datetime | None], AsyncIterator[EmbedTask]]
+
+
+@attrs.frozen
+class StatusUpdate:
+    """One change seen by ``watch_many``: a new status or progress, or the watch's end.
+
+    ``final`` is true exactly once per task: with a terminal ``task`` or an ``error``
+    (e.g. :class:`~aioembed.WaitTimeoutError` past a deadline, or a 404).
+    """
+
+    task_id: str
+    task: EmbedTask | None
+    error: AioEmbedError | None = None
+    final: bool = False
+
+
+@attrs.define(eq=False)
+class _Watch:
+    task_id: str
+    deadline: float | None
+    timeout: float | None
+    done: anyio.Event = attrs.Factory(anyio.Event)
+    last: EmbedTask | None = None
+    error: AioEmbedError | None = None
+
+    async def result(self) -> EmbedTask:
+        """The terminal task; raises the watch's error (timeout, 404, ...)."""
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.last is not None
+        return self.last
+
+
+class StatusWatcher:
+    """Polls for many tasks in shared rounds; :meth:`run` is the only poller.
+
+    ``resolve(task_id)`` is the individual fetch for tasks that left the
+    processing list (``status``, or ``retrieve`` when the caller wants the
+    embeddings anyway). ``on_update`` sees every change. The interval starts
+    at ``sleep_interval`` and stretches 1.3x per quiet round up to
+    ``max_interval``, with +-10 % jitter; any change resets it.
+    """
+
+    def __init__(
+        self,
+        list_processing: ListProcessing,
+        resolve: Resolve,
+        *,
+        sleep_interval: float = 1.0,
+        max_interval: float = 10.0,
+        concurrency: int = 8,
+        on_update: Callable[[StatusUpdate], Awaitable[None]] | None = None,
+    ) -> None:
+        self._list = list_processing
+        self._resolve = resolve
+        self._min = sleep_interval
+        self._max = max(max_interval, sleep_interval)
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._on_update = on_update
+        self._watches: dict[str, _Watch] = {}
+        self._since: datetime | None = None
+        self._wakeup = anyio.Event()
+        self._closed = False
+        self.rounds = 0
+
+    def watch(self, task_id: str, *, timeout: float | None = None) -> _Watch:
+        """Start (or join) watching ``task_id``; await ``.result()`` for its final state."""
+        existing = self._watches.get(task_id)
+        if existing is not None and not existing.done.is_set():
+            return existing
+        deadline = None if timeout is None else time.monotonic() + timeout
+        w = self._watches[task_id] = _Watch(task_id, deadline, timeout)
+        since = datetime.now(UTC) - CLOCK_MARGIN
+        self._since = since if self._since is None else min(self._since, since)
+        self._wakeup.set()
+        return w
+
+    def close(self) -> None:
+        """Let :meth:`run` return once nothing is left to watch."""
+        self._closed = True
+        self._wakeup.set()
+
+    def _pending(self) -> list[_Watch]:
+        return [w for w in self._watches.values() if not w.done.is_set()]
+
+    async def run(self) -> None:
+        interval = self._min
+        while True:
+            if not self._pending():
+                if self._closed:
+                    return
+                await self._wakeup.wait()
+                self._wakeup = anyio.Event()
+                interval = self._min
+                continue
+            changed = await self._round()
+            interval = self._min if changed else min(interval * 1.3, self._max)
+            if self._pending():
+                await anyio.sleep(interval * random.uniform(0.9, 1.1))
+
+    async def _round(self) -> bool:
+        self.rounds += 1
+        processing: dict[str, EmbedTask] = {}
+        try:
+            async for task in self._list(self._since):
+                processing[task.id] = task
+        except AioEmbedError as e:
+            # The transport already retried; a poll loop must not swallow the error.
+            for w in self._pending():
+                await self._finish(w, None, e)
+            return True
+        changed = False
+        gone: list[_Watch] = []
+        for w in self._pending():
+            seen = processing.get(w.task_id)
+            if seen is None:
+                gone.append(w)
+            else:
+                changed |= await self._update(w, seen)
+
+        async def check(w: _Watch) -> None:
+            nonlocal changed
+            async with self._limiter:
+                try:
+                    task = await self._resolve(w.task_id)
+                except AioEmbedError as e:
+                    await self._finish(w, None, e)
+                    changed = True
+                    return
+            if task.status.is_terminal:
+                await self._finish(w, task)
+                changed = True
+            else:
+                changed |= await self._update(w, task)
+
+        async with anyio.create_task_group() as tg:
+            for w in gone:
+                tg.start_soon(check, w)
+        now = time.monotonic()
+        for w in self._pending():
+            if w.deadline is not None and now >= w.deadline:
+                await self._finish(w, w.last, WaitTimeoutError(w.task_id, w.timeout or 0.0))
+        return changed
+
+    async def _update(self, w: _Watch, task: EmbedTask) -> bool:
+        old = w.last
+        w.last = task
+        if old is not None and old.status == task.status and old.progress == task.progress:
+            return False
+        if self._on_update is not None:
+            await self._on_update(StatusUpdate(w.task_id, task))
+        return True
+
+    async def _finish(
+        self, w: _Watch, task: EmbedTask | None, error: AioEmbedError | None = None
+    ) -> None:
+        w.last = task or w.last
+        w.error = error
+        w.done.set()
+        if self._on_update is not None:
+            await self._on_update(StatusUpdate(w.task_id, task, error, final=True))
