@@ -1,0 +1,287 @@
+"""One sequential decode pass per file, cut into clips as it goes.
+
+Seeking for each sample would re-decode whole GOPs, so a file is demuxed and
+decoded once from the start of the requested range (one seek at most). Every
+video frame is decoded (the codec needs them) but only the few sampled frames are
+colour-converted and scaled, which is where the cost would otherwise be. Audio is
+decoded once and resampled to mono float32 at :data:`AUDIO_RATE`.
+
+Memory is bounded by one clip: sampled frames are small and audio is cut and
+dropped clip by clip, so a one-hour file needs no more than a six-second one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import attrs
+import av
+import numpy as np
+import numpy.typing as npt
+
+from ._media import MediaError, MediaSource, _broken, _short, media_duration, open_media
+
+__all__ = ["AUDIO_RATE", "ClipMedia", "decode_image", "iter_clips"]
+
+AUDIO_RATE = 16_000
+# Consecutive packets that fail to decode before the file is declared broken.
+_MAX_BAD_PACKETS = 200
+_DECODE_ERRORS = (av.FFmpegError, OSError, ValueError, MemoryError)
+
+
+@attrs.frozen(eq=False)
+class ClipMedia:
+    """The decoded media of one clip ``[start, end)`` (seconds).
+
+    ``frames``: sampled frames, ``(n, height, width, 3)`` uint8 RGB, upright.
+    ``times``: their timestamps in seconds. ``audio``: mono float32 samples at
+    :data:`AUDIO_RATE` covering the clip (shorter if the audio stops early, empty if
+    there is none). ``has_audio``: the file has an audio stream at all.
+    """
+
+    start: float
+    end: float
+    frames: npt.NDArray[np.uint8]
+    times: npt.NDArray[np.float64]
+    audio: npt.NDArray[np.float32]
+    has_audio: bool
+
+
+def _upright(img: npt.NDArray[np.uint8], rotation: float | None) -> npt.NDArray[np.uint8]:
+    # Display-matrix rotation is counter-clockwise degrees; np.rot90 turns the same way.
+    k = int(round((rotation or 0) / 90)) % 4
+    return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
+def _sample(frame: Any, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    w, h = size
+    rotation = frame.rotation
+    if rotation and int(round(rotation / 90)) % 2:
+        w, h = h, w  # scale before turning, so the upright result is size
+    img = frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA")
+    return _upright(img, rotation)
+
+
+def decode_image(source: MediaSource, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """The first picture of ``source`` (PNG, JPEG or any video) as ``size`` RGB uint8.
+
+    Raises :class:`MediaError` ``parameter_invalid`` if it does not decode.
+    """
+    try:
+        with open_media(source) as container:
+            if not container.streams.video:
+                raise MediaError("parameter_invalid", "The image does not contain a picture.")
+            for frame in container.decode(video=0):
+                return _sample(frame, size)
+    except MediaError as exc:
+        if exc.code == "parameter_invalid":
+            raise
+        raise MediaError("parameter_invalid", "The image is broken or not a PNG or JPEG image.") from None
+    except _DECODE_ERRORS as exc:
+        raise MediaError(
+            "parameter_invalid", f"The image does not decode ({_short(exc)})."
+        ) from None
+    raise MediaError("parameter_invalid", "The image does not contain a picture.")
+
+
+class _AudioBuffer:
+    """Resampled audio since the current clip's start, addressed by absolute sample index."""
+
+    def __init__(self) -> None:
+        self.chunks: list[npt.NDArray[np.float32]] = []
+        self.first = 0  # absolute index of chunks[0][0]
+        self.pos: int | None = None  # absolute index one past the last sample
+        self.done = False
+
+    def add(self, samples: npt.NDArray[np.float32], time: float | None) -> None:
+        if self.pos is None:
+            self.pos = self.first = int(round((time or 0.0) * AUDIO_RATE))
+        if len(samples):
+            self.chunks.append(samples)
+            self.pos += len(samples)
+
+    def reached(self, t: float) -> bool:
+        return self.done or (self.pos is not None and self.pos >= round(t * AUDIO_RATE))
+
+    def cut(self, start: float, end: float) -> npt.NDArray[np.float32]:
+        """Samples of ``[start, end)``; drops everything before ``end`` afterwards."""
+        if self.pos is None or not self.chunks:
+            return np.zeros(0, np.float32)
+        data = np.concatenate(self.chunks) if len(self.chunks) > 1 else self.chunks[0]
+        a = max(int(round(start * AUDIO_RATE)) - self.first, 0)
+        b = max(int(round(end * AUDIO_RATE)) - self.first, 0)
+        out = np.array(data[a:b], dtype=np.float32)
+        rest = data[b:]
+        self.chunks = [rest] if len(rest) else []
+        self.first += b if b <= len(data) else len(data)
+        return out
+
+
+def iter_clips(
+    source: MediaSource,
+    spans: Sequence[tuple[float, float]],
+    *,
+    video: bool = True,
+    audio: bool = True,
+    sample_fps: float = 4.0,
+    frame_size: tuple[int, int] = (64, 64),
+) -> Iterator[ClipMedia]:
+    """Decode ``source`` once and yield one :class:`ClipMedia` per span, in order.
+
+    ``spans`` must be sorted and non-overlapping. Frames are sampled on a grid of
+    ``sample_fps`` per second anchored at the first span's start (the first frame at
+    or after each grid point, so variable frame rates work), scaled to
+    ``frame_size`` (width, height). A clip with no frame of its own (the video
+    stream stops early) repeats the last frame before it. Raises
+    :class:`MediaError` ``video_file_broken`` when the file does not open, has no
+    video stream (``video=True``) or no audio stream (``video=False``), or does
+    not decode.
+    """
+    if not spans:
+        return
+    range_start, range_end = spans[0][0], spans[-1][1]
+    with open_media(source) as container:
+        vstream = container.streams.video[0] if video and container.streams.video else None
+        astream = container.streams.audio[0] if audio and container.streams.audio else None
+        if video and vstream is None:
+            raise _broken("it has no video stream")
+        if not video and astream is None:
+            raise MediaError("parameter_invalid", "The audio file has no audio stream.")
+        declared = media_duration(container, vstream, astream)
+        streams = [s for s in (vstream, astream) if s is not None]
+        if vstream is not None:
+            vstream.thread_type = "AUTO"
+        if range_start > 1.0:
+            try:
+                # One seek to the keyframe before the range (backward), then decode on.
+                container.seek(int((range_start - 0.5) * 1_000_000), backward=True)
+            except _DECODE_ERRORS:
+                pass  # unseekable: decode from the beginning instead
+        yield from _clip_pass(
+            container,
+            streams,
+            vstream,
+            astream,
+            spans,
+            declared=declared,
+            sample_fps=sample_fps,
+            frame_size=frame_size,
+            range_end=range_end,
+        )
+
+
+def _clip_pass(
+    container: Any,
+    streams: list[Any],
+    vstream: Any,
+    astream: Any,
+    spans: Sequence[tuple[float, float]],
+    *,
+    declared: float,
+    sample_fps: float,
+    frame_size: tuple[int, int],
+    range_end: float,
+) -> Iterator[ClipMedia]:
+    range_start = spans[0][0]
+    step = 1.0 / sample_fps
+    frames: list[tuple[float, npt.NDArray[np.uint8]]] = []  # sampled, not yet emitted
+    last_frame: tuple[float, npt.NDArray[np.uint8]] | None = None
+    next_sample = range_start
+    video_t = -math.inf if vstream is not None else math.inf
+    video_done = vstream is None
+    decoded_any = False
+    frame_period = 1.0 / float(vstream.average_rate) if vstream is not None and vstream.average_rate else 1 / 25
+    abuf = _AudioBuffer()
+    abuf.done = astream is None
+    resampler = (
+        av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if astream is not None else None
+    )
+    index = 0
+    bad = 0
+
+    def ready(i: int) -> bool:
+        end = spans[i][1]
+        return (video_done or video_t >= end - 1e-6) and abuf.reached(end)
+
+    def emit(i: int) -> ClipMedia:
+        nonlocal frames, last_frame
+        start, end = spans[i]
+        mine = [f for f in frames if f[0] < end]
+        frames = [f for f in frames if f[0] >= end]
+        if mine:
+            last_frame = mine[-1]
+        elif vstream is not None:
+            if last_frame is None or (video_done and start - video_t > max(2.0, 0.05 * declared)):
+                raise _broken(
+                    f"its video stream stops at {max(video_t, 0):.2f} s, "
+                    f"before the clip at {start:g} s"
+                )
+            mine = [last_frame]
+        return ClipMedia(
+            start=start,
+            end=end,
+            frames=(
+                np.stack([f[1] for f in mine])
+                if mine
+                else np.zeros((0, frame_size[1], frame_size[0], 3), np.uint8)
+            ),
+            times=np.array([f[0] for f in mine], np.float64),
+            audio=abuf.cut(start, end) if astream is not None else np.zeros(0, np.float32),
+            has_audio=astream is not None,
+        )
+
+    packets = container.demux(*streams)
+    while index < len(spans):
+        try:
+            packet = next(packets, None)
+        except _DECODE_ERRORS as exc:
+            raise _broken(f"demuxing failed ({_short(exc)})") from None
+        if packet is None:
+            break
+        try:
+            decoded = packet.decode()
+            bad = 0
+        except _DECODE_ERRORS:
+            bad += 1
+            if bad > _MAX_BAD_PACKETS:
+                raise _broken("too many packets fail to decode") from None
+            continue
+        for frame in decoded:
+            if isinstance(frame, av.VideoFrame):
+                t = frame.time
+                if t is None:
+                    t = (video_t if math.isfinite(video_t) else range_start) + frame_period
+                decoded_any = True
+                video_t = max(video_t, t)
+                if t >= next_sample - 1e-3 and t < range_end:
+                    if t >= range_start - 1e-3:
+                        frames.append((t, _sample(frame, frame_size)))
+                        next_sample = range_start + (math.floor((t - range_start) * sample_fps + 1e-6) + 1) * step
+                    else:
+                        # Before the range (after a seek): remember it as a fallback only.
+                        last_frame = (t, _sample(frame, frame_size))
+            else:
+                assert resampler is not None
+                time = frame.time
+                for out in resampler.resample(frame):
+                    abuf.add(out.to_ndarray()[0], time)
+                    time = None
+        while index < len(spans) and ready(index):
+            yield emit(index)
+            index += 1
+    # End of file (or of the range): flush the resampler and emit what remains.
+    if resampler is not None and index < len(spans):
+        try:
+            for out in resampler.resample(None):
+                abuf.add(out.to_ndarray()[0], None)
+        except _DECODE_ERRORS:
+            pass
+    video_done = True
+    abuf.done = True
+    if vstream is not None and not decoded_any:
+        raise _broken("its video stream has no decodable frame")
+    while index < len(spans):
+        yield emit(index)
+        index += 1

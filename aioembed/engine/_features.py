@@ -1,0 +1,436 @@
+"""The default, weights-free backend: hand-made descriptors, centred and projected.
+
+Nothing here is learned. Each clip is described by interpretable features chosen
+to survive what near-duplicates do to a video (re-encoding, resizing, slight
+crops, brightness/contrast changes, a trimmed second, audio gain), then:
+
+1. **standardised** with a fixed per-feature mean and scale
+   (:mod:`aioembed.engine._calibration`, measured once on generated sample
+   videos - see :func:`aioembed.engine._calibrate.main`), so unrelated clips sit
+   near cosine 0 instead of all near 1;
+2. **weighted** per feature group (colour, layout, texture, motion...);
+3. **projected** to the model's dimension by a fixed, seeded matrix with
+   orthonormal columns (an isometry: cosines are kept exactly), and
+4. **L2-normalised** and cast to float32.
+
+Visual, per sampled frame (64x64): luminance layout (4x4 grid of per-frame
+z-scored luma, so brightness/contrast cancel), colour layout (4x4 grid of
+opponent colours over luma contrast), a chroma-weighted hue histogram, luma
+quantiles, gradient-orientation histograms (2x2 cells x 8 orientations) and edge
+density. A clip pools them over time (mean and standard deviation) and adds
+motion statistics (frame differences per grid cell, global mean/std/max, colour
+change). A still image is a one-frame clip, so image -> clip search works.
+
+Audio, per clip at 16 kHz: 40 log-mel bands relative to the clip's own level
+(gain cancels), their temporal variation and deltas, spectral centroid /
+flatness / roll-off, a chroma (pitch-class) profile, onset rate and spectral
+flux, loudness dynamics and envelope modulation. Silence (or no audio) gives a
+defined unit vector orthogonal to every non-silent clip.
+
+Text: a deterministic hashed embedding of word unigrams, bigrams and character
+trigrams. It is **not cross-modal**: text vectors are comparable with text
+vectors only, never with video, image or audio vectors.
+
+Determinism: float64 throughout with fixed summation orders and no BLAS (einsum
+without optimisation), seeds from the model name, a cast to float32 at the end,
+so the same input gives bit-identical vectors on every run.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _calibration
+from ._backend import Model, Vector, mean_pool, normalise
+
+__all__ = [
+    "AUDIO_GROUPS",
+    "FeatureBackend",
+    "VISUAL_GROUPS",
+    "audio_features",
+    "frame_features",
+    "visual_features",
+]
+
+F64 = npt.NDArray[np.float64]
+
+_GRID = 4
+_HUE_BINS = 12
+_ORIENT_BINS = 8
+_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+# (group name, size, weight). Weights are relative importances after
+# standardisation; a group's weight is spread over its dims.
+_FRAME_GROUPS = (
+    ("layout", _GRID * _GRID, 1.0),
+    ("colour_layout", 2 * _GRID * _GRID, 1.0),
+    ("hue", _HUE_BINS, 1.0),
+    ("quantiles", len(_QUANTILES), 0.4),
+    ("gradients", 4 * _ORIENT_BINS, 1.0),
+    ("edges", 1, 0.3),
+)
+FRAME_DIMS = sum(g[1] for g in _FRAME_GROUPS)
+VISUAL_GROUPS = (
+    *((f"mean_{n}", s, w) for n, s, w in _FRAME_GROUPS),
+    *((f"std_{n}", s, 0.5 * w) for n, s, w in _FRAME_GROUPS),
+    ("motion_grid", _GRID * _GRID, 0.6),
+    ("motion_stats", 4, 0.4),
+)
+VISUAL_DIMS = sum(g[1] for g in VISUAL_GROUPS)
+
+_N_FFT = 512
+_HOP = 256
+_N_MELS = 40
+_RATE = 16_000
+AUDIO_GROUPS = (
+    ("mel_mean", _N_MELS, 1.5),
+    ("mel_std", _N_MELS, 1.0),
+    ("mel_delta", 10, 0.5),
+    ("spectral", 6, 0.7),
+    ("chroma", 12, 1.0),
+    ("onsets", 3, 0.5),
+    ("modulation", 6, 0.5),
+    ("loudness", 3, 0.4),
+)
+AUDIO_DIMS = sum(g[1] for g in AUDIO_GROUPS)
+# Below this RMS (about -70 dBFS) a clip counts as silent.
+_SILENCE_RMS = 10 ** (-70 / 20)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dot(a: F64, b: F64) -> F64:
+    # einsum without optimize= never calls BLAS, whose threading can change
+    # summation order; these products are small.
+    return np.einsum("...j,jk->...k", a, b, optimize=False)
+
+
+def _soft_hist(values: F64, weights: F64, bins: int, period: float) -> F64:
+    """Circular histogram with linear interpolation between bin centres, per row.
+
+    ``values`` and ``weights`` are ``(n, m)``; returns ``(n, bins)`` summing to the
+    rows' total weight.
+    """
+    pos = values / period * bins - 0.5
+    lo = np.floor(pos)
+    frac = pos - lo
+    lo_i = lo.astype(np.int64) % bins
+    hi_i = (lo_i + 1) % bins
+    n = values.shape[0]
+    out = np.zeros((n, bins), np.float64)
+    rows = np.repeat(np.arange(n), values.shape[1])
+    np.add.at(out, (rows, lo_i.ravel()), (weights * (1 - frac)).ravel())
+    np.add.at(out, (rows, hi_i.ravel()), (weights * frac).ravel())
+    return out
+
+
+def _cells(x: F64, k: int) -> F64:
+    """Mean over a ``k x k`` grid of the last two axes: ``(n, H, W) -> (n, k*k)``."""
+    n, h, w = x.shape
+    hh, ww = h // k * k, w // k * k
+    return x[:, :hh, :ww].reshape(n, k, hh // k, k, ww // k).mean(axis=(2, 4)).reshape(n, k * k)
+
+
+# --------------------------------------------------------------------------- visual
+
+
+def frame_features(frames: npt.NDArray[np.uint8]) -> tuple[F64, F64, F64]:
+    """Per-frame descriptors ``(n, FRAME_DIMS)``, plus the z-scored luma at 16x16 and
+    the hue histograms, which clip pooling uses for motion."""
+    x = frames.astype(np.float64) / 255.0
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    n = x.shape[0]
+    luma = 0.299 * r + 0.587 * g + 0.114 * b
+    mu = luma.mean(axis=(1, 2))[:, None, None]
+    sd = luma.std(axis=(1, 2))[:, None, None]
+    scale = sd + 0.03
+    z = (luma - mu) / scale
+
+    layout = _cells(z, _GRID)
+    o1 = (r - g) / scale
+    o2 = (0.5 * (r + g) - b) / scale
+    colour_layout = np.concatenate([_cells(o1, _GRID), _cells(o2, _GRID)], axis=1) * 0.5
+
+    chroma = x.max(axis=3) - x.min(axis=3)
+    hue = np.arctan2(math.sqrt(3) * (g - b), 2 * r - g - b) + math.pi
+    hist = _soft_hist(hue.reshape(n, -1), chroma.reshape(n, -1), _HUE_BINS, 2 * math.pi)
+    total = chroma.reshape(n, -1).sum(axis=1)[:, None]
+    # Hue of a nearly grey frame is noise: the histogram fades out with colourfulness.
+    colourful = np.minimum(total / (0.05 * chroma[0].size), 1.0)
+    hue_hist = hist / np.maximum(total, 1e-9) * colourful
+
+    quantiles = np.quantile(z.reshape(n, -1), _QUANTILES, axis=1).T
+
+    gx = z[:, 1:-1, 2:] - z[:, 1:-1, :-2]
+    gy = z[:, 2:, 1:-1] - z[:, :-2, 1:-1]
+    mag = np.hypot(gx, gy)
+    ang = np.arctan2(gy, gx) % math.pi
+    hh, ww = mag.shape[1] // 2 * 2, mag.shape[2] // 2 * 2
+    grads = []
+    for i in range(2):
+        for j in range(2):
+            ys = slice(i * hh // 2, (i + 1) * hh // 2)
+            xs = slice(j * ww // 2, (j + 1) * ww // 2)
+            m = mag[:, ys, xs].reshape(n, -1)
+            grads.append(_soft_hist(ang[:, ys, xs].reshape(n, -1), m, _ORIENT_BINS, math.pi))
+    gradients = np.concatenate(grads, axis=1)
+    gradients /= np.maximum(gradients.sum(axis=1, keepdims=True), 1e-9)
+    edges = np.log1p(mag.mean(axis=(1, 2)))[:, None]
+
+    feats = np.concatenate([layout, colour_layout, hue_hist, quantiles, gradients, edges], axis=1)
+    return feats, _cells(z, 16), hue_hist
+
+
+def visual_features(frames: npt.NDArray[np.uint8]) -> F64:
+    """The clip descriptor ``(VISUAL_DIMS,)`` of ``n >= 1`` sampled frames."""
+    feats, small, hue_hist = frame_features(frames)
+    mean = feats.mean(axis=0)
+    std = feats.std(axis=0)
+    n = feats.shape[0]
+    if n >= 2:
+        diff = np.abs(np.diff(small.reshape(n, 16, 16), axis=0))  # (n-1, 16, 16)
+        motion_grid = _cells(diff, _GRID).mean(axis=0)
+        per_frame = diff.mean(axis=(1, 2))
+        colour_change = np.abs(np.diff(hue_hist, axis=0)).sum(axis=1).mean()
+        motion_stats = np.array(
+            [per_frame.mean(), per_frame.std(), per_frame.max(), colour_change]
+        )
+    else:
+        motion_grid = np.zeros(_GRID * _GRID)
+        motion_stats = np.zeros(4)
+    return np.concatenate([mean, std, motion_grid, motion_stats])
+
+
+# --------------------------------------------------------------------------- audio
+
+
+@functools.cache
+def _mel_filters() -> F64:
+    """Triangular mel filters ``(N_FFT//2+1, N_MELS)`` from 60 Hz to 7.6 kHz."""
+
+    def mel(f: F64 | float) -> F64:
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    def hz(m: F64) -> F64:
+        return 700.0 * (10 ** (m / 2595.0) - 1.0)
+
+    edges = hz(np.linspace(mel(60.0), mel(7600.0), _N_MELS + 2))
+    freqs = np.arange(_N_FFT // 2 + 1) * _RATE / _N_FFT
+    fb = np.zeros((freqs.size, _N_MELS))
+    for i in range(_N_MELS):
+        lo, mid, hi = edges[i], edges[i + 1], edges[i + 2]
+        up = (freqs - lo) / (mid - lo)
+        down = (hi - freqs) / (hi - mid)
+        fb[:, i] = np.maximum(0.0, np.minimum(up, down))
+    # Narrow low filters can fall between FFT bins; give each at least its nearest bin.
+    for i in range(_N_MELS):
+        if fb[:, i].sum() == 0:
+            fb[int(round(edges[i + 1] * _N_FFT / _RATE)), i] = 1.0
+    return fb
+
+
+@functools.cache
+def _chroma_map() -> F64:
+    """``(N_FFT//2+1, 12)``: FFT bins 80 Hz-4 kHz to pitch classes."""
+    freqs = np.arange(_N_FFT // 2 + 1) * _RATE / _N_FFT
+    out = np.zeros((freqs.size, 12))
+    for k, f in enumerate(freqs):
+        if 80.0 <= f <= 4000.0:
+            pc = (12 * math.log2(f / 440.0)) % 12
+            lo = int(math.floor(pc)) % 12
+            frac = pc - math.floor(pc)
+            out[k, lo] += 1 - frac
+            out[k, (lo + 1) % 12] += frac
+    return out
+
+
+@functools.cache
+def _window() -> F64:
+    return np.hanning(_N_FFT + 1)[:-1]
+
+
+def is_silent(samples: npt.NDArray[np.float32]) -> bool:
+    if samples.size < _N_FFT:
+        return True
+    x = samples.astype(np.float64)
+    return bool(math.sqrt(float(np.mean(x * x))) < _SILENCE_RMS)
+
+
+def audio_features(samples: npt.NDArray[np.float32]) -> F64:
+    """The clip descriptor ``(AUDIO_DIMS,)`` of non-silent mono 16 kHz samples."""
+    x = samples.astype(np.float64)
+    n_frames = 1 + (x.size - _N_FFT) // _HOP
+    frames = np.lib.stride_tricks.sliding_window_view(x, _N_FFT)[:: _HOP][:n_frames]
+    power = np.abs(np.fft.rfft(frames * _window(), axis=1)) ** 2  # (T, 257)
+    mel = _dot(power, _mel_filters())  # (T, 40)
+    floor = max(float(mel.max()), 1e-20) * 1e-8  # -80 dB under the clip's peak
+    logmel = 10.0 * np.log10(mel + floor)
+    level = logmel.mean()
+    rel = logmel - level  # the clip's own level cancels any gain change
+
+    mel_mean = rel.mean(axis=0) / 10.0
+    mel_std = rel.std(axis=0) / 10.0
+    delta = np.abs(np.diff(rel, axis=0)) if n_frames > 1 else np.zeros((1, _N_MELS))
+    mel_delta = delta.reshape(delta.shape[0], 10, 4).mean(axis=(0, 2)) / 10.0
+
+    energy = power.sum(axis=1)
+    weights = energy / max(float(energy.sum()), 1e-30)
+    freqs = np.arange(power.shape[1]) * _RATE / _N_FFT
+    safe = np.maximum(energy, 1e-30)
+    centroid = (power * freqs).sum(axis=1) / safe / (_RATE / 2)
+    flatness = np.exp(np.log(power + 1e-30).mean(axis=1)) / (safe / power.shape[1])
+    cum = np.cumsum(power, axis=1)
+    rolloff = (cum < 0.85 * cum[:, -1:]).sum(axis=1) / power.shape[1]
+    spectral = []
+    for values in (centroid, flatness, rolloff):
+        m = float((weights * values).sum())
+        spectral += [m, math.sqrt(max(float((weights * (values - m) ** 2).sum()), 0.0))]
+
+    chroma = _dot(power.sum(axis=0), _chroma_map())
+    chroma = chroma / max(float(chroma.sum()), 1e-30)
+
+    flux = np.maximum(np.diff(rel, axis=0), 0.0).mean(axis=1) if n_frames > 1 else np.zeros(1)
+    thresh = flux.mean() + flux.std()
+    peaks = (flux[1:-1] > thresh) & (flux[1:-1] >= flux[:-2]) & (flux[1:-1] > flux[2:])
+    seconds = x.size / _RATE
+    onsets = np.array([peaks.sum() / seconds / 4.0, flux.mean() / 5.0, flux.std() / 5.0])
+
+    env = 10.0 * np.log10(energy + max(float(energy.max()), 1e-20) * 1e-8)
+    env_rel = env - env.max()
+    loudness = np.quantile(env_rel, (0.1, 0.5, 0.9)) / 40.0
+    spec = np.abs(np.fft.rfft(env - env.mean()))
+    mod_freqs = np.fft.rfftfreq(env.size, _HOP / _RATE)
+    band_edges = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    modulation = np.array(
+        [spec[(mod_freqs >= lo) & (mod_freqs < hi)].sum() for lo, hi in zip(band_edges, band_edges[1:])]
+    )
+    modulation = modulation / max(float(modulation.sum()), 1e-30)
+
+    return np.concatenate(
+        [mel_mean, mel_std, mel_delta, np.array(spectral), chroma, onsets, modulation, loudness]
+    )
+
+
+# --------------------------------------------------------------------------- projection
+
+
+def _group_weights(groups: tuple[tuple[str, int, float], ...]) -> F64:
+    return np.concatenate([np.full(size, w / math.sqrt(size)) for _, size, w in groups])
+
+
+@functools.cache
+def _projection(dims: int, in_dims: int, seed: int) -> F64:
+    """A fixed ``(in_dims, dims)`` matrix with orthonormal rows (so ``x @ P`` keeps
+    dot products), generated from ``seed``.
+
+    For a power-of-two ``dims`` it is a signed, column-selected Sylvester-Hadamard
+    matrix (entries exactly +-1/sqrt(dims), no floating-point factorisation); other
+    sizes use a QR factorisation of a seeded Gaussian matrix.
+    """
+    if in_dims > dims:
+        raise ValueError(f"cannot project {in_dims} features isometrically into {dims} dims")
+    rng = np.random.default_rng(seed)
+    if dims & (dims - 1) == 0:
+        h = np.array([[1.0]])
+        while h.shape[0] < dims:
+            h = np.block([[h, h], [h, -h]])
+        rows = rng.choice(dims, size=in_dims, replace=False)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=dims)
+        return h[rows] * signs[None, :] / math.sqrt(dims)
+    q, _ = np.linalg.qr(rng.standard_normal((dims, in_dims)))
+    return np.ascontiguousarray(q.T)
+
+
+def _standardise(f: F64, mean: tuple[float, ...], scale: tuple[float, ...]) -> F64:
+    if len(mean) != f.size:  # not calibrated (yet): identity
+        return f
+    return (f - np.asarray(mean)) / np.asarray(scale)
+
+
+def _project(z: F64, model: Model, purpose: str) -> Vector:
+    # The last input dim is reserved for the "silence" direction (see _silence).
+    proj = _projection(model.dims, z.size + 1, model.seed(purpose))
+    return normalise(_dot(z, proj[:-1]))
+
+
+def _silence(model: Model, purpose: str, in_dims: int) -> Vector:
+    proj = _projection(model.dims, in_dims + 1, model.seed(purpose))
+    return normalise(proj[-1].copy())
+
+
+# --------------------------------------------------------------------------- text
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _hash(token: str) -> int:
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def text_vector(text: str, dims: int, salt: str) -> F64:
+    """Signed feature hashing of words (1.0), word bigrams (0.7) and character
+    trigrams of each word (0.3 / number of trigrams), with log-scaled counts."""
+    words = _WORD.findall(text.lower())
+    counts: dict[str, float] = {}
+    for i, w in enumerate(words):
+        counts["w:" + w] = counts.get("w:" + w, 0.0) + 1.0
+        if i:
+            key = f"b:{words[i - 1]} {w}"
+            counts[key] = counts.get(key, 0.0) + 0.7
+        padded = f"<{w}>"
+        grams = [padded[j : j + 3] for j in range(max(len(padded) - 2, 1))]
+        for gram in grams:
+            key = "c:" + gram
+            counts[key] = counts.get(key, 0.0) + 0.3 / len(grams) * 3
+    v = np.zeros(dims, np.float64)
+    for key in sorted(counts):
+        h = _hash(salt + "\x00" + key)
+        v[h % dims] += (1.0 if (h >> 63) & 1 else -1.0) * (1.0 + math.log(counts[key]) if counts[key] >= 1 else counts[key])
+    if not v.any():
+        # No word characters at all (e.g. only punctuation): hash the raw string.
+        h = _hash(salt + "\x00raw:" + text)
+        v[h % dims] = 1.0
+    return v
+
+
+# --------------------------------------------------------------------------- backend
+
+
+class FeatureBackend:
+    """The weights-free default backend (name ``"features"``); see the module docstring."""
+
+    name = "features"
+    sample_fps = 4.0
+    frame_size = (64, 64)
+
+    def visual(
+        self, frames: npt.NDArray[np.uint8], times: npt.NDArray[np.float64], model: Model, option: str
+    ) -> Vector:
+        if frames.shape[0] == 0:
+            raise ValueError("a visual clip needs at least one frame")
+        f = visual_features(frames)
+        z = _standardise(f, _calibration.VISUAL_MEAN, _calibration.VISUAL_SCALE)
+        return _project(z * _group_weights(VISUAL_GROUPS), model, f"visual:{option}")
+
+    def audio(self, samples: npt.NDArray[np.float32], model: Model, option: str) -> Vector:
+        purpose = f"audio:{option}"
+        if is_silent(samples):
+            return _silence(model, purpose, AUDIO_DIMS)
+        f = audio_features(samples)
+        z = _standardise(f, _calibration.AUDIO_MEAN, _calibration.AUDIO_SCALE)
+        return _project(z * _group_weights(AUDIO_GROUPS), model, purpose)
+
+    def text(self, text: str, model: Model) -> Vector:
+        return normalise(text_vector(text, model.dims, model.name))
+
+    def pool(
+        self, vectors: npt.NDArray[np.float32], weights: npt.NDArray[np.float64], model: Model, option: str
+    ) -> Vector:
+        return mean_pool(vectors, weights)

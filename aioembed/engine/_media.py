@@ -1,0 +1,232 @@
+"""Opening media safely, probing it cheaply and checking it against the contract's limits."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import av
+
+from ..errors import AioEmbedError
+
+__all__ = [
+    "MediaError",
+    "MediaInfo",
+    "MediaLimits",
+    "MediaSource",
+    "check_media",
+    "open_media",
+    "probe",
+]
+
+#: A path, or the whole file as bytes.
+MediaSource = str | os.PathLike[str] | bytes
+
+# FFmpeg's probing is bounded so a hostile file cannot make open() crawl a huge input.
+_OPEN_OPTIONS = {"probesize": str(5 * 1024 * 1024), "analyzeduration": str(10_000_000)}
+
+BROKEN = "video_file_broken"
+
+
+class MediaError(AioEmbedError):
+    """The media cannot be used; ``code`` is the contract's error code.
+
+    Codes: ``video_file_broken``, ``video_duration_too_short``,
+    ``video_duration_too_long``, ``video_resolution_too_low``,
+    ``video_resolution_too_high`` (and ``parameter_invalid`` for an offset past the
+    end of the media, or an image/audio input that does not decode). Picklable:
+    ``args == (code, message)``, so it crosses process boundaries unchanged.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@attrs.frozen
+class MediaInfo:
+    """What :func:`probe` learns from a file's container (sizes are as displayed,
+    i.e. after rotation metadata); ``duration`` in seconds, ``fps`` frames/s."""
+
+    duration: float
+    width: int
+    height: int
+    fps: float | None
+    has_video: bool
+    has_audio: bool
+    video_codec: str | None
+    audio_codec: str | None
+    rotation: int = 0
+
+
+@attrs.frozen
+class MediaLimits:
+    """Inclusive limits a video must meet (seconds and pixels).
+
+    Resolution is checked orientation-free: a portrait 2160x3840 video passes the
+    default 3840x2160 maximum, as a rotated phone video should.
+    """
+
+    min_duration: float = 4.0
+    max_duration: float = 7200.0
+    min_width: int = 360
+    min_height: int = 360
+    max_width: int = 3840
+    max_height: int = 2160
+
+
+def _broken(detail: str) -> MediaError:
+    return MediaError(BROKEN, f"The video file is broken or not a supported video: {detail}.")
+
+
+@contextmanager
+def open_media(source: MediaSource, *, what: str = "video") -> Iterator[Any]:
+    """``av.open`` with bounded probing; any FFmpeg/OS failure becomes :class:`MediaError`.
+
+    Only errors raised while *opening* are translated here; callers translate
+    errors raised while decoding.
+    """
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if len(source) == 0:
+                raise _broken("the file is empty")
+            container = av.open(io.BytesIO(bytes(source)), options=dict(_OPEN_OPTIONS))
+        else:
+            path = os.fspath(source)
+            if os.path.getsize(path) == 0:
+                raise _broken("the file is empty")
+            container = av.open(path, options=dict(_OPEN_OPTIONS))
+    except MediaError:
+        raise
+    except FileNotFoundError:
+        raise _broken("the file does not exist") from None
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise _broken(f"FFmpeg cannot open it ({_short(exc)})") from None
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[:160]
+
+
+def _stream_duration(stream: Any) -> float | None:
+    if stream is None or stream.duration is None or stream.time_base is None:
+        return None
+    return float(stream.duration * stream.time_base)
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) and x > 0 else None
+
+
+def media_duration(container: Any, video: Any, audio: Any) -> float:
+    """Seconds: the container's duration, else the longest stream's, else 0."""
+    candidates = [
+        _finite(container.duration / 1_000_000 if container.duration else None),
+        _finite(_stream_duration(video)),
+        _finite(_stream_duration(audio)),
+    ]
+    found = [c for c in candidates if c is not None]
+    return found[0] if found else 0.0
+
+
+def probe(source: MediaSource) -> MediaInfo:
+    """Read duration, display size and streams from the container, decoding one frame.
+
+    Decoding the first video frame proves the stream is decodable and yields the
+    rotation metadata. Raises :class:`MediaError` ``video_file_broken`` for an empty,
+    truncated or non-media file, a file without a video stream (audio only, still
+    image sequences included only if they have a duration) or an undecodable one.
+    """
+    with open_media(source) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None:
+            raise _broken("it has no video stream")
+        width, height = int(video.codec_context.width or 0), int(video.codec_context.height or 0)
+        rotation = 0
+        first = None
+        try:
+            for packet in container.demux(video):
+                for frame in packet.decode():
+                    first = frame
+                    break
+                if first is not None:
+                    break
+                if packet.pos is not None and packet.pos > 64 * 1024 * 1024:
+                    break  # no frame in the first 64 MB: not a video we can use
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise _broken(f"its video stream does not decode ({_short(exc)})") from None
+        if first is None:
+            raise _broken("its video stream has no decodable frame")
+        width, height = first.width or width, first.height or height
+        rotation = int(round(first.rotation or 0)) % 360
+        if rotation in (90, 270):
+            width, height = height, width
+        if width <= 0 or height <= 0:
+            raise _broken("its video stream has no frame size")
+        fps = video.average_rate or video.guessed_rate
+        return MediaInfo(
+            duration=media_duration(container, video, audio),
+            width=width,
+            height=height,
+            fps=float(fps) if fps else None,
+            has_video=True,
+            has_audio=audio is not None,
+            video_codec=video.codec_context.name,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+            rotation=rotation,
+        )
+
+
+def check_media(info: MediaInfo, limits: MediaLimits = MediaLimits()) -> None:
+    """Raise :class:`MediaError` if ``info`` breaks ``limits`` (all inclusive).
+
+    Order: decodability (no video stream), duration, then resolution.
+    """
+    if not info.has_video:
+        raise _broken("it has no video stream")
+    # Durations are compared at millisecond precision: containers round (a 4 s file
+    # may report 3.9997 s), and "exactly 4 s is accepted" should hold for them.
+    duration = round(info.duration, 3)
+    if duration < limits.min_duration:
+        raise MediaError(
+            "video_duration_too_short",
+            f"The video is too short ({info.duration:.2f} s). "
+            f"The duration should be at least {limits.min_duration:g} seconds.",
+        )
+    if duration > limits.max_duration:
+        raise MediaError(
+            "video_duration_too_long",
+            f"The video is too long ({info.duration:.0f} s). "
+            f"The duration should be at most {limits.max_duration:g} seconds.",
+        )
+    short, long = sorted((info.width, info.height))
+    min_short, min_long = sorted((limits.min_width, limits.min_height))
+    max_short, max_long = sorted((limits.max_width, limits.max_height))
+    size = f"{info.width}x{info.height}"
+    if short < min_short or long < min_long:
+        raise MediaError(
+            "video_resolution_too_low",
+            f"The video resolution {size} is too low. "
+            f"It should be at least {limits.min_width}x{limits.min_height}.",
+        )
+    if short > max_short or long > max_long:
+        raise MediaError(
+            "video_resolution_too_high",
+            f"The video resolution {size} is too high. "
+            f"It should be at most {limits.max_width}x{limits.max_height}.",
+        )
