@@ -1,0 +1,216 @@
+"""The local, wire-compatible embed server (``aioembed serve``).
+
+Serves the TwelveLabs Embed API v1 contract under ``/v1.3`` with
+:mod:`aioembed.engine` doing the work in worker processes and SQLite keeping
+every accepted task durable::
+
+    from aioembed.server import ServerConfig, create_app
+    app = create_app(ServerConfig(data_dir="data", api_keys=("k",), workers=2))
+
+or from a shell: ``python -m aioembed.server --port 8000 --api-key KEY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+
+from ._app import ServerRunner, create_app
+from ._config import MediaLimitsConfig, RateLimit, ServerConfig, parse_rate_limit
+from ._keys import METRICS
+from ._metrics import RequestCounter
+from ._store import SqliteStore, Store
+
+__all__ = [
+    "METRICS",
+    "MediaLimitsConfig",
+    "RateLimit",
+    "RequestCounter",
+    "ServerConfig",
+    "ServerRunner",
+    "SqliteStore",
+    "Store",
+    "create_app",
+    "main",
+    "serve",
+]
+
+log = logging.getLogger("aioembed.server")
+
+
+def base_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/v1.3"
+
+
+async def serve(
+    config: ServerConfig,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+    access_log: bool = False,
+) -> None:
+    """Run the server until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None).
+
+    ``on_ready`` gets the base URL (with the bound port when ``config.port`` is 0).
+    Start-up errors (unusable data directory, port in use) propagate.
+    """
+    app = create_app(config)
+    kwargs = {} if access_log else {"access_log": None}
+    runner = ServerRunner(app, **kwargs)  # type: ignore[arg-type]
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        addr = runner.addresses[0]
+        url = base_url(config.host, int(addr[1]))
+        if on_ready is not None:
+            on_ready(url)
+        loop = asyncio.get_running_loop()
+        if stop is None:
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _size(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    scale = units.get(t[-1:], 1)
+    number = t[:-1] if t[-1:] in units else t
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 2G or 500M") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("size should be positive")
+    return value
+
+
+def _rate(text: str) -> RateLimit | None:
+    try:
+        return parse_rate_limit(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="aioembed serve",
+        description="Run the local embed server (TwelveLabs Embed API v1 under /v1.3).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default 8000)")
+    p.add_argument("--data-dir", default="./aioembed-data", help="where tasks and vectors live")
+    p.add_argument(
+        "--workers", type=int, default=None, help="video worker processes (default: CPUs)"
+    )
+    p.add_argument(
+        "--sync-workers", type=int, default=1, help="processes for probes and POST /embed"
+    )
+    p.add_argument(
+        "--api-key",
+        action="append",
+        default=None,
+        help="accepted key, repeatable (default: $AIOEMBED_API_KEYS, comma-separated, or "
+        "$AIOEMBED_API_KEY; else one is generated and printed)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=None,
+        help="per-key limit such as 100/min, 5/s or 300/60 (default: off)",
+    )
+    p.add_argument(
+        "--allow-url-host",
+        action="append",
+        default=[],
+        metavar="CIDR|IP|HOST",
+        help="let video_url/image_url/audio_url reach this private/loopback destination "
+        "(repeatable; default: none)",
+    )
+    p.add_argument("--max-upload-bytes", type=_size, default=None, help="upload cap (default 2G)")
+    p.add_argument("--url-fetch-timeout", type=float, default=None, help="seconds (default 300)")
+    p.add_argument("--task-timeout", type=float, default=None, help="seconds per video task")
+    p.add_argument("--backend", default=None, help="engine backend name (default: the engine's)")
+    p.add_argument(
+        "--no-probe-on-create",
+        action="store_true",
+        help="check videos in the task (ends failed) instead of at create (400)",
+    )
+    p.add_argument("--prestart-workers", action="store_true", help="start workers at start-up")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    return p
+
+
+def _keys_from_env() -> list[str]:
+    many = os.environ.get("AIOEMBED_API_KEYS", "")
+    keys = [k.strip() for k in many.split(",") if k.strip()]
+    one = os.environ.get("AIOEMBED_API_KEY", "").strip()
+    if one:
+        keys.append(one)
+    return keys
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``aioembed serve``: parse flags, print ``aioembed serving on URL`` once bound, serve
+    until SIGINT/SIGTERM. Returns the process exit code."""
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    keys = list(args.api_key or []) or _keys_from_env()
+    if not keys:
+        key = "aioembed-" + secrets.token_hex(16)
+        keys = [key]
+        print(f"aioembed api key: {key}", flush=True)
+    options: dict[str, object] = {
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "sync_workers": args.sync_workers,
+        "api_keys": tuple(dict.fromkeys(keys)),
+        "rate_limit": args.rate_limit,
+        "url_allow": tuple(args.allow_url_host),
+        "backend": args.backend,
+        "probe_on_create": not args.no_probe_on_create,
+        "prestart_workers": args.prestart_workers,
+    }
+    if args.workers is not None:
+        options["workers"] = args.workers
+    if args.max_upload_bytes is not None:
+        options["max_upload_bytes"] = args.max_upload_bytes
+    if args.url_fetch_timeout is not None:
+        options["url_fetch_timeout"] = args.url_fetch_timeout
+    if args.task_timeout is not None:
+        options["task_timeout"] = args.task_timeout
+    try:
+        config = ServerConfig(**options)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as e:
+        print(f"aioembed serve: error: {e}", file=sys.stderr)
+        return 2
+
+    def ready(url: str) -> None:
+        print(f"aioembed serving on {url}", flush=True)
+
+    try:
+        asyncio.run(serve(config, on_ready=ready, access_log=args.access_log))
+    except KeyboardInterrupt:
+        return 130
+    except (RuntimeError, OSError) as e:
+        print(f"aioembed serve: error: {e}", file=sys.stderr)
+        return 1
+    return 0

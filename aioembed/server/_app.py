@@ -1,0 +1,345 @@
+"""The application factory, its one middleware and its lifecycle.
+
+``create_app(config)`` builds the ``web.Application``; resources (data
+directory lock, store, worker pools, URL session, dispatcher) are opened and
+closed in ``cleanup_ctx``. One middleware does, in the contract's precedence:
+request id, API key (401), rate limit (429), then the route (404/405 come from
+aiohttp's router as exceptions) and the handler; and it renders *every* error
+as the contract's JSON with ``request_id`` and ``x-request-id``.
+
+Errors aiohttp produces before any middleware runs (a malformed request line,
+oversized headers) go through the protocol's ``handle_error``;
+:class:`ServerRunner` swaps in a request handler that renders those as the
+contract's JSON too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from ..errors import (
+    APIStatusError,
+    AuthenticationError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServerError,
+)
+from ._config import ServerConfig
+from ._dispatch import Dispatcher
+from ._keys import (
+    CONFIG,
+    DATA_DIR,
+    DISPATCHER,
+    MEDIA_DIR,
+    METRICS,
+    OWNER,
+    RATE_LIMITER,
+    REQUEST_ID,
+    STARTED,
+    STORE,
+    SYNC_POOL,
+    TMP_DIR,
+    URL_POLICY,
+    URL_SESSION,
+)
+from ._metrics import UNMATCHED, RequestCounter
+from ._ratelimit import RateLimiter
+from ._routes import PUBLIC_ROUTES, routes
+from ._store import SqliteStore, Store, owner_of
+from ._urlfetch import UrlPolicy, make_session
+from ._workers import WorkerPool
+
+__all__ = ["ServerRunner", "create_app"]
+
+log = logging.getLogger("aioembed.server")
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _error_response(exc: APIStatusError, request_id: str) -> web.Response:
+    body = exc.to_body()
+    body["request_id"] = request_id
+    from ._render import json_response
+
+    resp = json_response(body, status=exc.status)
+    resp.headers.update(exc.headers)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(int(retry_after))
+    return resp
+
+
+def _from_http_exception(exc: web.HTTPException, request: web.BaseRequest) -> APIStatusError:
+    """aiohttp's own errors (unknown route, wrong method, body too large) as contract errors."""
+    path = request.path if len(request.path) <= 100 else request.path[:97] + "..."
+    if exc.status == 404:
+        return NotFoundError(f"The path {path!r} does not exist.", code="resource_not_exist")
+    if exc.status == 405:
+        allowed = sorted(getattr(exc, "allowed_methods", ()) or ())
+        return APIStatusError(
+            f"The method {request.method} is not allowed on {path!r}"
+            + (f"; use {', '.join(allowed)}." if allowed else "."),
+            code="method_not_allowed",
+            status=405,
+            headers={"Allow": ",".join(allowed)} if allowed else None,
+        )
+    if exc.status == 413:
+        return PayloadTooLargeError(
+            "The request body is larger than the server accepts.",
+            code="video_filesize_too_large",
+        )
+    if exc.status < 500:
+        return APIStatusError(exc.text or exc.reason, code="parameter_invalid", status=exc.status)
+    return ServerError("The server failed to handle the request.", code="internal_error")
+
+
+def _unexpected(exc: BaseException) -> ServerError:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ServerError("The server ran out of disk space.", code="internal_error")
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        return ServerError("The server ran out of disk space.", code="internal_error")
+    return ServerError("The server failed to handle the request.", code="internal_error")
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info
+    if info.http_exception is not None:
+        return UNMATCHED
+    resource = info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+@web.middleware
+async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    app = request.app
+    request_id = _new_request_id()
+    request[REQUEST_ID] = request_id
+    headers: dict[str, str] = {}
+    route = _route_name(request)
+    resp: web.StreamResponse
+    try:
+        if request.match_info.route.name not in PUBLIC_ROUTES:
+            key = request.headers.get("x-api-key", "")
+            owner = app[_OWNERS].get(key) if key else None
+            if owner is None:
+                raise AuthenticationError(
+                    "The API key is missing or invalid; send a valid key in the x-api-key header.",
+                    code="api_key_invalid",
+                )
+            request[OWNER] = owner
+            limiter = app[RATE_LIMITER]
+            if limiter is not None:
+                decision = limiter.take(owner)
+                headers.update(decision.headers())
+                if not decision.allowed:
+                    raise decision.error()
+        resp = await handler(request)
+    except web.HTTPException as e:
+        resp = _error_response(_from_http_exception(e, request), request_id)
+    except APIStatusError as e:
+        resp = _error_response(e, request_id)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        log.exception(
+            "internal error handling %s %s (request %s)", request.method, request.path, request_id
+        )
+        resp = _error_response(_unexpected(e), request_id)
+    if resp.status >= 400 and request.body_exists and not request.content.at_eof():
+        # The body was not read to the end (refused early): the connection
+        # cannot carry another request.
+        resp.force_close()
+    resp.headers.update(headers)
+    resp.headers["x-request-id"] = request_id
+    app[METRICS].record(route, request.method, resp.status)
+    return resp
+
+
+_OWNERS = web.AppKey("owners", dict[str, str])
+_LOCK_FD = web.AppKey("lock_fd", int)
+
+
+def _prepare_data_dir(data_dir: Path) -> tuple[Path, Path, int]:
+    """Create the layout, prove it writable, lock it for this process (flock)."""
+    media, tmp = data_dir / "media", data_dir / "uploads"
+    try:
+        for d in (data_dir, media, tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        probe = tmp / f".write-test-{os.getpid()}"
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as e:
+        raise RuntimeError(f"data directory {data_dir} is not usable: {e}") from e
+    fd = os.open(data_dir / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"data directory {data_dir} is in use by another server") from None
+    # Leftovers of uploads that were in flight when the last server stopped.
+    for leftover in tmp.iterdir():
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+    return media, tmp, fd
+
+
+def _sweep_media(media: Path, processing: set[str]) -> None:
+    """Input files that belong to no unfinished task (crash between rename and commit,
+    or between a task's end and the file's removal)."""
+    for path in media.iterdir():
+        if path.name not in processing:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    loop = asyncio.get_running_loop()
+    app[STARTED] = loop.time()
+    _check_backend(config.backend)
+    media, tmp, lock_fd = await loop.run_in_executor(None, _prepare_data_dir, config.data_dir)
+    app[_LOCK_FD] = lock_fd
+    app[MEDIA_DIR], app[TMP_DIR] = media, tmp
+    store = app[STORE]
+    stack = contextlib.AsyncExitStack()
+    try:
+        stack.callback(os.close, lock_fd)
+        await store.open()
+        stack.push_async_callback(store.close)
+        await store.prune_idempotency(time.time() - config.idempotency_ttl)
+        resume = await store.processing_ids()
+        await loop.run_in_executor(None, _sweep_media, media, set(resume))
+        session = make_session(app[URL_POLICY], connect_timeout=config.url_connect_timeout)
+        app[URL_SESSION] = session
+        stack.push_async_callback(session.close)
+        pool = WorkerPool(config.workers, name="worker")
+        stack.push_async_callback(pool.close)
+        sync_pool = WorkerPool(config.sync_workers, name="sync")
+        stack.push_async_callback(sync_pool.close)
+        app[SYNC_POOL] = sync_pool
+        if config.prestart_workers:
+            pool.prestart()
+            sync_pool.prestart()
+        dispatcher = Dispatcher(
+            store=store,
+            pool=pool,
+            config=config,
+            media_dir=media,
+            tmp_dir=tmp,
+            session=lambda: app[URL_SESSION],
+            policy=app[URL_POLICY],
+        )
+        app[DISPATCHER] = dispatcher
+        dispatcher.start(resume)
+        stack.push_async_callback(dispatcher.close)
+        if resume:
+            log.info("resuming %d unfinished task(s)", len(resume))
+    except BaseException:
+        await stack.aclose()
+        raise
+    async with stack:
+        yield
+
+
+def _check_backend(name: str | None) -> None:
+    if name is None:
+        return
+    from ..engine import available_backends
+
+    known = available_backends()
+    if name not in known:
+        raise RuntimeError(f"unknown engine backend {name!r}; available: {', '.join(known)}")
+
+
+def create_app(config: ServerConfig, *, store: Store | None = None) -> web.Application:
+    """The local embed server as a ``web.Application``.
+
+    ``store`` replaces the default :class:`SqliteStore` in ``config.data_dir``.
+    Start-up raises ``RuntimeError`` when the data directory is unusable or
+    locked by another server. Request counts are at ``app[METRICS]``.
+    """
+    app = web.Application(middlewares=[_middleware], client_max_size=config.max_field_bytes * 16)
+    app[CONFIG] = config
+    the_store: Store = (
+        store if store is not None else SqliteStore(config.data_dir / "aioembed.sqlite3")
+    )
+    app[STORE] = the_store
+    app[METRICS] = RequestCounter()
+    app[RATE_LIMITER] = RateLimiter(config.rate_limit) if config.rate_limit is not None else None
+    app[URL_POLICY] = UrlPolicy.from_entries(config.url_allow)
+    app[_OWNERS] = {key: owner_of(key) for key in config.api_keys}
+    app[DATA_DIR] = config.data_dir
+    app.add_routes(routes)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+# -- protocol-level errors as contract JSON ---------------------------------------------
+
+
+class _JSONErrorRequestHandler(RequestHandler):
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)  # logs; may raise
+        if status == 500:
+            err: APIStatusError = ServerError(
+                "The server failed to handle the request.", code="internal_error"
+            )
+        elif status == 413:
+            err = PayloadTooLargeError(
+                "The request is larger than the server accepts.", code="video_filesize_too_large"
+            )
+        else:
+            detail = (message or "").splitlines()[0][:200] if message else "malformed request"
+            err = APIStatusError(
+                f"The request is malformed: {detail}", code="parameter_invalid", status=status
+            )
+        request_id = _new_request_id()
+        resp = _error_response(err, request_id)
+        resp.headers["x-request-id"] = request_id
+        resp.force_close()
+        del plain
+        return resp
+
+
+class _JSONErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JSONErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ServerRunner(web.AppRunner):
+    """An ``AppRunner`` whose low-level errors (bad request line, headers too large)
+    are rendered as the contract's JSON like every other error."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # The server object aiohttp built, with our handler class: same state, same
+        # arguments, only ``__call__`` differs.
+        server.__class__ = _JSONErrorServer
+        return server

@@ -1,0 +1,148 @@
+"""Server configuration: frozen values, built by the caller (or the CLI), never read from globals."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+
+import attrs
+
+from .._params import MAX_UPLOAD_BYTES
+
+__all__ = ["MediaLimitsConfig", "RateLimit", "ServerConfig", "parse_rate_limit"]
+
+_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+}
+
+
+@attrs.frozen
+class RateLimit:
+    """A token bucket per API key: ``requests`` tokens, refilled evenly over ``per`` seconds.
+
+    A full bucket allows a burst of ``requests``; after that one request every
+    ``per / requests`` seconds.
+    """
+
+    requests: int = attrs.field(validator=attrs.validators.gt(0))
+    per: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+
+    @property
+    def rate(self) -> float:
+        """Tokens added per second."""
+        return self.requests / self.per
+
+
+def parse_rate_limit(text: str) -> RateLimit | None:
+    """``"100/60"``, ``"100/min"``, ``"5/s"``, ``"300/5m"`` or ``"100"`` (per minute).
+
+    ``"off"``, ``"none"`` or ``"0"`` -> ``None`` (no limit). Raises ``ValueError``
+    on anything else.
+    """
+    text = text.strip().lower().replace(" ", "")
+    if text in ("", "off", "none", "0"):
+        return None
+    m = re.fullmatch(r"(\d+)(?:/(\d+(?:\.\d+)?)?([a-z]*))?", text)
+    if not m or (m.group(2) is None and not m.group(3) and "/" in text):
+        raise ValueError(f"rate limit {text!r} should look like 100/60, 100/min or 5/s")
+    count, number, unit = int(m.group(1)), m.group(2), m.group(3) or ""
+    if unit and unit not in _UNITS and unit.removesuffix("s") not in _UNITS:
+        raise ValueError(f"unknown rate limit unit {unit!r} (use s, min, h or d)")
+    scale = _UNITS.get(unit) or _UNITS.get(unit.removesuffix("s"), 1.0) if unit else 1.0
+    if "/" not in text:
+        per = 60.0
+    else:
+        per = (float(number) if number is not None else 1.0) * scale
+    if count <= 0:
+        return None
+    if per <= 0:
+        raise ValueError(f"rate limit {text!r} has an empty window")
+    return RateLimit(count, per)
+
+
+@attrs.frozen
+class MediaLimitsConfig:
+    """The contract's video limits (inclusive), in seconds and pixels."""
+
+    min_duration: float = 4.0
+    max_duration: float = 7200.0
+    min_width: int = 360
+    min_height: int = 360
+    max_width: int = 3840
+    max_height: int = 2160
+
+
+def _default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def _check_allow(_: object, __: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+    for entry in value:
+        if "/" in entry or _is_ip(entry):
+            ipaddress.ip_network(entry, strict=False)  # raises ValueError when malformed
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+@attrs.frozen(kw_only=True)
+class ServerConfig:
+    """Everything the local server needs to know; all durations in seconds, sizes in bytes.
+
+    ``api_keys`` empty means every request answers ``401``: the CLI generates a
+    key when none is given. ``url_allow`` holds CIDRs (``127.0.0.0/8``), IPs or
+    host names that ``video_url``/``image_url``/``audio_url`` may point at even
+    though they are private, loopback or link-local; empty refuses all of those.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = attrs.field(default=Path("aioembed-data"), converter=Path)
+    #: Video worker processes; each embeds one task at a time.
+    workers: int = attrs.field(factory=_default_workers, validator=attrs.validators.gt(0))
+    #: Processes for probes and synchronous ``POST /embed`` work (short jobs).
+    sync_workers: int = attrs.field(default=1, validator=attrs.validators.gt(0))
+    api_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    rate_limit: RateLimit | None = None
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    #: Longest single non-file form field (text, URL, numbers).
+    max_field_bytes: int = 64 * 1024
+    url_allow: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_allow)
+    url_fetch_timeout: float = 300.0
+    url_connect_timeout: float = 10.0
+    url_max_bytes: int = MAX_UPLOAD_BYTES
+    url_max_redirects: int = 5
+    media_limits: MediaLimitsConfig = MediaLimitsConfig()
+    #: Engine backend name passed to ``aioembed.engine`` (``None``: its default).
+    backend: str | None = None
+    #: How long one video task may run in a worker before the worker is killed.
+    task_timeout: float = 6 * 3600.0
+    #: How long a probe or a synchronous embedding may run.
+    sync_timeout: float = 120.0
+    #: Probe uploaded files at create so broken/out-of-limit videos get a 400 at once.
+    probe_on_create: bool = True
+    #: Attempts (server restarts mid-task) before a task is failed instead of resumed.
+    max_attempts: int = 5
+    #: Seconds a client should wait between status polls (sent as ``x-poll-after``).
+    poll_hint: float = 1.0
+    idempotency_ttl: float = 24 * 3600.0
+    #: Most progress writes per task per second that reach the store.
+    progress_interval: float = 0.5
+    #: Start worker processes at start-up instead of on first use.
+    prestart_workers: bool = False

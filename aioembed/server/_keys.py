@@ -1,0 +1,56 @@
+"""The application's typed state (``web.AppKey``) and per-request keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from ._config import ServerConfig
+from ._dispatch import Dispatcher
+from ._metrics import RequestCounter
+from ._ratelimit import RateLimiter
+from ._store import Store
+from ._urlfetch import UrlPolicy
+from ._workers import WorkerPool
+
+__all__ = [
+    "CONFIG",
+    "DATA_DIR",
+    "DISPATCHER",
+    "MEDIA_DIR",
+    "METRICS",
+    "OWNER",
+    "RATE_LIMITER",
+    "REQUEST_ID",
+    "ROUTE",
+    "STARTED",
+    "STORE",
+    "SYNC_POOL",
+    "TMP_DIR",
+    "URL_POLICY",
+    "URL_SESSION",
+]
+
+CONFIG = web.AppKey("config", ServerConfig)
+STORE: web.AppKey[Store] = web.AppKey("store")
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+SYNC_POOL = web.AppKey("sync_pool", WorkerPool)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter | None)  # type: ignore[arg-type]
+#: [ext] Request counts by route/method/status since start; tests read it.
+METRICS = web.AppKey("metrics", RequestCounter)
+URL_POLICY = web.AppKey("url_policy", UrlPolicy)
+URL_SESSION = web.AppKey("url_session", aiohttp.ClientSession)
+DATA_DIR = web.AppKey("data_dir", Path)
+MEDIA_DIR = web.AppKey("media_dir", Path)
+TMP_DIR = web.AppKey("tmp_dir", Path)
+#: ``loop.time()`` when the app started.
+STARTED = web.AppKey("started", float)
+
+#: Per-request values (``request[KEY]``).
+REQUEST_ID = web.RequestKey("request_id", str)
+#: The authenticated key's owner hash (see ``_store.owner_of``).
+OWNER = web.RequestKey("owner", str)
+#: The matched route's template, for metrics.
+ROUTE = web.RequestKey("route", str)

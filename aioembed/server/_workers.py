@@ -1,0 +1,487 @@
+"""Engine work in worker processes, never on the event loop.
+
+A :class:`WorkerPool` owns ``size`` slots; each slot is one child process
+running one job at a time, talking over a duplex pipe. Owning the processes
+(rather than a ``ProcessPoolExecutor``) is what lets a crash be pinned on the
+job that caused it: when a child dies the pipe reads EOF, that job raises
+:class:`WorkerDied`, the slot is restarted on next use and every other slot
+goes on untouched (an executor would break *all* its pending futures).
+
+Children come from a ``forkserver`` (Linux) that preloads the engine, so a
+restart costs a fork rather than a fresh interpreter importing NumPy and PyAV;
+elsewhere ``spawn``. Never plain ``fork``: the server process has threads and an
+event loop. A child exits by itself when the server dies (``kill -9``
+included): a watchdog thread notices its parent changed.
+
+Messages, child -> parent: ``("started",)``, ``("progress", done, total)``,
+``("meta", duration)``, then ``("ok", result)`` or ``("error", code, message)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.context import BaseContext
+from typing import Any
+
+import attrs
+
+from .._params import MIN_LAST_CLIP, invalid
+from ._config import MediaLimitsConfig
+
+__all__ = [
+    "AudioJob",
+    "ImageJob",
+    "JobError",
+    "ProbeJob",
+    "TextJob",
+    "VideoJob",
+    "WorkerDied",
+    "WorkerPool",
+    "check_offsets",
+]
+
+log = logging.getLogger("aioembed.server")
+
+Send = Callable[..., None]
+OnEvent = Callable[[tuple[Any, ...]], Awaitable[None] | None]
+
+
+class JobError(Exception):
+    """A job ended with a contract error (``code``, ``message``), e.g. a broken video."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class WorkerDied(Exception):
+    """The worker process running a job exited (crash, signal, OOM kill) before answering."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        self.exitcode = exitcode
+        super().__init__(f"worker process exited unexpectedly ({describe_exit(exitcode)})")
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "exit status unknown"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+def check_offsets(start: float, end: float | None, duration: float) -> float:
+    """The effective end offset for a video of ``duration`` seconds.
+
+    Raises :class:`~aioembed.errors.ParameterError` (``parameter_invalid``) when
+    the offsets do not fit the video: start at or past the end, an end past the
+    duration (a 50 ms tolerance absorbs rounding by clients that probed the
+    file themselves), or less than 2 s (the shortest clip) to embed.
+    """
+    if start >= duration:
+        raise invalid(
+            "video_start_offset_sec",
+            f"video_start_offset_sec should be less than the video duration ({duration:g} s).",
+        )
+    if end is None:
+        end = duration
+    elif end > duration + 0.05:
+        raise invalid(
+            "video_end_offset_sec",
+            f"video_end_offset_sec should not exceed the video duration ({duration:g} s).",
+        )
+    end = min(end, duration)
+    if end - start < MIN_LAST_CLIP - 1e-9:
+        raise invalid(
+            "video_start_offset_sec",
+            f"video_start_offset_sec leaves less than {MIN_LAST_CLIP:g} s of video to embed.",
+        )
+    return end
+
+
+# -- jobs: small picklable values, run inside the child ----------------------------
+
+
+def _limits(limits: MediaLimitsConfig) -> Any:
+    from ..engine import MediaLimits
+
+    return MediaLimits(**attrs.asdict(limits))
+
+
+def _vector_bytes(vector: Any) -> bytes:
+    import numpy as np
+
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+@attrs.frozen
+class ProbeJob:
+    """Probe a file; with ``limits``, also apply the contract's video checks."""
+
+    path: str
+    limits: MediaLimitsConfig | None = None
+
+    def run(self, send: Send) -> dict[str, Any]:
+        from ..engine import check_media, probe
+
+        info = probe(self.path)
+        if self.limits is not None:
+            check_media(info, _limits(self.limits))
+        return {
+            name: getattr(info, name)
+            for name in ("duration", "width", "height", "fps", "has_video", "has_audio")
+        }
+
+
+@attrs.frozen
+class VideoJob:
+    """Embed one video task. Result: ``{"duration": float, "segments": [(start, end,
+    scope, option, float32 bytes), ...]}``."""
+
+    path: str
+    model_name: str
+    clip_length: float
+    scopes: tuple[str, ...]
+    options: tuple[str, ...]
+    limits: MediaLimitsConfig
+    start: float = 0.0
+    end: float | None = None
+    backend: str | None = None
+
+    def run(self, send: Send) -> dict[str, Any]:
+        from ..engine import check_media, embed_video, probe
+        from ..errors import APIStatusError
+
+        info = probe(self.path)
+        check_media(info, _limits(self.limits))
+        send("meta", float(info.duration))
+        try:
+            end = check_offsets(self.start, self.end, float(info.duration))
+        except APIStatusError as e:
+            raise JobError(e.code, e.message) from None
+        segments = embed_video(
+            self.path,
+            model_name=self.model_name,
+            start=self.start,
+            end=end,
+            clip_length=self.clip_length,
+            scopes=self.scopes,
+            options=self.options,
+            progress=lambda done, total: send("progress", int(done), int(total)),
+            backend=self.backend,
+        )
+        return {
+            "duration": float(info.duration),
+            "segments": [
+                (float(s.start), float(s.end), str(s.scope), str(s.option), _vector_bytes(s.vector))
+                for s in segments
+            ],
+        }
+
+
+@attrs.frozen
+class TextJob:
+    text: str
+    model_name: str
+    backend: str | None = None
+
+    def run(self, send: Send) -> bytes:
+        from ..engine import embed_text
+
+        return _vector_bytes(
+            embed_text(self.text, model_name=self.model_name, backend=self.backend)
+        )
+
+
+@attrs.frozen
+class ImageJob:
+    path: str
+    model_name: str
+    backend: str | None = None
+
+    def run(self, send: Send) -> bytes:
+        from ..engine import embed_image
+
+        return _vector_bytes(
+            embed_image(self.path, model_name=self.model_name, backend=self.backend)
+        )
+
+
+@attrs.frozen
+class AudioJob:
+    """Result: ``[(start, end, float32 bytes), ...]``."""
+
+    path: str
+    model_name: str
+    start_offset: float = 0.0
+    backend: str | None = None
+
+    def run(self, send: Send) -> list[tuple[float, float, bytes]]:
+        from ..engine import embed_audio
+
+        segments = embed_audio(
+            self.path,
+            model_name=self.model_name,
+            start_offset=self.start_offset,
+            backend=self.backend,
+        )
+        return [(float(s.start), float(s.end), _vector_bytes(s.vector)) for s in segments]
+
+
+Job = ProbeJob | VideoJob | TextJob | ImageJob | AudioJob
+
+
+# -- the child ----------------------------------------------------------------------
+
+
+def _watch_parent(parent: int) -> None:
+    # The pipe alone would not stop a child busy in a long job after the server
+    # was killed: poll for reparenting instead (a forkserver child sees the
+    # forkserver, which itself exits when the server dies).
+    while True:
+        time.sleep(0.25)
+        if os.getppid() != parent:
+            os._exit(70)
+
+
+def worker_main(conn: multiprocessing.connection.Connection) -> None:
+    """Entry point of a worker process: run jobs from ``conn`` until told to stop."""
+    # Ctrl-C in a terminal reaches the whole process group: let the server decide.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(
+        target=_watch_parent, args=(os.getppid(),), name="aioembed-watchdog", daemon=True
+    ).start()
+    send_lock = threading.Lock()
+
+    def send(*msg: Any) -> None:
+        with send_lock:
+            conn.send(msg)
+
+    from ..engine import MediaError
+
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        send("started")
+        try:
+            result = job.run(send)
+        except JobError as e:
+            send("error", e.code, e.message)
+        except MediaError as e:
+            send("error", str(e.code), str(e.message))
+        except Exception as e:  # noqa: BLE001 - an engine bug: report it, keep the worker
+            traceback.print_exc(file=sys.stderr)
+            send("error", "internal_error", f"The engine failed: {type(e).__name__}: {e}"[:2000])
+        else:
+            send("ok", result)
+
+
+# -- the parent side ----------------------------------------------------------------
+
+_PRELOAD = ["aioembed.server._workers", "aioembed.engine", "numpy", "av"]
+
+
+def default_context() -> BaseContext:
+    if sys.platform.startswith("linux"):
+        ctx = multiprocessing.get_context("forkserver")
+        # Only takes effect before the forkserver starts; harmless afterwards.
+        ctx.set_forkserver_preload(_PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class _Died(Exception):
+    def __init__(self, exitcode: int | None, started: bool) -> None:
+        self.exitcode = exitcode
+        self.started = started
+
+
+class _Slot:
+    def __init__(self, pool: WorkerPool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.conn: multiprocessing.connection.Connection | None = None
+        self.job: Job | None = None
+        self.started_at: float | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def start(self) -> None:
+        parent, child = self.pool.ctx.Pipe(duplex=True)
+        process = self.pool.ctx.Process(  # type: ignore[attr-defined]
+            target=worker_main,
+            args=(child,),
+            name=f"aioembed-{self.pool.name}-{self.index}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        self.process, self.conn = process, parent
+        self.pool.starts += 1
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            with contextlib.suppress(OSError):
+                self.process.kill()
+
+    async def reap(self) -> int | None:
+        """Wait for a killed or dead child and forget it; returns its exit code."""
+        process, conn = self.process, self.conn
+        self.process = self.conn = None
+        if conn is not None:
+            conn.close()
+        if process is None:
+            return None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.pool.io, process.join, 10.0)
+        if process.exitcode is None:
+            process.kill()
+            await loop.run_in_executor(self.pool.io, process.join, 10.0)
+        code = process.exitcode
+        with contextlib.suppress(ValueError):
+            process.close()
+        return code
+
+    async def run(self, job: Job, on_event: OnEvent | None) -> Any:
+        for attempt in (1, 2):
+            if not self.alive():
+                if self.process is not None:
+                    await self.reap()
+                self.start()
+            self.job, self.started_at = job, time.time()
+            try:
+                msg = await self._exchange(job, on_event)
+            except _Died as died:
+                self.pool.crashes += 1
+                # Died before taking the job (killed while idle): the job is
+                # not to blame, run it once more on a fresh process.
+                if not died.started and attempt == 1:
+                    continue
+                raise WorkerDied(died.exitcode) from None
+            finally:
+                self.job = self.started_at = None
+            if msg[0] == "error":
+                raise JobError(str(msg[1]), str(msg[2]))
+            return msg[1]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _exchange(self, job: Job, on_event: OnEvent | None) -> tuple[Any, ...]:
+        """Send ``job``, relay events, return the final ``ok``/``error`` message."""
+        loop = asyncio.get_running_loop()
+        conn = self.conn
+        assert conn is not None
+        started = False
+        try:
+            await loop.run_in_executor(self.pool.io, conn.send, job)
+            while True:
+                msg: tuple[Any, ...] = await loop.run_in_executor(self.pool.io, conn.recv)
+                if msg[0] in ("ok", "error"):
+                    return msg
+                if msg[0] == "started":
+                    started = True
+                elif on_event is not None:
+                    res = on_event(msg)
+                    if res is not None:
+                        await res
+        except (EOFError, OSError):
+            self.kill()
+            raise _Died(await self.reap(), started) from None
+        except BaseException:
+            # Cancelled or timed out mid-job: the child may be anywhere in it,
+            # so it cannot be reused. Killing it also ends the pending read in
+            # the I/O thread.
+            self.kill()
+            await asyncio.shield(self.reap())
+            raise
+
+    async def stop(self) -> None:
+        if self.conn is not None and self.alive():
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+        process = self.process
+        if process is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.pool.io, process.join, 2.0)
+            self.kill()
+        await self.reap()
+
+
+class WorkerPool:
+    """``size`` worker processes, started on first use (or by :meth:`prestart`).
+
+    :meth:`run` waits for a free worker, runs ``job`` there and returns its
+    result; raises :class:`JobError` for a contract error reported by the job,
+    :class:`WorkerDied` when the process died under it, ``TimeoutError`` after
+    ``timeout`` seconds (the worker is killed). ``on_event`` gets progress/meta
+    messages as they come.
+    """
+
+    def __init__(self, size: int, *, name: str = "worker", ctx: BaseContext | None = None) -> None:
+        self.name = name
+        self.ctx = ctx or default_context()
+        self.io = ThreadPoolExecutor(size * 2 + 1, thread_name_prefix=f"aioembed-{name}-io")
+        self.slots = [_Slot(self, i) for i in range(size)]
+        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        for slot in self.slots:
+            self._idle.put_nowait(slot)
+        self.starts = 0
+        self.crashes = 0
+        self._closed = False
+
+    def prestart(self) -> None:
+        for slot in self.slots:
+            if not slot.alive():
+                slot.start()
+
+    async def run(
+        self, job: Job, *, on_event: OnEvent | None = None, timeout: float | None = None
+    ) -> Any:
+        if self._closed:
+            raise RuntimeError("worker pool is closed")
+        slot = await self._idle.get()
+        try:
+            async with asyncio.timeout(timeout):
+                return await slot.run(job, on_event)
+        finally:
+            self._idle.put_nowait(slot)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "size": len(self.slots),
+            "busy": sum(1 for s in self.slots if s.job is not None),
+            "alive": sum(1 for s in self.slots if s.alive()),
+            "pids": [s.pid for s in self.slots if s.alive()],
+            "starts": self.starts,
+            "crashes": self.crashes,
+        }
+
+    async def close(self) -> None:
+        self._closed = True
+        await asyncio.gather(*(slot.stop() for slot in self.slots), return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.io.shutdown)
