@@ -313,6 +313,7 @@ class _Writer:
         bitrate: int | None,
         audio: bool,
         rotate: int,
+        codec_options: dict[str, str] | None = None,
     ) -> None:
         ext = path.suffix.lower()
         vcodec, acodec = _DEFAULT_CODECS.get(ext, ("libx264", "aac"))
@@ -324,7 +325,11 @@ class _Writer:
             vs.pix_fmt = "yuv420p"
             if bitrate is not None:
                 vs.bit_rate = bitrate
-            vs.options = _video_options(codec or vcodec, bitrate)
+            vs.options = (
+                dict(codec_options)
+                if codec_options is not None
+                else _video_options(codec or vcodec, bitrate)
+            )
             if rotate:
                 vs.set_display_rotation(rotate)
             self.video = vs
@@ -367,6 +372,7 @@ def _write(
     audio_codec: str | None,
     bitrate: int | None,
     rotate: int = 0,
+    codec_options: dict[str, str] | None = None,
 ) -> None:
     writer = _Writer(
         path,
@@ -378,6 +384,7 @@ def _write(
         bitrate=bitrate,
         audio=samples is not None,
         rotate=rotate,
+        codec_options=codec_options,
     )
     try:
         audio_iter = iter(_audio_frames(samples, _AUDIO_RATE)) if samples is not None else iter(())
@@ -409,6 +416,7 @@ def make_video(
     bitrate: int | None = None,
     pattern: str | None = None,
     rotate: int = 0,
+    codec_options: dict[str, str] | None = None,
 ) -> Path:
     """Encode a synthetic video of ``seed`` and return its path.
 
@@ -418,7 +426,8 @@ def make_video(
     but nothing moves) or ``"black"``. ``codec``/``audio_codec`` override the
     container's defaults (H.264 + AAC; VP8 + Opus for ``.webm``); ``bitrate`` in
     bits/s (default: constant quality). ``rotate`` sets display-matrix rotation
-    metadata (degrees). Raises :class:`ValueError` for a bad ``pattern`` or ``audio``.
+    metadata (degrees). ``codec_options`` replace the video encoder's options
+    (default for H.264: ``preset=ultrafast``, fast to make). Raises :class:`ValueError` for a bad ``pattern`` or ``audio``.
     """
     path = Path(path)
     pattern = pattern or "shapes"
@@ -443,6 +452,7 @@ def make_video(
         audio_codec=audio_codec,
         bitrate=bitrate,
         rotate=rotate,
+        codec_options=codec_options,
     )
     return path
 

@@ -9,15 +9,16 @@ code; misuse (unknown model, option or scope) raises builtins.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
 from .._params import MIN_LAST_CLIP, SCOPES, clip_spans
-from ._backend import Model, get_backend, get_model
-from ._decode import iter_clips, decode_image
-from ._media import MediaError, MediaSource, media_duration, open_media, probe
+from ._backend import Backend, Model, get_backend, get_model
+from ._decode import decode_clips, decode_image, iter_clips
+from ._media import MediaError, MediaInfo, MediaSource, container_info, media_duration, open_media
 
 __all__ = ["SegmentVector", "embed_audio", "embed_image", "embed_text", "embed_video"]
 
@@ -88,7 +89,28 @@ def embed_video(
     if start < 0:
         raise ValueError(f"start should be 0 or greater, got {start!r}")
     be = get_backend(backend)
-    info = probe(path)
+    # One open for metadata and the decode pass; the pass itself proves decodability.
+    with open_media(path) as container:
+        info = container_info(container, decode_first=False)
+        return _embed_container(
+            container, info, model, be, opts, wanted_scopes,
+            start=start, end=end, clip_length=clip_length, progress=progress,
+        )
+
+
+def _embed_container(
+    container: Any,
+    info: MediaInfo,
+    model: Model,
+    be: Backend,
+    opts: tuple[str, ...],
+    wanted_scopes: tuple[str, ...],
+    *,
+    start: float,
+    end: float | None,
+    clip_length: float,
+    progress: Callable[[int, int], None] | None,
+) -> list[SegmentVector]:
     stop = info.duration if end is None else min(end, info.duration)
     if start >= stop:
         raise MediaError(
@@ -106,8 +128,8 @@ def embed_video(
     kinds = {model.kind(o) for o in opts}
     clip_vectors: dict[str, list[npt.NDArray[np.float32]]] = {o: [] for o in opts}
     for done, clip in enumerate(
-        iter_clips(
-            path,
+        decode_clips(
+            container,
             spans,
             video=True,
             audio="audio" in kinds,

@@ -22,7 +22,14 @@ import numpy.typing as npt
 from .. import samples
 from .._params import clip_spans
 from ._decode import iter_clips
-from ._features import AUDIO_GROUPS, VISUAL_GROUPS, audio_features, is_silent, visual_features
+from ._features import (
+    AUDIO_GROUPS,
+    VISUAL_GROUPS,
+    FeatureBackend,
+    audio_features,
+    is_silent,
+    visual_features,
+)
 
 SEEDS = range(10_000, 10_048)
 DURATION = 12.0
@@ -53,7 +60,9 @@ def measure(workdir: Path) -> dict[str, npt.NDArray[np.float64]]:
             pattern="static" if k % 4 == 3 else "shapes",
         )
         length = CLIP_LENGTHS[k % len(CLIP_LENGTHS)]
-        for clip in iter_clips(path, clip_spans(0.0, DURATION, length)):
+        spans = clip_spans(0.0, DURATION, length)
+        hints = {"sample_fps": FeatureBackend.sample_fps, "frame_size": FeatureBackend.frame_size}
+        for clip in iter_clips(path, spans, **hints):  # type: ignore[arg-type]
             visual.append(visual_features(clip.frames))
             if not is_silent(clip.audio):
                 audio.append(audio_features(clip.audio))

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from ._media import MediaError, MediaSource, _broken, _short, media_duration, open_media
 
-__all__ = ["AUDIO_RATE", "ClipMedia", "decode_image", "iter_clips"]
+__all__ = ["AUDIO_RATE", "ClipMedia", "decode_clips", "decode_image", "iter_clips"]
 
 AUDIO_RATE = 16_000
 # Consecutive packets that fail to decode before the file is declared broken.
@@ -86,6 +86,11 @@ def decode_image(source: MediaSource, size: tuple[int, int]) -> npt.NDArray[np.u
     raise MediaError("parameter_invalid", "The image does not contain a picture.")
 
 
+def _mono(frame: Any) -> npt.NDArray[np.float32]:
+    """A resampled mono ``flt`` frame's samples (copied: PyAV may reuse the buffer)."""
+    return np.frombuffer(frame.planes[0], np.float32, count=frame.samples).copy()
+
+
 class _AudioBuffer:
     """Resampled audio since the current clip's start, addressed by absolute sample index."""
 
@@ -126,7 +131,7 @@ def iter_clips(
     video: bool = True,
     audio: bool = True,
     sample_fps: float = 4.0,
-    frame_size: tuple[int, int] = (64, 64),
+    frame_size: tuple[int, int] = (32, 32),
 ) -> Iterator[ClipMedia]:
     """Decode ``source`` once and yield one :class:`ClipMedia` per span, in order.
 
@@ -136,40 +141,55 @@ def iter_clips(
     ``frame_size`` (width, height). A clip with no frame of its own (the video
     stream stops early) repeats the last frame before it. Raises
     :class:`MediaError` ``video_file_broken`` when the file does not open, has no
-    video stream (``video=True``) or no audio stream (``video=False``), or does
-    not decode.
+    video stream (``video=True``) or does not decode, and ``parameter_invalid``
+    when ``video=False`` and it has no audio stream.
     """
+    with open_media(source) as container:
+        yield from decode_clips(
+            container, spans, video=video, audio=audio, sample_fps=sample_fps, frame_size=frame_size
+        )
+
+
+def decode_clips(
+    container: Any,
+    spans: Sequence[tuple[float, float]],
+    *,
+    video: bool = True,
+    audio: bool = True,
+    sample_fps: float = 4.0,
+    frame_size: tuple[int, int] = (32, 32),
+) -> Iterator[ClipMedia]:
+    """:func:`iter_clips` on an already open container (positioned at its start)."""
     if not spans:
         return
     range_start, range_end = spans[0][0], spans[-1][1]
-    with open_media(source) as container:
-        vstream = container.streams.video[0] if video and container.streams.video else None
-        astream = container.streams.audio[0] if audio and container.streams.audio else None
-        if video and vstream is None:
-            raise _broken("it has no video stream")
-        if not video and astream is None:
-            raise MediaError("parameter_invalid", "The audio file has no audio stream.")
-        declared = media_duration(container, vstream, astream)
-        streams = [s for s in (vstream, astream) if s is not None]
-        if vstream is not None:
-            vstream.thread_type = "AUTO"
-        if range_start > 1.0:
-            try:
-                # One seek to the keyframe before the range (backward), then decode on.
-                container.seek(int((range_start - 0.5) * 1_000_000), backward=True)
-            except _DECODE_ERRORS:
-                pass  # unseekable: decode from the beginning instead
-        yield from _clip_pass(
-            container,
-            streams,
-            vstream,
-            astream,
-            spans,
-            declared=declared,
-            sample_fps=sample_fps,
-            frame_size=frame_size,
-            range_end=range_end,
-        )
+    vstream = container.streams.video[0] if video and container.streams.video else None
+    astream = container.streams.audio[0] if audio and container.streams.audio else None
+    if video and vstream is None:
+        raise _broken("it has no video stream")
+    if not video and astream is None:
+        raise MediaError("parameter_invalid", "The audio file has no audio stream.")
+    declared = media_duration(container, vstream, astream)
+    streams = [s for s in (vstream, astream) if s is not None]
+    if vstream is not None:
+        vstream.thread_type = "AUTO"
+    if range_start > 1.0:
+        try:
+            # One seek to the keyframe before the range (backward), then decode on.
+            container.seek(int((range_start - 0.5) * 1_000_000), backward=True)
+        except _DECODE_ERRORS:
+            pass  # unseekable: decode from the beginning instead
+    yield from _clip_pass(
+        container,
+        streams,
+        vstream,
+        astream,
+        spans,
+        declared=declared,
+        sample_fps=sample_fps,
+        frame_size=frame_size,
+        range_end=range_end,
+    )
 
 
 def _clip_pass(
@@ -193,6 +213,7 @@ def _clip_pass(
     video_done = vstream is None
     decoded_any = False
     frame_period = 1.0 / float(vstream.average_rate) if vstream is not None and vstream.average_rate else 1 / 25
+    vbase = float(vstream.time_base) if vstream is not None and vstream.time_base else 0.0
     abuf = _AudioBuffer()
     abuf.done = astream is None
     resampler = (
@@ -250,9 +271,11 @@ def _clip_pass(
             continue
         for frame in decoded:
             if isinstance(frame, av.VideoFrame):
-                t = frame.time
-                if t is None:
+                pts = frame.pts
+                if pts is None:
                     t = (video_t if math.isfinite(video_t) else range_start) + frame_period
+                else:
+                    t = pts * vbase  # a float product: Fraction arithmetic per frame is slow
                 decoded_any = True
                 video_t = max(video_t, t)
                 if t >= next_sample - 1e-3 and t < range_end:
@@ -266,7 +289,7 @@ def _clip_pass(
                 assert resampler is not None
                 time = frame.time
                 for out in resampler.resample(frame):
-                    abuf.add(out.to_ndarray()[0], time)
+                    abuf.add(_mono(out), time)
                     time = None
         while index < len(spans) and ready(index):
             yield emit(index)
@@ -275,7 +298,7 @@ def _clip_pass(
     if resampler is not None and index < len(spans):
         try:
             for out in resampler.resample(None):
-                abuf.add(out.to_ndarray()[0], None)
+                abuf.add(_mono(out), None)
         except _DECODE_ERRORS:
             pass
     video_done = True

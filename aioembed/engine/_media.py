@@ -20,6 +20,7 @@ __all__ = [
     "MediaLimits",
     "MediaSource",
     "check_media",
+    "container_info",
     "open_media",
     "probe",
 ]
@@ -143,21 +144,37 @@ def media_duration(container: Any, video: Any, audio: Any) -> float:
     return found[0] if found else 0.0
 
 
-def probe(source: MediaSource) -> MediaInfo:
-    """Read duration, display size and streams from the container, decoding one frame.
+def _scan_duration(container: Any, video: Any) -> float:
+    """Seconds up to the end of the last video packet, by demuxing (no decoding).
 
-    Decoding the first video frame proves the stream is decodable and yields the
-    rotation metadata. Raises :class:`MediaError` ``video_file_broken`` for an empty,
-    truncated or non-media file, a file without a video stream (audio only, still
-    image sequences included only if they have a duration) or an undecodable one.
+    Only for files whose container declares no duration (raw streams, some WebM);
+    leaves the container rewound.
     """
-    with open_media(source) as container:
-        video = container.streams.video[0] if container.streams.video else None
-        audio = container.streams.audio[0] if container.streams.audio else None
-        if video is None:
-            raise _broken("it has no video stream")
-        width, height = int(video.codec_context.width or 0), int(video.codec_context.height or 0)
-        rotation = 0
+    end = 0.0
+    try:
+        for packet in container.demux(video):
+            if packet.pts is not None and packet.time_base is not None:
+                end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+        container.seek(0)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise _broken(f"it cannot be read to the end ({_short(exc)})") from None
+    return end
+
+
+def container_info(container: Any, *, decode_first: bool = True) -> MediaInfo:
+    """:class:`MediaInfo` of an open container (see :func:`probe`).
+
+    Without ``decode_first`` it reads metadata only: sizes are the coded ones and
+    rotation is not known (0); the caller must then be ready for a stream that
+    does not decode.
+    """
+    video = container.streams.video[0] if container.streams.video else None
+    audio = container.streams.audio[0] if container.streams.audio else None
+    if video is None:
+        raise _broken("it has no video stream")
+    width, height = int(video.codec_context.width or 0), int(video.codec_context.height or 0)
+    rotation = 0
+    if decode_first:
         first = None
         try:
             for packet in container.demux(video):
@@ -176,20 +193,39 @@ def probe(source: MediaSource) -> MediaInfo:
         rotation = int(round(first.rotation or 0)) % 360
         if rotation in (90, 270):
             width, height = height, width
-        if width <= 0 or height <= 0:
-            raise _broken("its video stream has no frame size")
-        fps = video.average_rate or video.guessed_rate
-        return MediaInfo(
-            duration=media_duration(container, video, audio),
-            width=width,
-            height=height,
-            fps=float(fps) if fps else None,
-            has_video=True,
-            has_audio=audio is not None,
-            video_codec=video.codec_context.name,
-            audio_codec=audio.codec_context.name if audio is not None else None,
-            rotation=rotation,
-        )
+    if width <= 0 or height <= 0:
+        raise _broken("its video stream has no frame size")
+    duration = media_duration(container, video, audio)
+    if duration <= 0:
+        if decode_first:
+            container.seek(0)
+        duration = _scan_duration(container, video)
+    fps = video.average_rate or video.guessed_rate
+    return MediaInfo(
+        duration=duration,
+        width=width,
+        height=height,
+        fps=float(fps) if fps else None,
+        has_video=True,
+        has_audio=audio is not None,
+        video_codec=video.codec_context.name,
+        audio_codec=audio.codec_context.name if audio is not None else None,
+        rotation=rotation,
+    )
+
+
+def probe(source: MediaSource) -> MediaInfo:
+    """Read duration, display size and streams from the container, decoding one frame.
+
+    Decoding the first video frame proves the stream is decodable and yields the
+    rotation metadata (``width``/``height`` are as displayed). Raises
+    :class:`MediaError` ``video_file_broken`` for a missing, empty, truncated or
+    non-media file, a file without a video stream (audio only) or an undecodable
+    one. A file whose container declares no duration is demuxed (not decoded) to
+    find it.
+    """
+    with open_media(source) as container:
+        return container_info(container, decode_first=True)
 
 
 def check_media(info: MediaInfo, limits: MediaLimits = MediaLimits()) -> None:
