@@ -1,0 +1,190 @@
+"""embed_many / watch_many against the real local server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from aioembed import (
+    AsyncClient,
+    BatchItem,
+    NotFoundError,
+    Outcome,
+    ParameterError,
+    RetryPolicy,
+    TaskStatus,
+)
+
+TASKS = "/v1.3/embed/tasks"
+TASK = "/v1.3/embed/tasks/{task_id}"
+STATUS = "/v1.3/embed/tasks/{task_id}/status"
+FAST = RetryPolicy(initial_delay=0.01, max_delay=0.2, budget=10)
+
+
+def remux(src: Path, dst: Path, tag: str) -> Path:
+    """A distinct file (new bytes, same pictures and sound): copy the packets, retag the container."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        out.metadata["title"] = tag
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dst
+
+
+@pytest.fixture
+def videos(video_factory: Any, tmp_path: Path) -> Any:
+    base = video_factory(duration=4, fps=5, seed=21)
+
+    def make(n: int, prefix: str = "v") -> list[Path]:
+        folder = tmp_path / prefix
+        folder.mkdir(exist_ok=True)
+        return [remux(base, folder / f"{prefix}{i:03d}.mp4", f"{prefix}{i}") for i in range(n)]
+
+    return make
+
+
+@pytest.fixture
+async def client(live_server: Any) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(live_server.api_key, base_url=live_server.base_url, retry=FAST) as c:
+        yield c
+
+
+async def collect(client: AsyncClient, inputs: Any, **kw: Any) -> list[Outcome]:
+    kw.setdefault("sleep_interval", 0.1)
+    async with client.embed.tasks.embed_many(inputs, **kw) as outcomes:
+        return [o async for o in outcomes]
+
+
+async def test_fifty_videos_one_outcome_each(
+    client: AsyncClient, live_server: Any, videos: Any
+) -> None:
+    paths = videos(50)
+    outcomes = await collect(client, paths, concurrency=16, options=["visual-text"])
+    assert sorted(o.index for o in outcomes) == list(range(50))
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    assert len({o.task_id for o in outcomes}) == 50
+    for o in outcomes:
+        assert o.task is not None and o.status is TaskStatus.READY
+        assert {s.embedding_option for s in o.task.segments} == {"visual-text"}
+    assert live_server.counts(TASKS, "POST") == 50
+    assert live_server.counts(TASK, "GET") == 50  # one retrieve each, which also confirms status
+    assert live_server.counts(STATUS, "GET") == 0
+
+
+async def test_bad_inputs_fail_alone(
+    client: AsyncClient, live_server: Any, videos: Any, video_factory: Any, tmp_path: Path
+) -> None:
+    good = videos(4)
+    empty = video_factory.file("empty.mp4", b"")
+    text = video_factory.file("notes.mp4", b"this is not a video\n" * 100)
+    missing = tmp_path / "missing.mp4"
+    bad_params = BatchItem(video_file=good[0], video_clip_length=12)
+    outcomes = await collect(client, [*good, empty, text, missing, bad_params], ordered=True)
+    assert [o.index for o in outcomes] == list(range(8))
+    assert [o.ok for o in outcomes] == [True] * 4 + [False] * 4
+    codes = [getattr(o.error, "code", None) for o in outcomes[4:]]
+    assert codes == [
+        "video_file_broken",
+        "video_file_broken",
+        "parameter_invalid",
+        "parameter_invalid",
+    ]
+    assert isinstance(outcomes[6].error, ParameterError) and "missing.mp4" in str(outcomes[6].error)
+    assert isinstance(outcomes[7].error, ParameterError) and "video_clip_length" in str(
+        outcomes[7].error
+    )
+    assert (
+        live_server.counts(TASKS, "POST") == 6
+    )  # missing file and bad params never left the client
+
+
+async def test_same_content_embedded_once(
+    client: AsyncClient, live_server: Any, videos: Any, tmp_path: Path
+) -> None:
+    [a, b] = videos(2)
+    twin = shutil.copyfile(a, tmp_path / "twin.mp4")
+    outcomes = await collect(client, [a, twin, b])
+    by_label = {Path(o.item.label).name: o for o in outcomes}
+    assert by_label["twin.mp4"].task_id == by_label[a.name].task_id
+    assert by_label["twin.mp4"].deduplicated or by_label[a.name].deduplicated
+    assert all(o.ok for o in outcomes)
+    assert live_server.counts(TASKS, "POST") == 2
+
+
+async def test_interrupted_batch_resumes_without_duplicates(
+    client: AsyncClient, live_server: Any, videos: Any, tmp_path: Path
+) -> None:
+    paths = videos(12)
+    journal = tmp_path / "batch.sqlite"
+    first: list[Outcome] = []
+    async with client.embed.tasks.embed_many(
+        paths, concurrency=6, journal=journal, sleep_interval=0.1
+    ) as outcomes:
+        async for o in outcomes:
+            first.append(o)
+            if len(first) == 3:
+                break  # leaving the block cancels everything still in flight
+    created_before = live_server.counts(TASKS, "POST")
+    assert 3 <= created_before <= 12
+
+    second = await collect(client, paths, concurrency=6, journal=journal)
+    assert sorted(o.index for o in second) == list(range(12))
+    assert all(o.ok for o in second)
+    assert sum(o.resumed for o in second) >= 3
+    tasks = [t async for t in client.embed.tasks.list(page_limit=50)]
+    assert len(tasks) == 12  # no duplicate task, whatever was in flight at the interruption
+    assert {o.task_id for o in second} == {t.id for t in tasks}
+
+    third = await collect(client, paths, journal=journal)
+    assert all(o.resumed and o.ok for o in third)
+    assert live_server.counts(TASKS, "POST") == created_before + (12 - created_before)
+
+
+async def test_watch_many_polls_in_bulk(live_server_factory: Any, videos: Any) -> None:
+    server = await live_server_factory(workers=2)
+    [video] = videos(1)
+    async with AsyncClient(server.api_key, base_url=server.base_url, retry=FAST) as client:
+        ids = [(await client.embed.tasks.create(video_file=video)).id for _ in range(200)]
+        before_list = server.counts(TASKS, "GET")
+        before_status = server.counts(STATUS, "GET")
+        finals = {}
+        async with client.embed.tasks.watch_many(ids + ["0" * 24], sleep_interval=0.2) as updates:
+            async for u in updates:
+                if u.final:
+                    finals[u.task_id] = u
+    missing = finals.pop("0" * 24)
+    assert isinstance(missing.error, NotFoundError)
+    assert len(finals) == 200 and all(
+        u.task and u.task.status is TaskStatus.READY for u in finals.values()
+    )
+    lists = server.counts(TASKS, "GET") - before_list
+    statuses = server.counts(STATUS, "GET") - before_status
+    rounds = lists  # at least one list request per round
+    per_task_polling = 200 * rounds
+    assert statuses <= 201 + 20  # about one individual status per task, when it left the list
+    assert lists + statuses < per_task_polling / 5
+
+
+async def test_watch_many_deadline(live_server_factory: Any, video_factory: Any) -> None:
+    server = await live_server_factory(workers=1)
+    long = video_factory(duration=40, fps=5, seed=22)
+    async with AsyncClient(server.api_key, base_url=server.base_url) as client:
+        ids = [(await client.embed.tasks.create(video_file=long)).id for _ in range(3)]
+        finals = []
+        async with client.embed.tasks.watch_many(
+            ids, sleep_interval=0.1, task_timeout=0.3
+        ) as updates:
+            async for u in updates:
+                if u.final:
+                    finals.append(u)
+    late = [u for u in finals if u.error is not None]
+    assert late and all(type(u.error).__name__ == "WaitTimeoutError" for u in late)
+    assert len(finals) == 3
