@@ -145,6 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task-timeout", type=float, default=None, help="seconds per video task")
     p.add_argument("--backend", default=None, help="engine backend name (default: the engine's)")
     p.add_argument(
+        "--worker-init",
+        default=None,
+        metavar="MODULE:FUNC",
+        help="called in every worker before any job (e.g. to register a backend)",
+    )
+    p.add_argument(
         "--no-probe-on-create",
         action="store_true",
         help="check videos in the task (ends failed) instead of at create (400)",
@@ -186,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rate_limit": args.rate_limit,
         "url_allow": tuple(args.allow_url_host),
         "backend": args.backend,
+        "worker_init": args.worker_init,
         "probe_on_create": not args.no_probe_on_create,
         "prestart_workers": args.prestart_workers,
     }

@@ -61,7 +61,7 @@ from ._ratelimit import RateLimiter
 from ._routes import PUBLIC_ROUTES, routes
 from ._store import SqliteStore, Store, owner_of
 from ._urlfetch import UrlPolicy, make_session
-from ._workers import WorkerPool
+from ._workers import WorkerPool, run_init
 
 __all__ = ["ServerRunner", "create_app"]
 
@@ -156,7 +156,10 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
         resp = _error_response(_from_http_exception(e, request), request_id)
     except APIStatusError as e:
         resp = _error_response(e, request_id)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, ConnectionError):
+        # The client went away (an aborted upload): nobody to answer. Counted
+        # as 499, nginx's "client closed request".
+        app[METRICS].record(route, request.method, 499)
         raise
     except Exception as e:
         log.exception(
@@ -217,6 +220,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     loop = asyncio.get_running_loop()
     app[STARTED] = loop.time()
+    # In this process too, so names it registers pass the backend check.
+    run_init(config.worker_init)
     _check_backend(config.backend)
     media, tmp, lock_fd = await loop.run_in_executor(None, _prepare_data_dir, config.data_dir)
     app[_LOCK_FD] = lock_fd
@@ -233,9 +238,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         session = make_session(app[URL_POLICY], connect_timeout=config.url_connect_timeout)
         app[URL_SESSION] = session
         stack.push_async_callback(session.close)
-        pool = WorkerPool(config.workers, name="worker")
+        pool = WorkerPool(config.workers, name="worker", init=config.worker_init)
         stack.push_async_callback(pool.close)
-        sync_pool = WorkerPool(config.sync_workers, name="sync")
+        sync_pool = WorkerPool(config.sync_workers, name="sync", init=config.worker_init)
         stack.push_async_callback(sync_pool.close)
         app[SYNC_POOL] = sync_pool
         if config.prestart_workers:

@@ -131,6 +131,9 @@ class ServerConfig:
     media_limits: MediaLimitsConfig = MediaLimitsConfig()
     #: Engine backend name passed to ``aioembed.engine`` (``None``: its default).
     backend: str | None = None
+    #: ``"module:function"`` called once in every worker process (and the server
+    #: process) before any job, e.g. to ``register_backend`` a custom backend.
+    worker_init: str | None = None
     #: How long one video task may run in a worker before the worker is killed.
     task_timeout: float = 6 * 3600.0
     #: How long a probe or a synchronous embedding may run.

@@ -37,7 +37,7 @@ CONFIG = web.AppKey("config", ServerConfig)
 STORE: web.AppKey[Store] = web.AppKey("store")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SYNC_POOL = web.AppKey("sync_pool", WorkerPool)
-RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter | None)  # type: ignore[arg-type]
+RATE_LIMITER: web.AppKey[RateLimiter | None] = web.AppKey("rate_limiter")
 #: [ext] Request counts by route/method/status since start; tests read it.
 METRICS = web.AppKey("metrics", RequestCounter)
 URL_POLICY = web.AppKey("url_policy", UrlPolicy)

@@ -26,6 +26,7 @@ import unicodedata
 import warnings
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
+from urllib.parse import unquote
 
 import attrs
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -38,6 +39,7 @@ __all__ = ["Form", "FormSpec", "UploadedFile", "read_form", "safe_filename", "un
 
 _CHUNK = 256 * 1024
 _FLUSH = 1024 * 1024
+_TEXT_CHUNK = 8 * 1024
 #: Form overhead allowed on top of the file cap when judging Content-Length up front.
 _SLACK = 1024 * 1024
 
@@ -66,6 +68,9 @@ def safe_filename(name: str | None) -> str | None:
     """
     if not name:
         return None
+    # aiohttp clients percent-encode file names (HTML5 forms escape only '"' and
+    # newlines that way): decode, then judge the real name.
+    name = unquote(name)
     name = re.split(r"[\\/]", name)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
     if name in ("", ".", ".."):
@@ -273,7 +278,9 @@ def _short(exc: BaseException) -> str:
 
 async def _read_text(part: BodyPartReader, name: str, limit: int) -> str:
     buf = bytearray()
-    while chunk := await part.read_chunk(_CHUNK):
+    # Small reads: the reader looks one chunk ahead for the boundary, and that
+    # lookahead should not pull much of a following file before it is judged.
+    while chunk := await part.read_chunk(_TEXT_CHUNK):
         buf += chunk
         if len(buf) > limit:
             raise invalid(name, f"{name} should be at most {limit} bytes long.")

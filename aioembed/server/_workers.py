@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -260,7 +261,18 @@ def _watch_parent(parent: int) -> None:
             os._exit(70)
 
 
-def worker_main(conn: multiprocessing.connection.Connection) -> None:
+def run_init(spec: str | None) -> None:
+    """Import and call ``"module:function"`` (a worker initialiser); no-op for ``None``."""
+    if not spec:
+        return
+    module_name, _, func_name = spec.partition(":")
+    if not module_name or not func_name:
+        raise ValueError(f"worker_init should look like 'module:function', got {spec!r}")
+    func = getattr(importlib.import_module(module_name), func_name)
+    func()
+
+
+def worker_main(conn: multiprocessing.connection.Connection, init: str | None = None) -> None:
     """Entry point of a worker process: run jobs from ``conn`` until told to stop."""
     # Ctrl-C in a terminal reaches the whole process group: let the server decide.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -275,6 +287,7 @@ def worker_main(conn: multiprocessing.connection.Connection) -> None:
 
     from ..engine import MediaError
 
+    run_init(init)
     while True:
         try:
             job = conn.recv()
@@ -333,7 +346,7 @@ class _Slot:
         parent, child = self.pool.ctx.Pipe(duplex=True)
         process = self.pool.ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(child,),
+            args=(child, self.pool.init),
             name=f"aioembed-{self.pool.name}-{self.index}",
             daemon=True,
         )
@@ -442,8 +455,16 @@ class WorkerPool:
     messages as they come.
     """
 
-    def __init__(self, size: int, *, name: str = "worker", ctx: BaseContext | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        name: str = "worker",
+        ctx: BaseContext | None = None,
+        init: str | None = None,
+    ) -> None:
         self.name = name
+        self.init = init
         self.ctx = ctx or default_context()
         self.io = ThreadPoolExecutor(size * 2 + 1, thread_name_prefix=f"aioembed-{name}-io")
         self.slots = [_Slot(self, i) for i in range(size)]
