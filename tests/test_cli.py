@@ -19,7 +19,9 @@ from test_batch import remux
 TASKS = "/v1.3/embed/tasks"
 
 
-async def run_cli(*args: str, env: dict[str, str], timeout: float = 240) -> tuple[int, str, str]:
+async def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 240
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -29,6 +31,7 @@ async def run_cli(*args: str, env: dict[str, str], timeout: float = 240) -> tupl
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
@@ -36,8 +39,12 @@ async def run_cli(*args: str, env: dict[str, str], timeout: float = 240) -> tupl
 
 
 @pytest.fixture
-def remote(live_server: Any) -> dict[str, str]:
-    return {"AIOEMBED_BASE_URL": live_server.base_url, "AIOEMBED_API_KEY": live_server.api_key}
+def remote(live_server: Any, tmp_path: Path) -> dict[str, str]:
+    return {
+        "AIOEMBED_BASE_URL": live_server.base_url,
+        "AIOEMBED_API_KEY": live_server.api_key,
+        "AIOEMBED_DATA_DIR": str(tmp_path / "cache"),
+    }
 
 
 @pytest.fixture
@@ -70,6 +77,7 @@ async def test_embed_dir_to_jsonl(
         "--option",
         "audio",
         env=remote,
+        cwd=tmp_path,
     )
     assert code == 0, stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -93,7 +101,7 @@ async def test_parquet_npz_and_failures(
     broken = video_factory.file("broken.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 4000)
     out = tmp_path / "out.parquet"
     code, stdout, stderr = await run_cli(
-        "embed", str(folder / "*.mp4"), str(broken), "--out", str(out), env=remote
+        "embed", str(folder / "*.mp4"), str(broken), "--out", str(out), env=remote, cwd=tmp_path
     )
     assert code == 1  # one item failed
     assert "video_file_broken" in stdout and "1 of 4 failed" in stderr
@@ -103,7 +111,9 @@ async def test_parquet_npz_and_failures(
     assert vector_type.list_size == 1024 and str(vector_type.value_type) == "float"
 
     npz = tmp_path / "out.npz"
-    code, _, stderr = await run_cli("embed", str(folder / "a0.mp4"), "--out", str(npz), env=remote)
+    code, _, stderr = await run_cli(
+        "embed", str(folder / "a0.mp4"), "--out", str(npz), env=remote, cwd=tmp_path
+    )
     assert code == 0, stderr
     with np.load(npz) as data:
         assert data["vectors"].shape == (2, 1024) and data["vectors"].dtype == np.float32
@@ -143,13 +153,16 @@ async def test_killed_batch_resumes(
     created = live_server.counts(TASKS, "POST")
     assert created < 16
 
-    code, stdout, stderr = await run_cli("embed", str(d), "--out", str(out), "--resume", env=remote)
+    code, stdout, stderr = await run_cli(
+        "embed", str(d), "--out", str(out), "--resume", env=remote, cwd=tmp_path
+    )
     assert code == 0, stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len({r["input"] for r in rows}) == 16
     listed = await _list_ids(live_server)
     assert len(listed) == 16  # no duplicate tasks
     assert "resumed" in stdout
+    assert not Path(f"{out}.journal.sqlite").exists()  # a complete batch leaves no journal
 
 
 async def _list_ids(server: Any) -> list[str]:
@@ -162,16 +175,18 @@ async def _list_ids(server: Any) -> list[str]:
 async def test_status_list_retrieve(
     remote: dict[str, str], live_server: Any, folder: Path, tmp_path: Path
 ) -> None:
-    code, _, stderr = await run_cli("embed", str(folder / "a1.mp4"), env=remote)
+    code, _, stderr = await run_cli("embed", str(folder / "a1.mp4"), env=remote, cwd=tmp_path)
     assert code == 0, stderr
     [task_id] = await _list_ids(live_server)
-    code, stdout, _ = await run_cli("status", task_id, env=remote)
+    code, stdout, _ = await run_cli("status", task_id, env=remote, cwd=tmp_path)
     assert code == 0 and json.loads(stdout)["status"] == "ready"
-    code, stdout, _ = await run_cli("list", env=remote)
+    code, stdout, _ = await run_cli("list", env=remote, cwd=tmp_path)
     assert code == 0 and task_id in stdout
-    code, _, _ = await run_cli("retrieve", task_id, "--out", str(tmp_path / "t.jsonl"), env=remote)
+    code, _, _ = await run_cli(
+        "retrieve", task_id, "--out", str(tmp_path / "t.jsonl"), env=remote, cwd=tmp_path
+    )
     assert code == 0 and len((tmp_path / "t.jsonl").read_text().splitlines()) == 2
-    code, _, stderr = await run_cli("status", "0" * 24, env=remote)
+    code, _, stderr = await run_cli("status", "0" * 24, env=remote, cwd=tmp_path)
     assert code == 1 and "resource_not_exist" in stderr
 
 
@@ -183,11 +198,15 @@ async def test_embedded_default_and_demo(tmp_path: Path, folder: Path) -> None:
         "TWELVELABS_API_KEY": "",
     }
     out = tmp_path / "e.jsonl"
-    code, _, stderr = await run_cli("embed", str(folder / "a2.mp4"), "--out", str(out), env=env)
+    code, _, stderr = await run_cli(
+        "embed", str(folder / "a2.mp4"), "--out", str(out), env=env, cwd=tmp_path
+    )
     assert code == 0, stderr
     assert "embedded local server" in stderr and out.exists()
     assert (tmp_path / "cache" / "server" / "embedded.key").exists()
 
-    code, stdout, stderr = await run_cli("demo", "--dir", str(tmp_path / "demo"), env=env)
+    code, stdout, stderr = await run_cli(
+        "demo", "--dir", str(tmp_path / "demo"), env=env, cwd=tmp_path
+    )
     assert code == 0, stderr
     assert "cosine similarity" in stdout and "ocean'@0s" in stdout

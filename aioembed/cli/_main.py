@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
+import hashlib
 import sys
 import time
 from collections import Counter
@@ -27,7 +28,7 @@ from rich.table import Table
 from .. import _wire
 from ..client import AsyncClient, BatchItem, Outcome, StatusUpdate
 from ..errors import AioEmbedError
-from ._embedded import endpoint
+from ._embedded import default_data_dir, endpoint
 from ._export import FORMATS, rows_of, write
 
 __all__ = ["main"]
@@ -99,10 +100,9 @@ async def run_embed(args: argparse.Namespace) -> int:
     if out_path is not None and out_path.suffix.lower() not in FORMATS:
         err.print(f"[red]unknown output format {out_path.suffix!r}; use {', '.join(FORMATS)}[/]")
         return 2
-    journal = Path(args.journal or f"{out_path or 'aioembed-batch'}.journal.sqlite")
-    if not args.resume and journal.exists():
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{journal}{suffix}").unlink(missing_ok=True)
+    journal = Path(args.journal or _default_journal(out_path, inputs, args))
+    if not args.resume:
+        _remove_journal(journal)
     outcomes: list[Outcome] = []
     started = time.perf_counter()
     async with (
@@ -144,7 +144,24 @@ async def run_embed(args: argparse.Namespace) -> int:
         n = write(rows, out_path)
         err.print(f"wrote {n} segments to {out_path}")
     _summary(outcomes, elapsed)
-    return 1 if any(not o.ok for o in outcomes) else 0
+    if any(not o.ok for o in outcomes):
+        err.print(f"[dim]journal kept at {journal}: rerun with --resume to retry the failures[/]")
+        return 1
+    _remove_journal(journal)  # complete: nothing left to resume
+    return 0
+
+
+def _default_journal(out_path: Path | None, inputs: list[str], args: argparse.Namespace) -> Path:
+    """Beside the output file, or (with no output) in the cache, named for the batch."""
+    if out_path is not None:
+        return Path(f"{out_path}.journal.sqlite")
+    digest = hashlib.sha1(repr((inputs, vars(args))).encode()).hexdigest()[:16]
+    return default_data_dir().parent / "journals" / f"{digest}.sqlite"
+
+
+def _remove_journal(journal: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{journal}{suffix}").unlink(missing_ok=True)
 
 
 def _summary(outcomes: list[Outcome], elapsed: float) -> None:
