@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -106,7 +107,7 @@ def _write_parquet(rows: Iterable[Row], path: Path) -> int:
 def _write_npz(rows: Iterable[Row], path: Path) -> int:
     cols = _columns(rows)
     vectors = _matrix(cols.pop("vector"))
-    arrays = {
+    arrays: dict[str, Any] = {
         name: np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         if name.endswith("_sec")
         else np.array(["" if v is None else str(v) for v in values])
