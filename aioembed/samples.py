@@ -152,16 +152,30 @@ def _scene_at(scenes: list[_Scene], t: float) -> _Scene:
 
 
 class _Canvas:
-    """Coordinate grids reused for every frame of one size."""
+    """Coordinate grids and scene backgrounds reused for every frame of one size."""
 
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = width, height
         self.short = float(min(width, height))
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-        self.x = xs / width
-        self.y = ys / height
         self.xs = xs
         self.ys = ys
+        self._backgrounds: dict[int, npt.NDArray[np.uint8]] = {}
+
+    def background(self, scene: _Scene) -> npt.NDArray[np.uint8]:
+        key = id(scene)
+        bg = self._backgrounds.get(key)
+        if bg is None:
+            x, y = self.xs / self.width, self.ys / self.height
+            ramp = np.cos(scene.bg_angle) * x + np.sin(scene.bg_angle) * y
+            ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
+            img = (
+                np.asarray(scene.bg_a, np.float32)[None, None, :] * (1 - ramp[..., None])
+                + np.asarray(scene.bg_b, np.float32)[None, None, :] * ramp[..., None]
+            )
+            bg = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+            self._backgrounds = {key: bg}  # one scene at a time: frames come in order
+        return bg
 
 
 def _render(canvas: _Canvas, scenes: list[_Scene], t: float, pattern: str) -> npt.NDArray[np.uint8]:
@@ -170,12 +184,7 @@ def _render(canvas: _Canvas, scenes: list[_Scene], t: float, pattern: str) -> np
         return np.zeros((h, w, 3), np.uint8)
     scene = _scene_at(scenes, t)
     local = t - scene.start if pattern == "shapes" else 0.0
-    ramp = np.cos(scene.bg_angle) * canvas.x + np.sin(scene.bg_angle) * canvas.y
-    ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
-    img = (
-        np.asarray(scene.bg_a, np.float32)[None, None, :] * (1 - ramp[..., None])
-        + np.asarray(scene.bg_b, np.float32)[None, None, :] * ramp[..., None]
-    )
+    img = canvas.background(scene).copy()
     for shape in scene.shapes:
         # Bounce inside the frame: a triangle wave of the unbounded position.
         cx = _bounce(shape.pos[0] + shape.vel[0] * local) * w
@@ -185,19 +194,20 @@ def _render(canvas: _Canvas, scenes: list[_Scene], t: float, pattern: str) -> np
         y0, y1 = max(int(cy - r), 0), min(int(cy + r) + 1, h)
         if x0 >= x1 or y0 >= y1:
             continue
-        dx = canvas.xs[y0:y1, x0:x1] - cx
-        dy = canvas.ys[y0:y1, x0:x1] - cy
-        colour = np.asarray(shape.colour, np.float32)
+        colour = (np.asarray(shape.colour) * 255 + 0.5).astype(np.uint8)
         region = img[y0:y1, x0:x1]
         if shape.kind == 0:
             region[...] = colour
-        elif shape.kind == 1:
+            continue
+        dx = canvas.xs[y0:y1, x0:x1] - cx
+        dy = canvas.ys[y0:y1, x0:x1] - cy
+        if shape.kind == 1:
             region[dx * dx + dy * dy <= r * r] = colour
         else:
             phase = (np.cos(shape.angle) * dx + np.sin(shape.angle) * dy) / (2 * r)
             mask = np.sin(2 * math.pi * shape.freq * phase + 3 * local) > 0
             region[mask] = colour
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return img
 
 
 def _bounce(p: float) -> float:
