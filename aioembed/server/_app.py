@@ -156,11 +156,16 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
         resp = _error_response(_from_http_exception(e, request), request_id)
     except APIStatusError as e:
         resp = _error_response(e, request_id)
-    except (asyncio.CancelledError, ConnectionError):
-        # The client went away (an aborted upload): nobody to answer. Counted
-        # as 499, nginx's "client closed request".
+    except asyncio.CancelledError:
         app[METRICS].record(route, request.method, 499)
         raise
+    except ConnectionError:
+        # The client went away (an aborted upload): nobody will read this
+        # answer. Counted as 499, nginx's "client closed request".
+        app[METRICS].record(route, request.method, 499)
+        resp = web.Response(status=499)
+        resp.force_close()
+        return resp
     except Exception as e:
         log.exception(
             "internal error handling %s %s (request %s)", request.method, request.path, request_id

@@ -386,7 +386,9 @@ class _Slot:
             if not self.alive():
                 if self.process is not None:
                     await self.reap()
-                self.start()
+                # Off the loop: the very first start launches the forkserver and
+                # waits for it to import the engine (about a second).
+                await asyncio.get_running_loop().run_in_executor(self.pool.io, self.start)
             self.job, self.started_at = job, time.time()
             try:
                 msg = await self._exchange(job, on_event)
