@@ -596,6 +596,33 @@ async def test_form_rules_refuse_before_the_file_is_stored(live_server: Any) -> 
         await writer.wait_closed()
 
 
+async def _expect(server: Any, key: str, length: int) -> bytes:
+    host, port = server.base_url.split("//")[1].split("/")[0].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            (
+                "POST /v1.3/embed/tasks HTTP/1.1\r\n"
+                f"Host: {host}\r\nx-api-key: {key}\r\nExpect: 100-continue\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\n"
+                f"Content-Length: {length}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_expect_100_continue_refuses_before_the_body(live_server: Any) -> None:
+    s = live_server
+    assert (await _expect(s, s.api_key, 1000)).startswith(b"HTTP/1.1 100 Continue")
+    assert (await _expect(s, "wrong", 1000)).startswith(b"HTTP/1.1 401")
+    assert (await _expect(s, s.api_key, 3 * 1024**3)).startswith(b"HTTP/1.1 413")
+    assert s.counts(TASKS, "POST", 401) == 1 and s.counts(TASKS, "POST", 413) == 1
+
+
 async def test_path_traversal_filename_is_stored_safely(
     live_server: Any, http: aiohttp.ClientSession, video_factory: Any
 ) -> None:
@@ -656,6 +683,13 @@ async def test_malformed_bodies(live_server: Any, http: aiohttp.ClientSession) -
         400,
         "parameter_invalid",
         "Content-Type",
+    )
+    many = form([("video_embedding_scope", "clip")] * 101 + [("model_name", MODEL)])
+    assert_error(
+        *await call(http, "POST", url, headers=s.headers, data=many),
+        400,
+        "parameter_invalid",
+        "at most 100 parts",
     )
     no_name = b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n"
     assert_error(

@@ -23,7 +23,6 @@ import logging
 import os
 import sqlite3
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from ._keys import (
     MEDIA_DIR,
     METRICS,
     OWNER,
+    OWNERS,
     RATE_LIMITER,
     REQUEST_ID,
     STARTED,
@@ -58,6 +58,7 @@ from ._keys import (
 )
 from ._metrics import UNMATCHED, RequestCounter
 from ._ratelimit import RateLimiter
+from ._render import error_response, new_request_id
 from ._routes import PUBLIC_ROUTES, routes
 from ._store import SqliteStore, Store, owner_of
 from ._urlfetch import UrlPolicy, make_session
@@ -68,23 +69,6 @@ __all__ = ["ServerRunner", "create_app"]
 log = logging.getLogger("aioembed.server")
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _error_response(exc: APIStatusError, request_id: str) -> web.Response:
-    body = exc.to_body()
-    body["request_id"] = request_id
-    from ._render import json_response
-
-    resp = json_response(body, status=exc.status)
-    resp.headers.update(exc.headers)
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        resp.headers["Retry-After"] = str(int(retry_after))
-    return resp
 
 
 def _from_http_exception(exc: web.HTTPException, request: web.BaseRequest) -> APIStatusError:
@@ -130,7 +114,7 @@ def _route_name(request: web.Request) -> str:
 @web.middleware
 async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
     app = request.app
-    request_id = _new_request_id()
+    request_id = new_request_id()
     request[REQUEST_ID] = request_id
     headers: dict[str, str] = {}
     route = _route_name(request)
@@ -138,7 +122,7 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
     try:
         if request.match_info.route.name not in PUBLIC_ROUTES:
             key = request.headers.get("x-api-key", "")
-            owner = app[_OWNERS].get(key) if key else None
+            owner = app[OWNERS].get(key) if key else None
             if owner is None:
                 raise AuthenticationError(
                     "The API key is missing or invalid; send a valid key in the x-api-key header.",
@@ -153,9 +137,9 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
                     raise decision.error()
         resp = await handler(request)
     except web.HTTPException as e:
-        resp = _error_response(_from_http_exception(e, request), request_id)
+        resp = error_response(_from_http_exception(e, request), request_id)
     except APIStatusError as e:
-        resp = _error_response(e, request_id)
+        resp = error_response(e, request_id)
     except asyncio.CancelledError:
         app[METRICS].record(route, request.method, 499)
         raise
@@ -170,7 +154,7 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
         log.exception(
             "internal error handling %s %s (request %s)", request.method, request.path, request_id
         )
-        resp = _error_response(_unexpected(e), request_id)
+        resp = error_response(_unexpected(e), request_id)
     if resp.status >= 400 and request.body_exists and not request.content.at_eof():
         # The body was not read to the end (refused early): the connection
         # cannot carry another request.
@@ -181,7 +165,6 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
     return resp
 
 
-_OWNERS = web.AppKey("owners", dict[str, str])
 _LOCK_FD = web.AppKey("lock_fd", int)
 
 
@@ -298,7 +281,7 @@ def create_app(config: ServerConfig, *, store: Store | None = None) -> web.Appli
     app[METRICS] = RequestCounter()
     app[RATE_LIMITER] = RateLimiter(config.rate_limit) if config.rate_limit is not None else None
     app[URL_POLICY] = UrlPolicy.from_entries(config.url_allow)
-    app[_OWNERS] = {key: owner_of(key) for key in config.api_keys}
+    app[OWNERS] = {key: owner_of(key) for key in config.api_keys}
     app[DATA_DIR] = config.data_dir
     app.add_routes(routes)
     app.cleanup_ctx.append(_lifecycle)
@@ -330,8 +313,8 @@ class _JSONErrorRequestHandler(RequestHandler):
             err = APIStatusError(
                 f"The request is malformed: {detail}", code="parameter_invalid", status=status
             )
-        request_id = _new_request_id()
-        resp = _error_response(err, request_id)
+        request_id = new_request_id()
+        resp = error_response(err, request_id)
         resp.headers["x-request-id"] = request_id
         resp.force_close()
         del plain

@@ -22,6 +22,7 @@ __all__ = [
     "MEDIA_DIR",
     "METRICS",
     "OWNER",
+    "OWNERS",
     "RATE_LIMITER",
     "REQUEST_ID",
     "ROUTE",
@@ -38,6 +39,8 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SYNC_POOL = web.AppKey("sync_pool", WorkerPool)
 RATE_LIMITER: web.AppKey[RateLimiter | None] = web.AppKey("rate_limiter")
+#: API key -> owner hash (``_store.owner_of``), for every accepted key.
+OWNERS = web.AppKey("owners", dict[str, str])
 #: [ext] Request counts by route/method/status since start; tests read it.
 METRICS = web.AppKey("metrics", RequestCounter)
 URL_POLICY = web.AppKey("url_policy", UrlPolicy)

@@ -6,6 +6,7 @@ natively, so retrieving thousands of segments never builds Python floats.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,13 +15,37 @@ import numpy as np
 from aiohttp import web
 
 from .._wire import dumps, format_datetime
+from ..errors import APIStatusError
 from ._store import SegmentRecord, TaskRecord
 
-__all__ = ["json_response", "render_segments", "render_task", "rfc3339"]
+__all__ = [
+    "error_response",
+    "json_response",
+    "new_request_id",
+    "render_segments",
+    "render_task",
+    "rfc3339",
+]
 
 
 def rfc3339(epoch: float) -> str:
     return format_datetime(datetime.fromtimestamp(epoch, tz=UTC))
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def error_response(exc: APIStatusError, request_id: str) -> web.Response:
+    """The contract's error body (plus ``request_id``) with the error's status and headers."""
+    body = exc.to_body()
+    body["request_id"] = request_id
+    resp = json_response(body, status=exc.status)
+    resp.headers.update(exc.headers)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(int(retry_after))
+    return resp
 
 
 def json_response(

@@ -17,17 +17,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from .. import __version__
 from .._params import MODELS, TaskParams, check_task_params, invalid, not_provided, parse_number
-from ..errors import NotFoundError, ParameterError
+from ..errors import APIStatusError, AuthenticationError, NotFoundError, ParameterError
 from ._keys import (
     CONFIG,
     DISPATCHER,
     MEDIA_DIR,
     METRICS,
     OWNER,
+    OWNERS,
     RATE_LIMITER,
     STARTED,
     STORE,
@@ -37,9 +38,9 @@ from ._keys import (
     URL_SESSION,
 )
 from ._openapi import openapi_document
-from ._render import json_response, render_task
+from ._render import error_response, json_response, new_request_id, render_task
 from ._store import NewTask, new_task_id
-from ._uploads import Form, FormSpec, UploadedFile, read_form, unknown
+from ._uploads import FORM_SLACK, Form, FormSpec, UploadedFile, read_form, too_large, unknown
 from ._urlfetch import check_url, fetch_to_file
 from ._workers import (
     AudioJob,
@@ -80,6 +81,40 @@ EMBED_FORM = FormSpec(
 _EMBED_INPUTS = ("text", "image_url", "image_file", "audio_url", "audio_file")
 _ALL_OPTIONS = tuple(dict.fromkeys(o for m in MODELS.values() for o in m.video_options))
 _STATUSES = ("processing", "ready", "failed")
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` (curl sends it for uploads over 1 MB): answer a bad key or
+    an oversized ``Content-Length`` *before* the client sends the body.
+
+    aiohttp runs this before the middleware, so it renders and counts its own refusals.
+    """
+    app = request.app
+    err: APIStatusError | None = None
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        err = APIStatusError(
+            "The Expect header is invalid. Only 100-continue is supported.",
+            code="parameter_invalid",
+            status=417,
+        )
+    elif app[OWNERS].get(request.headers.get("x-api-key", "")) is None:
+        err = AuthenticationError(
+            "The API key is missing or invalid; send a valid key in the x-api-key header.",
+            code="api_key_invalid",
+        )
+    elif (request.content_length or 0) > app[CONFIG].max_upload_bytes + FORM_SLACK:
+        err = too_large(app[CONFIG].max_upload_bytes, "request body")
+    if err is None:
+        if request.version == HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+    request_id = new_request_id()
+    resp = error_response(err, request_id)
+    resp.headers["x-request-id"] = request_id
+    resp.force_close()
+    route = request.match_info.route.resource
+    app[METRICS].record(route.canonical if route else "", request.method, err.status)
+    return resp
 
 
 def _check_query(request: web.Request, allowed: Sequence[str]) -> None:
@@ -153,7 +188,7 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-@routes.post(PREFIX + "/embed/tasks", name="create_task")
+@routes.post(PREFIX + "/embed/tasks", name="create_task", expect_handler=expect_continue)
 async def create_task(request: web.Request) -> web.Response:
     app = request.app
     config, store, owner = app[CONFIG], app[STORE], request[OWNER]
@@ -319,13 +354,13 @@ def _time_param(request: web.Request, name: str) -> float | None:
     text = values[0].strip()
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    except (ValueError, OverflowError):
         raise invalid(
             name, f"{name} should be an RFC 3339 date-time such as 2026-11-25T10:00:00Z."
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 @routes.get(PREFIX + "/embed/tasks", name="list_tasks")
@@ -371,7 +406,7 @@ def _media_error(param: str, message: str) -> ParameterError:
     return invalid(param, message)
 
 
-@routes.post(PREFIX + "/embed", name="embed")
+@routes.post(PREFIX + "/embed", name="embed", expect_handler=expect_continue)
 async def embed(request: web.Request) -> web.Response:
     app = request.app
     config = app[CONFIG]

@@ -35,13 +35,24 @@ from aiohttp.multipart import parse_content_disposition
 from .._params import invalid
 from ..errors import ParameterError, PayloadTooLargeError
 
-__all__ = ["Form", "FormSpec", "UploadedFile", "read_form", "safe_filename", "unknown"]
+__all__ = [
+    "FORM_SLACK",
+    "Form",
+    "FormSpec",
+    "UploadedFile",
+    "read_form",
+    "safe_filename",
+    "too_large",
+    "unknown",
+]
 
 _CHUNK = 256 * 1024
 _FLUSH = 1024 * 1024
 _TEXT_CHUNK = 8 * 1024
 #: Form overhead allowed on top of the file cap when judging Content-Length up front.
-_SLACK = 1024 * 1024
+FORM_SLACK = 1024 * 1024
+#: More parts than any valid form has: refuse rather than parse on.
+MAX_PARTS = 100
 
 
 def unknown(name: str) -> ParameterError:
@@ -187,7 +198,7 @@ async def read_form(
     """
     form = Form()
     length = request.content_length
-    if length is not None and length > max_file_bytes + _SLACK:
+    if length is not None and length > max_file_bytes + FORM_SLACK:
         raise too_large(max_file_bytes, "request body")
     ctype = request.content_type
     try:
@@ -235,10 +246,14 @@ async def _read_multipart(
 ) -> None:
     try:
         reader = await request.multipart()
+        parts = 0
         while True:
             part = await reader.next()
             if part is None:
                 break
+            parts += 1
+            if parts > MAX_PARTS:
+                raise invalid("multipart", f"A form should have at most {MAX_PARTS} parts.")
             if isinstance(part, MultipartReader):
                 raise invalid("multipart", "Nested multipart parts are not accepted.")
             name, filename = _content_disposition(part)
