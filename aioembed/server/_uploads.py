@@ -211,6 +211,8 @@ async def read_form(
                 post = await request.post()
             except ValueError:
                 raise invalid("form", "The request body is not a valid urlencoded form.") from None
+            if len(post) > MAX_PARTS:
+                raise invalid("form", f"A form should have at most {MAX_PARTS} parts.")
             for name, value in post.items():
                 spec.check_name(name)
                 if not isinstance(value, str):  # pragma: no cover - urlencoded has no files
