@@ -209,7 +209,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     app[STARTED] = loop.time()
     # In this process too, so names it registers pass the backend check.
-    run_init(config.worker_init)
+    try:
+        run_init(config.worker_init)
+    except Exception as e:
+        raise RuntimeError(f"worker_init {config.worker_init!r} failed: {e}") from e
     _check_backend(config.backend)
     media, tmp, lock_fd = await loop.run_in_executor(None, _prepare_data_dir, config.data_dir)
     app[_LOCK_FD] = lock_fd
