@@ -232,7 +232,7 @@ def render_audio(
     gain_db: float = 0.0,
 ) -> npt.NDArray[np.float32]:
     """The mono soundtrack of ``seed`` as float32 samples in [-1, 1]."""
-    n = int(round(duration * rate))
+    n = round(duration * rate)
     if silent or n == 0:
         return np.zeros(n, np.float32)
     scenes = _scenes(seed, duration)
@@ -246,9 +246,7 @@ def render_audio(
         tt = t[a:b]
         local = tt - scene.start
         pulse = 0.55 + 0.45 * np.cos(2 * math.pi * scene.tempo * local) ** 2
-        tone = sum(
-            np.sin(2 * math.pi * f * tt) * (0.8 ** k) for k, f in enumerate(scene.notes)
-        )
+        tone = sum(np.sin(2 * math.pi * f * tt) * (0.8**k) for k, f in enumerate(scene.notes))
         # Band-limited noise bursts: white noise through a resonator at noise_centre.
         noise = rng.standard_normal(b - a)
         spec = np.fft.rfft(noise)
@@ -330,7 +328,7 @@ class _Writer:
         self.container: Any = av.open(str(path), mode="w")
         try:
             rate = Fraction(fps).limit_denominator(1001)
-            vs = self.container.add_stream(codec or vcodec, rate=rate)
+            vs: Any = self.container.add_stream(codec or vcodec, rate=rate)
             vs.width, vs.height = width, height
             vs.pix_fmt = "yuv420p"
             if bitrate is not None:
@@ -342,8 +340,12 @@ class _Writer:
             )
             if rotate:
                 vs.set_display_rotation(rotate)
-            self.video = vs
-            self.audio = _add_audio_stream(self.container, audio_codec or acodec, _AUDIO_RATE) if audio else None
+            self.video: Any = vs
+            self.audio = (
+                _add_audio_stream(self.container, audio_codec or acodec, _AUDIO_RATE)
+                if audio
+                else None
+            )
         except BaseException:
             self.container.close()
             raise
@@ -444,13 +446,11 @@ def make_video(
     _check_pattern(pattern)
     if audio not in (True, False, "silence"):
         raise ValueError(f"audio should be True, False or 'silence', got {audio!r}")
-    n_frames = max(1, int(round(duration * fps)))
+    n_frames = max(1, round(duration * fps))
     scenes = _scenes(seed, duration)
     canvas = _Canvas(width, height)
     frames = ((i / fps, _render(canvas, scenes, i / fps, pattern)) for i in range(n_frames))
-    samples = (
-        render_audio(seed, n_frames / fps, silent=audio == "silence") if audio else None
-    )
+    samples = render_audio(seed, n_frames / fps, silent=audio == "silence") if audio else None
     _write(
         path,
         frames,
@@ -567,34 +567,39 @@ def transform_video(
             for frame in packet.decode():
                 if isinstance(frame, av.VideoFrame):
                     if (frame.time or 0.0) >= trim_start - 1e-6:
-                        frames.append(frame.to_ndarray(format="rgb24"))
-                else:
+                        frames.append(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8))
+                elif isinstance(frame, av.AudioFrame):
                     for out in resampler.resample(frame):
                         chunks.append(out.to_ndarray()[0].copy())
         if has_audio:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray()[0].copy())
     h0, w0 = frames[0].shape[:2]
-    cy, cx = int(round(h0 * crop)), int(round(w0 * crop))
+    cy, cx = round(h0 * crop), round(w0 * crop)
     out_w, out_h = size or ((w0 - 2 * cx) // 2 * 2, (h0 - 2 * cy) // 2 * 2)
     samples: npt.NDArray[np.float32] | None = None
     if has_audio:
         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        audio = audio[int(round(trim_start * _AUDIO_RATE)) :] * np.float32(10 ** (gain_db / 20))
+        audio = audio[round(trim_start * _AUDIO_RATE) :] * np.float32(10 ** (gain_db / 20))
         samples = np.clip(audio, -1, 1).astype(np.float32)
 
     def convert() -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
         step = src_fps / out_fps
         n_out = int(len(frames) / step)
         for i in range(n_out):
-            img = frames[min(int(i * step), len(frames) - 1)][cy : h0 - cy or None, cx : w0 - cx or None]
+            img = frames[min(int(i * step), len(frames) - 1)][
+                cy : h0 - cy or None, cx : w0 - cx or None
+            ]
             if brightness or contrast != 1.0:
                 x = img.astype(np.float32) / 255
                 x = (x - 0.5) * contrast + 0.5 + brightness
                 img = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
             if img.shape[1] != out_w or img.shape[0] != out_h:
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                img = vf.to_ndarray(width=out_w, height=out_h, format="rgb24", interpolation="AREA")
+                img = np.asarray(
+                    vf.to_ndarray(width=out_w, height=out_h, format="rgb24", interpolation="AREA"),
+                    np.uint8,
+                )
             yield i / out_fps, img
 
     _write(

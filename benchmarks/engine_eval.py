@@ -38,7 +38,11 @@ CLIP = 6.0
 # name -> (transform_video keyword arguments, extension, source-time shift in s)
 TRANSFORMS: dict[str, tuple[dict[str, Any], str, float]] = {
     "reencode-vp8-low": ({"bitrate": 250_000}, "webm", 0.0),
-    "reencode-mpeg4": ({"codec": "mpeg4", "bitrate": 400_000, "audio_codec": "libmp3lame"}, "mkv", 0.0),
+    "reencode-mpeg4": (
+        {"codec": "mpeg4", "bitrate": 400_000, "audio_codec": "libmp3lame"},
+        "mkv",
+        0.0,
+    ),
     "resize-half": ({"size": (320, 180)}, "mp4", 0.0),
     "resize-up": ({"size": (960, 540)}, "mp4", 0.0),
     "crop-5%": ({"crop": 0.05}, "mp4", 0.0),
@@ -78,7 +82,10 @@ def _make_copy(args: tuple[Path, Path, str]) -> Path:
 
 def _embed(args: tuple[Path, str]) -> list[tuple[str, float, float, np.ndarray]]:
     path, model = args
-    return [(s.option, s.start, s.end, s.vector) for s in embed_video(path, model_name=model, clip_length=CLIP)]
+    return [
+        (s.option, s.start, s.end, s.vector)
+        for s in embed_video(path, model_name=model, clip_length=CLIP)
+    ]
 
 
 def _map(fn: Callable[[Any], Any], items: list[Any], workers: int) -> list[Any]:
@@ -137,14 +144,18 @@ def evaluate(sources: int, duration: float, model: str, workers: int) -> dict[st
             "near_p5": float(np.percentile(near, 5)),
             "unrelated_mean": float(np.mean(unrelated)),
             "unrelated_p99": float(np.percentile(unrelated, 99)),
-            "per_transform": {k: float(np.mean(np.array(v) == 1)) for k, v in per_transform.items()},
+            "per_transform": {
+                k: float(np.mean(np.array(v) == 1)) for k, v in per_transform.items()
+            },
         }
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="near-duplicate retrieval quality of the engine")
-    parser.add_argument("--quick", action="store_true", help="6 sources of 12 s instead of 20 of 18 s")
+    parser.add_argument(
+        "--quick", action="store_true", help="6 sources of 12 s instead of 20 of 18 s"
+    )
     parser.add_argument("--sources", type=int, default=None)
     parser.add_argument("--model", default="marengo3.0")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -156,7 +167,9 @@ def main() -> None:
         f"## Engine near-duplicate retrieval ({args.model}, {sources} sources x "
         f"{len(TRANSFORMS)} transforms, {duration:g} s, {CLIP:g} s clips)\n"
     )
-    print("| option | queries | recall@1 | mAP | cos near-dup (mean / p5) | cos unrelated (mean / p99) |")
+    print(
+        "| option | queries | recall@1 | mAP | cos near-dup (mean / p5) | cos unrelated (mean / p99) |"
+    )
     print("|---|---|---|---|---|---|")
     for option in ("visual", "visual-text", "audio"):
         if option in res:
@@ -171,7 +184,9 @@ def main() -> None:
     print("| transform | " + " | ".join(opts) + " |")
     print("|---|" + "---|" * len(opts))
     for name in TRANSFORMS:
-        print(f"| {name} | " + " | ".join(f"{res[o]['per_transform'][name]:.3f}" for o in opts) + " |")
+        print(
+            f"| {name} | " + " | ".join(f"{res[o]['per_transform'][name]:.3f}" for o in opts) + " |"
+        )
     print(f"\n(generation {res['generated_s']:.0f} s, total {res['total_s']:.0f} s)")
 
 

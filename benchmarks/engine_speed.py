@@ -39,8 +39,9 @@ MODEL = "marengo3.0"
 
 def decode_only(path: Path) -> None:
     with av.open(str(path)) as container:
-        streams = [container.streams.video[0], *container.streams.audio[:1]]
-        streams[0].thread_type = "AUTO"
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"
+        streams = [video, *container.streams.audio[:1]]
         for packet in container.demux(*streams):
             for _ in packet.decode():
                 pass
@@ -68,8 +69,8 @@ def remux_loop(src: Path, dst: Path, minutes: float) -> float:
                     if packet.dts is None:
                         continue
                     s, o = pairs[packet.stream.index]
-                    tb = float(s.time_base)
-                    shift = int(round(offset / tb))
+                    tb = float(s.time_base or 1)
+                    shift = round(offset / tb)
                     dts = packet.dts + shift
                     if dts <= last_dts.get(s.index, -(2**62)):
                         continue  # keep DTS strictly increasing across the seam
@@ -162,11 +163,15 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| decode only | {d:.1f} | {seconds / sorted(dec)[len(dec) // 2]:.1f} |")
     print(f"| engine | {e:.1f} | {seconds / sorted(eng)[len(eng) // 2]:.1f} |")
-    print(f"\nengine / decode-only = **{e / d:.2f}** (median rounds: "
-          f"{sorted(dec)[len(dec) // 2] / sorted(eng)[len(eng) // 2]:.2f})\n")
+    print(
+        f"\nengine / decode-only = **{e / d:.2f}** (median rounds: "
+        f"{sorted(dec)[len(dec) // 2] / sorted(eng)[len(eng) // 2]:.2f})\n"
+    )
     print("| file | duration | peak RSS | engine time |")
     print("|---|---|---|---|")
-    print(f"| short | {seconds:g} s | {short_peak['peak_mb']:.0f} MB | {short_peak['seconds']:.1f} s |")
+    print(
+        f"| short | {seconds:g} s | {short_peak['peak_mb']:.0f} MB | {short_peak['seconds']:.1f} s |"
+    )
     print(
         f"| long (remuxed) | {long_seconds / 60:.0f} min | {long_peak['peak_mb']:.0f} MB | "
         f"{long_peak['seconds']:.1f} s ({long_seconds / long_peak['seconds']:.0f} video-s/s) |"

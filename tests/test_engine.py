@@ -73,7 +73,9 @@ def vecs(segments: list[SegmentVector], option: str, scope: str = "clip") -> np.
         (0.1, 20.1, 10, [(0.1, 10.1), (10.1, 20.1)]),
     ],
 )
-def test_clip_spans(start: float, end: float, length: float, expected: list[tuple[float, float]]) -> None:
+def test_clip_spans(
+    start: float, end: float, length: float, expected: list[tuple[float, float]]
+) -> None:
     assert clip_spans(start, end, length) == [(float(a), float(b)) for a, b in expected]
 
 
@@ -159,7 +161,9 @@ _HASH_SCRIPT = textwrap.dedent(
 )
 
 
-def test_bit_identical_across_runs_and_processes(media: Callable[..., Path], tmp_path: Path) -> None:
+def test_bit_identical_across_runs_and_processes(
+    media: Callable[..., Path], tmp_path: Path
+) -> None:
     path = media(duration=6.0, fps=10, seed=3)
     image = samples.make_image(tmp_path / "x.png", seed=3)
     runs = []
@@ -241,7 +245,9 @@ def _bad_files(tmp: Path, good: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("kind", ["zero", "truncated", "random", "text", "audio_only", "missing"])
-def test_bad_input_is_video_file_broken(media: Callable[..., Path], tmp_path: Path, kind: str) -> None:
+def test_bad_input_is_video_file_broken(
+    media: Callable[..., Path], tmp_path: Path, kind: str
+) -> None:
     path = _bad_files(tmp_path, media(duration=4.0, fps=10))[kind]
     with pytest.raises(MediaError) as err:
         probe(path)
@@ -286,7 +292,13 @@ def test_limits(media: Callable[..., Path]) -> None:
         with pytest.raises(MediaError) as err:
             check_media(info, MediaLimits())
         assert err.value.code == code
-    base = dict(fps=30.0, has_video=True, has_audio=True, video_codec="h264", audio_codec="aac")
+    base = {
+        "fps": 30.0,
+        "has_video": True,
+        "has_audio": True,
+        "video_codec": "h264",
+        "audio_codec": "aac",
+    }
     cases = [
         (MediaInfo(duration=7200.0, width=3840, height=2160, **base), None),
         (MediaInfo(duration=7200.5, width=640, height=360, **base), "video_duration_too_long"),
@@ -362,8 +374,14 @@ def test_variable_frame_rate(tmp_path: Path) -> None:
 def test_near_duplicates_beat_unrelated(media: Callable[..., Path], tmp_path: Path) -> None:
     src = media(duration=6.0, fps=10, seed=11)
     dup = samples.transform_video(
-        src, tmp_path / "dup.mp4", size=(480, 480), crop=0.04, brightness=0.06,
-        contrast=1.15, gain_db=-6, bitrate=250_000,
+        src,
+        tmp_path / "dup.mp4",
+        size=(480, 480),
+        crop=0.04,
+        brightness=0.06,
+        contrast=1.15,
+        gain_db=-6,
+        bitrate=250_000,
     )
     unrelated = [media(duration=6.0, fps=10, seed=s) for s in (12, 13, 14)]
     ref = embed_video(src, model_name=MODEL)
@@ -422,7 +440,9 @@ class ConstantBackend:
         v[i] = 1.0
         return v
 
-    def visual(self, frames: np.ndarray, times: np.ndarray, model: Model, option: str) -> np.ndarray:
+    def visual(
+        self, frames: np.ndarray, times: np.ndarray, model: Model, option: str
+    ) -> np.ndarray:
         self.frames_seen.append(frames.shape[1:])
         return self._axis(model, 0)
 
@@ -432,7 +452,9 @@ class ConstantBackend:
     def text(self, text: str, model: Model) -> np.ndarray:
         return self._axis(model, 2)
 
-    def pool(self, vectors: np.ndarray, weights: np.ndarray, model: Model, option: str) -> np.ndarray:
+    def pool(
+        self, vectors: np.ndarray, weights: np.ndarray, model: Model, option: str
+    ) -> np.ndarray:
         return self._axis(model, 3)
 
 
@@ -442,7 +464,10 @@ def test_backend_registered_at_runtime(media: Callable[..., Path]) -> None:
     backend = get_backend("test-constant")
     assert isinstance(backend, Backend) and isinstance(get_backend(), Backend)
     segs = embed_video(
-        media(duration=4.0, fps=10), model_name=MODEL, scopes=("clip", "video"), backend="test-constant"
+        media(duration=4.0, fps=10),
+        model_name=MODEL,
+        scopes=("clip", "video"),
+        backend="test-constant",
     )
     assert [int(np.argmax(s.vector)) for s in segs] == [0, 3, 1, 3]
     assert set(backend.frames_seen) == {(16, 16, 3)}  # the decoder honoured its hints

@@ -93,8 +93,16 @@ def embed_video(
     with open_media(path) as container:
         info = container_info(container, decode_first=False)
         return _embed_container(
-            container, info, model, be, opts, wanted_scopes,
-            start=start, end=end, clip_length=clip_length, progress=progress,
+            container,
+            info,
+            model,
+            be,
+            opts,
+            wanted_scopes,
+            start=start,
+            end=end,
+            clip_length=clip_length,
+            progress=progress,
         )
 
 
@@ -153,7 +161,8 @@ def _embed_container(
         vectors = clip_vectors[option]
         if "clip" in wanted_scopes:
             out.extend(
-                SegmentVector(s, e, "clip", option, v) for (s, e), v in zip(spans, vectors, strict=True)
+                SegmentVector(s, e, "clip", option, v)
+                for (s, e), v in zip(spans, vectors, strict=True)
             )
         if "video" in wanted_scopes:
             pooled = be.pool(np.stack(vectors), weights, model, option)
@@ -182,7 +191,9 @@ def embed_image(
     return be.visual(img[None], np.zeros(1), model, _visual_option(model))
 
 
-def embed_text(text: str, *, model_name: str, backend: str | None = None) -> npt.NDArray[np.float32]:
+def embed_text(
+    text: str, *, model_name: str, backend: str | None = None
+) -> npt.NDArray[np.float32]:
     """The vector of a text query.
 
     With the default weights-free backend this is a hashed n-gram embedding that
@@ -227,7 +238,9 @@ def embed_audio(
     except MediaError as exc:
         if exc.code == "parameter_invalid":
             raise
-        raise MediaError("parameter_invalid", "The audio file is broken or not a supported audio format.") from None
+        raise MediaError(
+            "parameter_invalid", "The audio file is broken or not a supported audio format."
+        ) from None
     if start_offset >= duration:
         raise MediaError(
             "parameter_invalid",

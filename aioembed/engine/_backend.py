@@ -92,7 +92,11 @@ class Backend(Protocol):
     frame_size: tuple[int, int]
 
     def visual(
-        self, frames: npt.NDArray[np.uint8], times: npt.NDArray[np.float64], model: Model, option: str
+        self,
+        frames: npt.NDArray[np.uint8],
+        times: npt.NDArray[np.float64],
+        model: Model,
+        option: str,
     ) -> Vector:
         """A clip's sampled frames ``(n, h, w, 3)`` RGB (``n >= 1``) and their times in
         seconds. A still image is a clip of one frame, so it lands in the same space."""
@@ -106,7 +110,13 @@ class Backend(Protocol):
         """A text query's vector."""
         ...
 
-    def pool(self, vectors: npt.NDArray[np.float32], weights: npt.NDArray[np.float64], model: Model, option: str) -> Vector:
+    def pool(
+        self,
+        vectors: npt.NDArray[np.float32],
+        weights: npt.NDArray[np.float64],
+        model: Model,
+        option: str,
+    ) -> Vector:
         """The ``video``-scope vector from the clips' ``(n, dims)`` vectors and durations."""
         ...
 

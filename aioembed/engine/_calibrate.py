@@ -36,7 +36,9 @@ DURATION = 12.0
 CLIP_LENGTHS = (2.0, 4.0, 6.0, 10.0)
 
 
-def _scales(std: npt.NDArray[np.float64], groups: tuple[tuple[str, int, float], ...]) -> npt.NDArray[np.float64]:
+def _scales(
+    std: npt.NDArray[np.float64], groups: tuple[tuple[str, int, float], ...]
+) -> npt.NDArray[np.float64]:
     # A feature that barely varies on samples must not be blown up on real media:
     # floor each scale at a tenth of its group's median scale.
     out = std.copy()
@@ -84,6 +86,7 @@ def render(stats: dict[str, npt.NDArray[np.float64]]) -> str:
         "do not edit by hand.",
         '"""',
         "",
+        "# fmt: off",
     ]
     for name, values in stats.items():
         numbers = [repr(round(float(x), 8)) for x in values]
@@ -91,6 +94,7 @@ def render(stats: dict[str, npt.NDArray[np.float64]]) -> str:
         for i in range(0, len(numbers), 6):
             lines.append("    " + ", ".join(numbers[i : i + 6]) + ",")
         lines.append(")")
+    lines.append("# fmt: on")
     return "\n".join(lines) + "\n"
 
 

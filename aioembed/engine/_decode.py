@@ -51,14 +51,14 @@ class ClipMedia:
 
 def _upright(img: npt.NDArray[np.uint8], rotation: float | None) -> npt.NDArray[np.uint8]:
     # Display-matrix rotation is counter-clockwise degrees; np.rot90 turns the same way.
-    k = int(round((rotation or 0) / 90)) % 4
+    k = round((rotation or 0) / 90) % 4
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
 
 
 def _sample(frame: Any, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
     w, h = size
     rotation = frame.rotation
-    if rotation and int(round(rotation / 90)) % 2:
+    if rotation and round(rotation / 90) % 2:
         w, h = h, w  # scale before turning, so the upright result is size
     img = frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA")
     return _upright(img, rotation)
@@ -78,7 +78,9 @@ def decode_image(source: MediaSource, size: tuple[int, int]) -> npt.NDArray[np.u
     except MediaError as exc:
         if exc.code == "parameter_invalid":
             raise
-        raise MediaError("parameter_invalid", "The image is broken or not a PNG or JPEG image.") from None
+        raise MediaError(
+            "parameter_invalid", "The image is broken or not a PNG or JPEG image."
+        ) from None
     except _DECODE_ERRORS as exc:
         raise MediaError(
             "parameter_invalid", f"The image does not decode ({_short(exc)})."
@@ -102,7 +104,7 @@ class _AudioBuffer:
 
     def add(self, samples: npt.NDArray[np.float32], time: float | None) -> None:
         if self.pos is None:
-            self.pos = self.first = int(round((time or 0.0) * AUDIO_RATE))
+            self.pos = self.first = round((time or 0.0) * AUDIO_RATE)
         if len(samples):
             self.chunks.append(samples)
             self.pos += len(samples)
@@ -115,12 +117,12 @@ class _AudioBuffer:
         if self.pos is None or not self.chunks:
             return np.zeros(0, np.float32)
         data = np.concatenate(self.chunks) if len(self.chunks) > 1 else self.chunks[0]
-        a = max(int(round(start * AUDIO_RATE)) - self.first, 0)
-        b = max(int(round(end * AUDIO_RATE)) - self.first, 0)
+        a = max(round(start * AUDIO_RATE) - self.first, 0)
+        b = max(round(end * AUDIO_RATE) - self.first, 0)
         out = np.array(data[a:b], dtype=np.float32)
         rest = data[b:]
         self.chunks = [rest] if len(rest) else []
-        self.first += b if b <= len(data) else len(data)
+        self.first += min(b, len(data))
         return out
 
 
@@ -212,12 +214,18 @@ def _clip_pass(
     video_t = -math.inf if vstream is not None else math.inf
     video_done = vstream is None
     decoded_any = False
-    frame_period = 1.0 / float(vstream.average_rate) if vstream is not None and vstream.average_rate else 1 / 25
+    frame_period = (
+        1.0 / float(vstream.average_rate)
+        if vstream is not None and vstream.average_rate
+        else 1 / 25
+    )
     vbase = float(vstream.time_base) if vstream is not None and vstream.time_base else 0.0
     abuf = _AudioBuffer()
     abuf.done = astream is None
     resampler = (
-        av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if astream is not None else None
+        av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+        if astream is not None
+        else None
     )
     index = 0
     bad = 0
@@ -225,6 +233,9 @@ def _clip_pass(
     def ready(i: int) -> bool:
         end = spans[i][1]
         return (video_done or video_t >= end - 1e-6) and abuf.reached(end)
+
+    # Frames before the range (after the seek) are decoded but never converted; a
+    # clip with no frame of its own falls back to the last sampled frame.
 
     def emit(i: int) -> ClipMedia:
         nonlocal frames, last_frame
@@ -279,15 +290,14 @@ def _clip_pass(
                 decoded_any = True
                 video_t = max(video_t, t)
                 if t >= next_sample - 1e-3 and t < range_end:
-                    if t >= range_start - 1e-3:
-                        frames.append((t, _sample(frame, frame_size)))
-                        next_sample = range_start + (math.floor((t - range_start) * sample_fps + 1e-6) + 1) * step
-                    else:
-                        # Before the range (after a seek): remember it as a fallback only.
-                        last_frame = (t, _sample(frame, frame_size))
+                    frames.append((t, _sample(frame, frame_size)))
+                    next_sample = (
+                        range_start + (math.floor((t - range_start) * sample_fps + 1e-6) + 1) * step
+                    )
             else:
                 assert resampler is not None
-                time = frame.time
+                # Only the first frame's time anchors the audio (and .time is not free).
+                time = frame.time if abuf.pos is None else None
                 for out in resampler.resample(frame):
                     abuf.add(_mono(out), time)
                     time = None

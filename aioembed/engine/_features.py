@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 import re
 
@@ -51,8 +52,8 @@ from ._backend import Model, Vector, mean_pool, normalise
 
 __all__ = [
     "AUDIO_GROUPS",
-    "FeatureBackend",
     "VISUAL_GROUPS",
+    "FeatureBackend",
     "audio_features",
     "frame_features",
     "visual_features",
@@ -80,10 +81,22 @@ _FRAME_GROUPS = (
     ("edges", 1),
 )
 FRAME_DIMS = sum(g[1] for g in _FRAME_GROUPS)
-_MEAN_WEIGHTS = {"layout": 1.4, "colour_layout": 1.0, "hue": 1.0, "quantiles": 0.55,
-                 "gradients": 1.4, "edges": 0.3}
-_STD_WEIGHTS = {"layout": 0.5, "colour_layout": 0.5, "hue": 0.5, "quantiles": 0.2,
-                "gradients": 0.5, "edges": 0.15}
+_MEAN_WEIGHTS = {
+    "layout": 1.4,
+    "colour_layout": 1.0,
+    "hue": 1.0,
+    "quantiles": 0.55,
+    "gradients": 1.4,
+    "edges": 0.3,
+}
+_STD_WEIGHTS = {
+    "layout": 0.5,
+    "colour_layout": 0.5,
+    "hue": 0.5,
+    "quantiles": 0.2,
+    "gradients": 0.5,
+    "edges": 0.15,
+}
 VISUAL_GROUPS = (
     *((f"mean_{n}", s, _MEAN_WEIGHTS[n]) for n, s in _FRAME_GROUPS),
     *((f"std_{n}", s, _STD_WEIGHTS[n]) for n, s in _FRAME_GROUPS),
@@ -117,7 +130,8 @@ _SILENCE_RMS = 10 ** (-70 / 20)
 def _dot(a: F64, b: F64) -> F64:
     # einsum without optimize= never calls BLAS, whose threading can change
     # summation order; these products are small.
-    return np.einsum("...j,jk->...k", a, b, optimize=False)
+    out: F64 = np.einsum("...j,jk->...k", a, b, optimize=False)
+    return out
 
 
 def _soft_hist(values: F64, weights: F64, bins: int, period: float) -> F64:
@@ -136,7 +150,9 @@ def _soft_hist(values: F64, weights: F64, bins: int, period: float) -> F64:
     offsets = (np.arange(n) * bins)[:, None]
     whi = weights * frac
     # bincount adds in index order: a fixed summation order, and far faster than add.at.
-    out = np.bincount((lo_i + offsets).ravel(), (weights - whi).ravel(), minlength=n * bins)
+    out: F64 = np.bincount(
+        (lo_i + offsets).ravel(), (weights - whi).ravel(), minlength=n * bins
+    ).astype(np.float64, copy=False)
     out += np.bincount((hi_i + offsets).ravel(), whi.ravel(), minlength=n * bins)
     return out.reshape(n, bins)
 
@@ -145,7 +161,8 @@ def _cells(x: F64, k: int) -> F64:
     """Mean over a ``k x k`` grid of the last two axes: ``(n, H, W) -> (n, k*k)``."""
     n, h, w = x.shape
     hh, ww = h // k * k, w // k * k
-    return x[:, :hh, :ww].reshape(n, k, hh // k, k, ww // k).mean(axis=(2, 4)).reshape(n, k * k)
+    out: F64 = x[:, :hh, :ww].reshape(n, k, hh // k, k, ww // k).mean(axis=(2, 4))
+    return out.reshape(n, k * k)
 
 
 # --------------------------------------------------------------------------- visual
@@ -209,9 +226,7 @@ def visual_features(frames: npt.NDArray[np.uint8]) -> F64:
         motion_grid = _cells(diff, _GRID).mean(axis=0)
         per_frame = diff.mean(axis=(1, 2))
         colour_change = np.abs(np.diff(hue_hist, axis=0)).sum(axis=1).mean()
-        motion_stats = np.array(
-            [per_frame.mean(), per_frame.std(), per_frame.max(), colour_change]
-        )
+        motion_stats = np.array([per_frame.mean(), per_frame.std(), per_frame.max(), colour_change])
     else:
         motion_grid = np.zeros(_GRID * _GRID)
         motion_stats = np.zeros(4)
@@ -242,7 +257,7 @@ def _mel_filters() -> F64:
     # Narrow low filters can fall between FFT bins; give each at least its nearest bin.
     for i in range(_N_MELS):
         if fb[:, i].sum() == 0:
-            fb[int(round(edges[i + 1] * _N_FFT / _RATE)), i] = 1.0
+            fb[round(edges[i + 1] * _N_FFT / _RATE), i] = 1.0
     return fb
 
 
@@ -254,7 +269,7 @@ def _chroma_map() -> F64:
     for k, f in enumerate(freqs):
         if 80.0 <= f <= 4000.0:
             pc = (12 * math.log2(f / 440.0)) % 12
-            lo = int(math.floor(pc)) % 12
+            lo = math.floor(pc) % 12
             frac = pc - math.floor(pc)
             out[k, lo] += 1 - frac
             out[k, (lo + 1) % 12] += frac
@@ -277,7 +292,7 @@ def audio_features(samples: npt.NDArray[np.float32]) -> F64:
     """The clip descriptor ``(AUDIO_DIMS,)`` of non-silent mono 16 kHz samples."""
     x = samples.astype(np.float64)
     n_frames = 1 + (x.size - _N_FFT) // _HOP
-    frames = np.lib.stride_tricks.sliding_window_view(x, _N_FFT)[:: _HOP][:n_frames]
+    frames = np.lib.stride_tricks.sliding_window_view(x, _N_FFT)[::_HOP][:n_frames]
     power = np.abs(np.fft.rfft(frames * _window(), axis=1)) ** 2  # (T, 257)
     mel = _dot(power, _mel_filters())  # (T, 40)
     # A floor 60 dB under the clip's peak: quieter bands are codec noise or clipping
@@ -323,7 +338,10 @@ def audio_features(samples: npt.NDArray[np.float32]) -> F64:
     mod_freqs = np.fft.rfftfreq(env.size, _HOP / _RATE)
     band_edges = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
     modulation = np.array(
-        [spec[(mod_freqs >= lo) & (mod_freqs < hi)].sum() for lo, hi in zip(band_edges, band_edges[1:])]
+        [
+            spec[(mod_freqs >= lo) & (mod_freqs < hi)].sum()
+            for lo, hi in itertools.pairwise(band_edges)
+        ]
     )
     modulation = modulation / max(float(modulation.sum()), 1e-30)
 
@@ -357,7 +375,8 @@ def _projection(dims: int, in_dims: int, seed: int) -> F64:
             h = np.block([[h, h], [h, -h]])
         rows = rng.choice(dims, size=in_dims, replace=False)
         signs = rng.choice(np.array([-1.0, 1.0]), size=dims)
-        return h[rows] * signs[None, :] / math.sqrt(dims)
+        out: F64 = h[rows] * signs[None, :] / math.sqrt(dims)
+        return out
     q, _ = np.linalg.qr(rng.standard_normal((dims, in_dims)))
     return np.ascontiguousarray(q.T)
 
@@ -372,8 +391,9 @@ def _standardise(f: F64, mean: tuple[float, ...], scale: tuple[float, ...]) -> F
     a trim or a codec can move an outlier a long way."""
     if len(mean) != f.size:  # not calibrated (yet): identity
         return f
-    z = (f - np.asarray(mean)) / np.asarray(scale)
-    return _Z_LIMIT * np.tanh(z / _Z_LIMIT)
+    z: F64 = (f - np.asarray(mean)) / np.asarray(scale)
+    z = _Z_LIMIT * np.tanh(z / _Z_LIMIT)
+    return z
 
 
 def _project(z: F64, model: Model, purpose: str) -> Vector:
@@ -414,7 +434,9 @@ def text_vector(text: str, dims: int, salt: str) -> F64:
     v = np.zeros(dims, np.float64)
     for key in sorted(counts):
         h = _hash(salt + "\x00" + key)
-        v[h % dims] += (1.0 if (h >> 63) & 1 else -1.0) * (1.0 + math.log(counts[key]) if counts[key] >= 1 else counts[key])
+        v[h % dims] += (1.0 if (h >> 63) & 1 else -1.0) * (
+            1.0 + math.log(counts[key]) if counts[key] >= 1 else counts[key]
+        )
     if not v.any():
         # No word characters at all (e.g. only punctuation): hash the raw string.
         h = _hash(salt + "\x00raw:" + text)
@@ -433,7 +455,11 @@ class FeatureBackend:
     frame_size = (32, 32)
 
     def visual(
-        self, frames: npt.NDArray[np.uint8], times: npt.NDArray[np.float64], model: Model, option: str
+        self,
+        frames: npt.NDArray[np.uint8],
+        times: npt.NDArray[np.float64],
+        model: Model,
+        option: str,
     ) -> Vector:
         if frames.shape[0] == 0:
             raise ValueError("a visual clip needs at least one frame")
@@ -453,6 +479,10 @@ class FeatureBackend:
         return normalise(text_vector(text, model.dims, model.name))
 
     def pool(
-        self, vectors: npt.NDArray[np.float32], weights: npt.NDArray[np.float64], model: Model, option: str
+        self,
+        vectors: npt.NDArray[np.float32],
+        weights: npt.NDArray[np.float64],
+        model: Model,
+        option: str,
     ) -> Vector:
         return mean_pool(vectors, weights)

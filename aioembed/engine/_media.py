@@ -190,7 +190,7 @@ def container_info(container: Any, *, decode_first: bool = True) -> MediaInfo:
         if first is None:
             raise _broken("its video stream has no decodable frame")
         width, height = first.width or width, first.height or height
-        rotation = int(round(first.rotation or 0)) % 360
+        rotation = round(first.rotation or 0) % 360
         if rotation in (90, 270):
             width, height = height, width
     if width <= 0 or height <= 0:
