@@ -418,6 +418,25 @@ async def test_create_rejects_bad_videos(
     assert (await call(http, "GET", s.url("health")))[0] == 200
 
 
+async def test_video_checks_can_happen_in_the_task(
+    live_server_factory: Any, http: aiohttp.ClientSession, video_factory: Any
+) -> None:
+    s = await live_server_factory(probe_on_create=False)
+    cases = [
+        (video_factory(duration=3.0), "video_duration_too_short"),
+        (video_factory.file("junk.mp4", b"junk" * 1000), "video_file_broken"),
+    ]
+    for video, code in cases:
+        status, body = await create(http, s, video)
+        assert status == 200, body
+        done = await wait_done(http, s, body["_id"])
+        assert done["status"] == "failed" and done["error"]["code"] == code, done
+    status, body = await create(http, s, video_factory(duration=5.0), video_start_offset_sec="4")
+    done = await wait_done(http, s, body["_id"])
+    assert done["error"]["code"] == "parameter_invalid", done
+    assert "video_start_offset_sec" in done["error"]["message"]
+
+
 async def test_limits_are_inclusive_and_configurable(
     live_server_factory: Any, http: aiohttp.ClientSession, video_factory: Any
 ) -> None:
