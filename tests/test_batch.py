@@ -74,7 +74,9 @@ async def test_fifty_videos_one_outcome_each(
     for o in outcomes:
         assert o.task is not None and o.status is TaskStatus.READY
         assert {s.embedding_option for s in o.task.segments} == {"visual-text"}
-    assert live_server.counts(TASKS, "POST") == 50
+    # A create may be retried after a dropped connection; its Idempotency-Key keeps it one task.
+    assert 50 <= live_server.counts(TASKS, "POST") <= 55
+    assert len([t async for t in client.embed.tasks.list(page_limit=50)]) == 50
     assert live_server.counts(TASK, "GET") == 50  # one retrieve each, which also confirms status
     assert live_server.counts(STATUS, "GET") == 0
 

@@ -62,7 +62,7 @@ async def endpoint(
 
     from aiohttp import web
 
-    from ..server import ServerConfig, create_app
+    from ..server import ServerConfig, ServerRunner, create_app
 
     data_dir = data_dir or default_data_dir()
     key = _embedded_key(data_dir)
@@ -75,7 +75,7 @@ async def endpoint(
     if workers is not None:
         config_kw["workers"] = workers
     config = ServerConfig(**config_kw)  # type: ignore[arg-type]
-    runner = web.AppRunner(create_app(config), access_log=None)
+    runner = ServerRunner(create_app(config), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
