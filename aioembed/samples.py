@@ -429,6 +429,7 @@ def make_video(
     pattern: str | None = None,
     rotate: int = 0,
     codec_options: dict[str, str] | None = None,
+    audio_duration: float | None = None,
 ) -> Path:
     """Encode a synthetic video of ``seed`` and return its path.
 
@@ -439,7 +440,8 @@ def make_video(
     container's defaults (H.264 + AAC; VP8 + Opus for ``.webm``); ``bitrate`` in
     bits/s (default: constant quality). ``rotate`` sets display-matrix rotation
     metadata (degrees). ``codec_options`` replace the video encoder's options
-    (default for H.264: ``preset=ultrafast``, fast to make). Raises :class:`ValueError` for a bad ``pattern`` or ``audio``.
+    (default for H.264: ``preset=ultrafast``, fast to make). ``audio_duration``
+    makes the soundtrack longer or shorter than the pictures (seconds). Raises :class:`ValueError` for a bad ``pattern`` or ``audio``.
     """
     path = Path(path)
     pattern = pattern or "shapes"
@@ -450,7 +452,8 @@ def make_video(
     scenes = _scenes(seed, duration)
     canvas = _Canvas(width, height)
     frames = ((i / fps, _render(canvas, scenes, i / fps, pattern)) for i in range(n_frames))
-    samples = render_audio(seed, n_frames / fps, silent=audio == "silence") if audio else None
+    sound_seconds = n_frames / fps if audio_duration is None else audio_duration
+    samples = render_audio(seed, sound_seconds, silent=audio == "silence") if audio else None
     _write(
         path,
         frames,

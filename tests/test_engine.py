@@ -42,12 +42,12 @@ MODEL = "marengo3.0"
 def media(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """Make (once per module) a sample video by keyword arguments; cached by them."""
     root = tmp_path_factory.mktemp("media")
-    cache: dict[tuple[object, ...], Path] = {}
+    cache: dict[str, Path] = {}
 
     def make(ext: str = "mp4", **kw: object) -> Path:
-        key = (ext, *sorted(kw.items()))
+        key = repr((ext, sorted(kw.items())))
         if key not in cache:
-            name = hashlib.md5(repr(key).encode()).hexdigest()[:10]
+            name = hashlib.md5(key.encode()).hexdigest()[:10]
             cache[key] = samples.make_video(root / f"{name}.{ext}", **kw)  # type: ignore[arg-type]
         return cache[key]
 
@@ -530,3 +530,38 @@ def test_samples_differ_by_seed(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         samples.make_video(tmp_path / "x.mp4", pattern="nope")
     assert os.path.getsize(samples.make_video(tmp_path / "y.mp4", duration=2.0, fps=10)) > 1000
+
+
+def test_start_offset_seeks_to_the_same_vectors(media: Callable[..., Path]) -> None:
+    # A 2 s GOP, so a start offset really seeks instead of decoding from 0.
+    path = media(duration=12.0, fps=10, seed=31, codec_options={"preset": "ultrafast", "g": "20"})
+    whole = embed_video(path, model_name=MODEL, clip_length=3)
+    late = embed_video(path, model_name=MODEL, start=6.0, clip_length=3)
+    for option in ("visual", "audio"):
+        a = vecs(whole, option)[2:]  # clips [6, 9) and [9, 12)
+        b = vecs(late, option)
+        assert a.shape == b.shape == (2, 512)
+        assert np.all(np.sum(a * b, axis=1) > 0.999), option
+
+
+def test_video_track_shorter_than_audio_holds_the_last_picture(tmp_path: Path) -> None:
+    path = samples.make_video(tmp_path / "cover.mp4", duration=5.0, audio_duration=14.0, fps=10)
+    assert probe(path).duration > 13.5
+    segs = embed_video(path, model_name=MODEL, clip_length=6)
+    assert [(s.option, s.start) for s in segs] == [
+        ("visual", 0.0), ("visual", 6.0), ("visual", 12.0),
+        ("audio", 0.0), ("audio", 6.0), ("audio", 12.0),
+    ]  # fmt: skip
+    visual, audio = vecs(segs, "visual"), vecs(segs, "audio")
+    assert float(visual[1] @ visual[2]) > 0.99  # both hold the last picture
+    assert float(audio[1] @ audio[2]) < 0.99  # while the sound goes on
+
+
+def test_truncated_stream_is_broken(media: Callable[..., Path], tmp_path: Path) -> None:
+    data = media("mkv", duration=12.0, fps=10, seed=9).read_bytes()
+    path = tmp_path / "cut.mkv"
+    path.write_bytes(data[: len(data) // 4])  # Matroska needs no index: it opens, then stops
+    assert probe(path).duration > 11
+    with pytest.raises(MediaError) as err:
+        embed_video(path, model_name=MODEL)
+    assert err.value.code == "video_file_broken"

@@ -21,11 +21,15 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from ._media import MediaError, MediaSource, _broken, _short, media_duration, open_media
+from ._media import MediaError, MediaSource, _broken, _short, open_media
 
 __all__ = ["AUDIO_RATE", "ClipMedia", "decode_clips", "decode_image", "iter_clips"]
 
 AUDIO_RATE = 16_000
+# A clip starting this long after the end of everything decoded: the file is cut short.
+_TRUNCATION_SLACK = 1.0
+# Audio this far ahead of the last video frame means the video stream has ended.
+_STALL_SECONDS = 30.0
 # Consecutive packets that fail to decode before the file is declared broken.
 _MAX_BAD_PACKETS = 200
 _DECODE_ERRORS = (av.FFmpegError, OSError, ValueError, MemoryError)
@@ -109,6 +113,10 @@ class _AudioBuffer:
             self.chunks.append(samples)
             self.pos += len(samples)
 
+    def end_time(self) -> float:
+        """Seconds up to which audio arrived (-inf if none)."""
+        return -math.inf if self.pos is None else self.pos / AUDIO_RATE
+
     def reached(self, t: float) -> bool:
         return self.done or (self.pos is not None and self.pos >= round(t * AUDIO_RATE))
 
@@ -171,7 +179,6 @@ def decode_clips(
         raise _broken("it has no video stream")
     if not video and astream is None:
         raise MediaError("parameter_invalid", "The audio file has no audio stream.")
-    declared = media_duration(container, vstream, astream)
     streams = [s for s in (vstream, astream) if s is not None]
     if vstream is not None:
         vstream.thread_type = "AUTO"
@@ -187,7 +194,6 @@ def decode_clips(
         vstream,
         astream,
         spans,
-        declared=declared,
         sample_fps=sample_fps,
         frame_size=frame_size,
         range_end=range_end,
@@ -201,7 +207,6 @@ def _clip_pass(
     astream: Any,
     spans: Sequence[tuple[float, float]],
     *,
-    declared: float,
     sample_fps: float,
     frame_size: tuple[int, int],
     range_end: float,
@@ -232,7 +237,14 @@ def _clip_pass(
 
     def ready(i: int) -> bool:
         end = spans[i][1]
-        return (video_done or video_t >= end - 1e-6) and abuf.reached(end)
+        if not abuf.reached(end):
+            return False
+        if video_done or video_t >= end - 1e-6:
+            return True
+        # Audio far ahead of the video: the video stream has ended before the audio
+        # (muxers interleave within a second or so). Do not hold the audio of the
+        # rest of the file waiting for frames that will not come.
+        return abuf.pos is not None and abuf.pos / AUDIO_RATE - video_t > _STALL_SECONDS
 
     # Frames before the range (after the seek) are decoded but never converted; a
     # clip with no frame of its own falls back to the last sampled frame.
@@ -240,16 +252,24 @@ def _clip_pass(
     def emit(i: int) -> ClipMedia:
         nonlocal frames, last_frame
         start, end = spans[i]
-        mine = [f for f in frames if f[0] < end]
+        if video_done and abuf.done:
+            # End of file: a clip starting well after the last decoded picture and
+            # sound means the file is cut short (the container promised more).
+            media_end = max(video_t if vstream is not None else -math.inf, abuf.end_time())
+            if start - media_end > _TRUNCATION_SLACK:
+                raise _broken(
+                    f"its streams stop at {max(media_end, 0):.2f} s, before the clip "
+                    f"at {start:g} s (truncated?)"
+                )
+        mine = [f for f in frames if start - 1e-3 <= f[0] < end]
         frames = [f for f in frames if f[0] >= end]
         if mine:
             last_frame = mine[-1]
         elif vstream is not None:
-            if last_frame is None or (video_done and start - video_t > max(2.0, 0.05 * declared)):
-                raise _broken(
-                    f"its video stream stops at {max(video_t, 0):.2f} s, "
-                    f"before the clip at {start:g} s"
-                )
+            if last_frame is None:
+                raise _broken(f"its video stream has no picture before {end:g} s")
+            # The picture stream stopped while the sound goes on (a still cover
+            # frame, or a shorter video track): hold the last picture.
             mine = [last_frame]
         return ClipMedia(
             start=start,
