@@ -1,0 +1,367 @@
+"""aioembed vs the official ``twelvelabs`` SDK, on the same local server in one run.
+
+    python -m benchmarks            # everything, writes benchmarks/RESULTS.md (~15-20 min)
+    python -m benchmarks --quick    # a small smoke run (tens of seconds)
+
+Scenarios (issue 6): 1 many tasks (``sdk_many``), 2 big upload and 5 loopback
+ceiling (``sdk_upload``), 3 big result (``sdk_result``), 4 engine throughput
+(``python -m benchmarks.engine_speed``, and ``engine_eval`` with ``--eval``).
+Every client measurement runs in a fresh process against a server in its own
+process, on loopback only. Nothing here asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import sdk_many, sdk_result, sdk_upload
+from ._harness import GB, MB, ROOT, fmt_mb, log, machine_info, med, ratio, table
+
+SCENARIOS = ("many", "upload", "result", "engine")
+HERE = Path(__file__).resolve().parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="aioembed vs the official twelvelabs SDK"
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes, one repetition")
+    p.add_argument("--reps", type=int, default=None, help="repetitions (default 3; 1 with --quick)")
+    p.add_argument(
+        "--only", default=None, help=f"comma-separated subset of {','.join(SCENARIOS)},eval"
+    )
+    p.add_argument("--skip", default="", help="comma-separated scenarios to leave out")
+    p.add_argument("--eval", action="store_true", help="also run benchmarks.engine_eval")
+    p.add_argument("--n", type=int, default=None, help="videos in scenario 1 (default 200)")
+    p.add_argument(
+        "--no-4gb", action="store_true", help="scenario 2 with 1 GB only (4 GB takes minutes)"
+    )
+    p.add_argument(
+        "--result-seconds",
+        type=float,
+        default=None,
+        help="length of the real video in scenario 3 (default 7198 s; 20 with --quick)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="Markdown output (default benchmarks/RESULTS.md)"
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write every raw number here")
+    return p
+
+
+def run_engine_module(module: str, quick: bool) -> dict[str, Any]:
+    """``python -m benchmarks.<module> [--quick]``; its Markdown stdout, or why not."""
+    if not (HERE / f"{module}.py").exists():
+        return {"ok": False, "markdown": f"`benchmarks/{module}.py` is not present; skipped.\n"}
+    args = [sys.executable, "-m", f"benchmarks.{module}", *(["--quick"] if quick else [])]
+    t = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=False)
+    took = time.perf_counter() - t
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout)[-1500:]
+        return {
+            "ok": False,
+            "seconds": took,
+            "markdown": f"`{' '.join(args[1:])}` failed (exit {proc.returncode}):\n\n"
+            f"```\n{tail}\n```\n",
+        }
+    # Their top-level headings become sub-headings of ours.
+    text = "\n".join(
+        "#" + line if line.startswith("## ") else line for line in proc.stdout.splitlines()
+    )
+    return {"ok": True, "seconds": took, "markdown": text.strip() + "\n"}
+
+
+# -- goals and honest notes ---------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def goals(res: dict[str, Any]) -> tuple[str, list[str]]:
+    """The issue's goals against the medians, and a note for each one not met."""
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    if "many" in res:
+        per = res["many"]["clients"]
+        n = res["many"]["n"]
+        aio_label = next(k for k in per if k.startswith("aioembed"))
+        aio = per[aio_label]
+        aio_wall = med(aio, "wall_s")
+        aio_req = sdk_many.median_requests(aio)
+        aio_polls = sdk_many._median(sdk_many._polls(r["requests"]) for r in aio)
+        worst_speed = min(
+            ratio(med(runs, "wall_s"), aio_wall)
+            for k, runs in per.items()
+            if k.startswith("official")
+        )
+        for label, runs in per.items():
+            if not label.startswith("official"):
+                continue
+            speed = ratio(med(runs, "wall_s"), aio_wall)
+            req = ratio(aio_req, sdk_many.median_requests(runs))
+            polls = ratio(aio_polls, sdk_many._median(sdk_many._polls(r["requests"]) for r in runs))
+            cpu = ratio(med(aio, "cpu_s"), med(runs, "cpu_s"))
+            rows.append(
+                [
+                    f"1. many tasks vs {label}",
+                    ">= 1.5x faster wall; <= 0.2x requests",
+                    (
+                        f"{speed:.2f}x faster; {req:.2f}x requests ({polls:.2f}x status polls); "
+                        f"{cpu:.2f}x client CPU"
+                    ),
+                    _verdict(speed >= 1.5 and req <= 0.2),
+                ]
+            )
+        if worst_speed < 1.5:
+            official_runs = [r for k, runs in per.items() if k.startswith("official") for r in runs]
+            polls_per_task = ratio(
+                sdk_many._median(sdk_many._polls(r["requests"]) for r in official_runs), n
+            )
+            if polls_per_task <= 1.05:
+                polling = (
+                    "The official SDK's polls even find each task already finished at its first "
+                    f"`status` call ({polls_per_task:.1f} status requests per task), so its 5 s "
+                    "`sleep_interval` costs it nothing here"
+                )
+            else:
+                polling = (
+                    f"The official SDK makes {polls_per_task:.1f} status requests per task, so "
+                    "its sleep interval costs it at most one interval at the very end"
+                )
+            notes.append(
+                f"**Many tasks, wall time ({worst_speed:.2f}x, goal 1.5x)**: the run is bound by "
+                f"the server, not the client. {n} tiny tasks on a {os.cpu_count()}-core machine "
+                f"take about {aio_wall:.0f} s of server work (each create probes its upload in "
+                "the single probe worker, then 2 video workers embed it), and every client waits "
+                f"for the same server. {polling}: both finish close to the server's last task. "
+                "Where aioembed is ahead is the client: "
+                f"{ratio(med(aio, 'cpu_s'), sdk_many._median(r['cpu_s'] for r in official_runs)):.2f}x "
+                "the CPU seconds, and far fewer status requests."
+            )
+        worst_req = max(
+            ratio(aio_req, sdk_many.median_requests(runs))
+            for k, runs in per.items()
+            if k.startswith("official")
+        )
+        if worst_req > 0.2:
+            notes.append(
+                f"**Many tasks, requests ({worst_req:.2f}x, goal 0.2x)**: a total-requests ratio of "
+                f"0.2 is out of reach by construction: both clients must send {n} creates and "
+                f"{n} retrieves, so aioembed's floor is {2 * n} requests against the official "
+                f"SDK's {3 * n} even when every task is ready at its first poll. The part "
+                "aioembed can change, the status polling, is "
+                f"{aio_polls:.0f} requests (shared `GET /embed/tasks` list pages plus a few "
+                f"retrieves of tasks that were still processing) vs {n}+ status calls: see the "
+                "'status polls' ratio. Tasks that run longer than one poll interval widen the "
+                f"gap (the official SDK makes one status call per task per interval; aioembed "
+                "one list call per 50 processing tasks)."
+            )
+    if "upload" in res:
+        for size_text, per in res["upload"]["sizes"].items():
+            size = int(size_text)
+            label = f"{size / GB:g} GB" if size >= GB else f"{size // MB} MB"
+            aio = per["aioembed-path"]
+            aio_tp, aio_rss = med(aio, "throughput"), med(aio, "peak_growth")
+            best_official = max(
+                med(per[k], "throughput") for k in ("official-file", "official-bytes") if per.get(k)
+            )
+            rows.append(
+                [
+                    f"2. upload {label}",
+                    "aioembed peak RSS growth < 64 MB; throughput >= official",
+                    f"{fmt_mb(aio_rss)}; {aio_tp / MB:.0f} MB/s vs official "
+                    + ", ".join(
+                        f"{k.removeprefix('official-')} {med(per[k], 'throughput') / MB:.0f} MB/s"
+                        for k in ("official-file", "official-bytes")
+                        if per.get(k)
+                    ),
+                    _verdict(aio_rss < 64 * MB and aio_tp >= best_official),
+                ]
+            )
+            ceiling = med(per["raw-aiohttp"], "throughput")
+            rows.append(
+                [
+                    f"5. loopback ceiling {label}",
+                    "report each SDK as a fraction of raw aiohttp",
+                    ", ".join(
+                        f"{k} {ratio(med(per[k], 'throughput'), ceiling):.2f}"
+                        for k in ("aioembed-path", "official-file", "official-bytes")
+                        if per.get(k)
+                    )
+                    + f" (raw aiohttp {ceiling / MB:.0f} MB/s; discard sink "
+                    f"{med(per['raw-sink'], 'throughput') / MB:.0f} MB/s)",
+                    "-",
+                ]
+            )
+            if aio_tp < best_official:
+                notes.append(
+                    f"**Upload {label}, throughput**: aioembed {aio_tp / MB:.0f} MB/s against the "
+                    f"official SDK's best {best_official / MB:.0f} MB/s. All clients here are "
+                    "limited by the server (it writes the body to disk, hashes it and probes it: "
+                    f"raw aiohttp reaches only {ceiling / MB:.0f} MB/s against it vs "
+                    f"{med(per['raw-sink'], 'throughput') / MB:.0f} MB/s into a discard sink), "
+                    "so differences of a few tens of percent between the file-streaming "
+                    "clients are within this machine's run-to-run noise; compare the "
+                    "individual repetitions above."
+                )
+    if "result" in res:
+        for name, per in res["result"]["results"].items():
+            aio, off = per["aioembed -> NumPy"], per["official -> lists"]
+            speed = ratio(med(off, "wall_s"), med(aio, "wall_s"))
+            mem = ratio(med(aio, "peak_growth"), med(off, "peak_growth"))
+            rows.append(
+                [
+                    f"3. big result ({name}, {res['result']['tasks'][name]['segments']} segments)",
+                    ">= 3x faster; <= 0.5x peak memory",
+                    (
+                        f"{speed:.1f}x faster; {mem:.2f}x peak RSS growth "
+                        f"({fmt_mb(med(aio, 'peak_growth'))} vs {fmt_mb(med(off, 'peak_growth'))})"
+                    ),
+                    _verdict(speed >= 3 and mem <= 0.5),
+                ]
+            )
+            if mem > 0.5 and name == "engine":
+                segs = res["result"]["tasks"][name]["segments"]
+                floats = segs * sdk_result.DIMS
+                notes.append(
+                    f"**Big result, memory ({mem:.2f}x, goal 0.5x)**: aioembed parses the "
+                    f"{res['result']['tasks'][name]['body_bytes'] / MB:.0f} MB body with orjson "
+                    f"into Python lists: {floats / 1e6:.1f} M float objects at 24 bytes plus an "
+                    f"8-byte list slot each is {floats * 32 / MB:.0f} MB, alive together with the "
+                    "body bytes while parsing and with the final float32 matrix "
+                    f"({floats * 4 / MB:.0f} MB) while `matrix()` copies them. The official SDK "
+                    "holds the same lists (plus pydantic's copies, briefly), so the peaks are of "
+                    "the same order; aioembed's win here is time. Reaching 0.5x needs vectors "
+                    "that never become Python floats (see the closing note on "
+                    "`aioembed/_wire.py`)."
+                )
+    if "engine" in res:
+        rows.append(
+            [
+                "4. engine throughput",
+                "video-s per s, ratio to decode-only",
+                "see section 4" if res["engine"]["ok"] else "engine benchmark failed",
+                "-",
+            ]
+        )
+    return table(["scenario", "goal (issue 6)", "measured (medians)", "verdict"], rows), notes
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def report(res: dict[str, Any], info: dict[str, str], args: argparse.Namespace, took: float) -> str:
+    mode = "quick (smoke sizes, not representative)" if args.quick else "full"
+    cmd = "python -m benchmarks" + (" --quick" if args.quick else "")
+    goal_table, notes = goals(res)
+    parts = [
+        "# aioembed vs the official twelvelabs SDK\n",
+        (
+            f"Generated by `{cmd}` on {info['date']} ({mode} run, {took / 60:.1f} min). "
+            "Both SDKs talk to the same local aioembed server (`python -m aioembed.server`, its own "
+            "process, loopback only) in the same run; each client measurement runs in a fresh "
+            "Python process with both SDKs imported before measuring; times are "
+            "`time.perf_counter`, CPU is `getrusage` of the client process (all threads), memory "
+            "is the peak RSS growth over the measured call (`ru_maxrss`, checked by a 5 ms psutil "
+            "sampler). Medians of the repetitions shown per section; these machines are noisy, so "
+            "read the ratios, not the absolute times. Benchmarks never assert on time.\n"
+        ),
+        "## Machine\n",
+        table(["", ""], [[k, v] for k, v in info.items()]),
+        "",
+        "## Goals\n",
+        goal_table,
+        "",
+    ]
+    if notes:
+        parts += ["## Where aioembed is not ahead, and why\n"] + [f"- {n}" for n in notes] + [""]
+    for key in ("many", "upload", "result"):
+        if key in res:
+            parts.append(res[key]["markdown"])
+    if "engine" in res:
+        parts += [
+            "## 4. Engine throughput (`python -m benchmarks.engine_speed`)\n",
+            res["engine"]["markdown"],
+        ]
+    if "eval" in res:
+        parts += [
+            "## Engine retrieval quality (`python -m benchmarks.engine_eval`)\n",
+            res["eval"]["markdown"],
+        ]
+    if "skipped" in res:
+        parts += ["## Skipped\n", *[f"- {s}" for s in res["skipped"]], ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quick = args.quick
+    reps = args.reps or (1 if quick else 3)
+    wanted = (
+        [s.strip() for s in args.only.split(",") if s.strip()] if args.only else list(SCENARIOS)
+    )
+    if args.eval and "eval" not in wanted:
+        wanted.append("eval")
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    wanted = [s for s in wanted if s not in skip]
+    unknown = set(wanted) - {*SCENARIOS, "eval"}
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+
+    info = machine_info()
+    res: dict[str, Any] = {}
+    skipped: list[str] = []
+    started = time.perf_counter()
+    if "many" in wanted:
+        n = args.n or (6 if quick else 200)
+        log(f"scenario 1: many tasks (N={n}, {reps} reps)")
+        res["many"] = sdk_many.run(quick=quick, reps=reps, n=n)
+    if "upload" in wanted:
+        big = not quick and not args.no_4gb
+        if not quick and args.no_4gb:
+            skipped.append("4 GB upload (--no-4gb)")
+        log(f"scenario 2+5: big upload ({reps} reps{', with 4 GB' if big else ''})")
+        res["upload"] = sdk_upload.run(quick=quick, reps=reps, big=big)
+        skipped += res["upload"].get("skipped", [])
+    if "result" in wanted:
+        seconds = args.result_seconds or (20.0 if quick else 7198.0)
+        log(f"scenario 3: big result ({seconds:g} s video, {reps} reps)")
+        res["result"] = sdk_result.run(quick=quick, reps=reps, seconds=seconds, synthetic_reps=1)
+    if "engine" in wanted:
+        log("scenario 4: engine throughput (benchmarks.engine_speed)")
+        res["engine"] = run_engine_module("engine_speed", quick)
+    if "eval" in wanted:
+        log("engine retrieval quality (benchmarks.engine_eval)")
+        res["eval"] = run_engine_module("engine_eval", quick)
+    if skipped:
+        res["skipped"] = skipped
+    took = time.perf_counter() - started
+
+    text = report(res, info, args, took)
+    out = args.out or HERE / "RESULTS.md"
+    out.write_text(text)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"machine": info, "results": res}, indent=1, default=str))
+    print(text)
+    lines = []
+    for key, mod in (("many", sdk_many), ("upload", sdk_upload), ("result", sdk_result)):
+        if key in res:
+            lines += mod.summary(res[key])
+    for line in lines:
+        log(line)
+    log(f"wrote {os.path.relpath(out)} in {took / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

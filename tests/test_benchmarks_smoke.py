@@ -1,0 +1,91 @@
+"""The benchmark suite's code works: ``python -m benchmarks --quick`` end to end.
+
+Benchmarks are not tests: nothing here looks at a time or a ratio, only that
+every scenario ran both SDKs, the server counted their requests, and the report
+was written. The engine benchmark belongs to its own module and is skipped
+here (it has its own quick mode); only our handling of it is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytest.importorskip("twelvelabs")
+pytest.importorskip("psutil")
+
+
+def test_quick_suite_writes_a_report(tmp_path: Path) -> None:
+    out, raw = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--skip",
+            "engine",
+            "--n",
+            "3",
+            "--result-seconds",
+            "8",
+            "--out",
+            str(out),
+            "--json",
+            str(raw),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    text = out.read_text()
+    for heading in (
+        "## Machine",
+        "## Goals",
+        "## 1. Many tasks",
+        "## 2. Big upload",
+        "## 3. Big result",
+    ):
+        assert heading in text
+    assert "twelvelabs 1.3" in text
+
+    res = json.loads(raw.read_text())["results"]
+    many = res["many"]["clients"]
+    assert {k.split()[0] for k in many} == {"official", "aioembed"}
+    for runs in many.values():
+        for r in runs:
+            assert r["ok"] == 3
+            # Counted by the server: 3 creates and 3 retrieves, whatever the polling.
+            assert r["requests"]["POST /embed/tasks"] == 3
+            assert r["requests"]["GET /embed/tasks/{task_id}"] >= 3
+    official = next(v for k, v in many.items() if k.startswith("official"))
+    assert official[0]["requests"]["GET /embed/tasks/{task_id}/status"] >= 3
+
+    upload = next(iter(res["upload"]["sizes"].values()))
+    assert set(upload) >= {"official-file", "official-bytes", "aioembed-path", "raw-aiohttp"}
+    for runs in upload.values():
+        assert runs and all(r["status"] in (200, 400) and r["throughput"] > 0 for r in runs)
+
+    result = res["result"]
+    assert set(result["results"]) == {"synthetic", "engine"}
+    for name, per in result["results"].items():
+        for runs in per.values():
+            assert all(r["segments"] == result["tasks"][name]["segments"] for r in runs)
+            assert all(r["dims"] == 1024 for r in runs)
+
+
+def test_engine_section_reports_a_missing_module() -> None:
+    from benchmarks.__main__ import run_engine_module
+
+    got = run_engine_module("engine_not_there", quick=True)
+    assert got["ok"] is False
+    assert "not present" in got["markdown"]
