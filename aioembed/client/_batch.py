@@ -13,7 +13,15 @@ import hashlib
 import inspect
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -150,7 +158,7 @@ class BatchRun:
     on_status: StatusCallback | None
     _shared: dict[tuple[str, str], _Shared] = attrs.Factory(dict)
 
-    def _list_processing(self, since: datetime | None) -> AsyncIterator[EmbedTask]:
+    def _list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
         return self.tasks.list(page_limit=50, status="processing", started_at=since)
 
     async def _resolve(self, task_id: str) -> EmbedTask:
@@ -372,9 +380,12 @@ def watch_many(
     ids = list(dict.fromkeys(task_ids))
 
     async def produce(send: MemoryObjectSendStream[StatusUpdate]) -> None:
-        def list_processing(since: datetime | None) -> AsyncIterator[EmbedTask]:
+        def list_processing(since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
             # The caller's tasks may be older than this watch: only their bound narrows the list.
             return tasks.list(page_limit=50, status="processing", started_at=started_at)
+
+        def list_terminal(since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
+            return tasks.list(page_limit=50, status=["ready", "failed"], started_at=started_at)
 
         watcher = StatusWatcher(
             list_processing,
@@ -382,6 +393,7 @@ def watch_many(
             sleep_interval=sleep_interval,
             max_interval=max_interval,
             on_update=send.send,
+            list_terminal=list_terminal,
         )
         for task_id in ids:
             per_task = task_timeout if timeout is None else min(task_timeout or timeout, timeout)

@@ -6,7 +6,7 @@ import inspect
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import quote
@@ -211,7 +211,7 @@ class EmbedTasks:
         started_at: TimeArg = None,
         ended_at: TimeArg = None,
         status: TaskStatus | str | Sequence[TaskStatus | str] | None = None,
-    ) -> AsyncIterator[EmbedTask]:
+    ) -> AsyncGenerator[EmbedTask, None]:
         """Every matching task, walking pages until the server runs out."""
         page = 1
         while True:

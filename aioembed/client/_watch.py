@@ -1,16 +1,19 @@
 """Watching many tasks at a cost that does not grow as one request per task per round.
 
 Each round pages through the *processing* tasks with the list endpoint (50 per
-request). A watched task missing from that list has probably finished, and only
-then is it asked about on its own. So a round costs ``ceil(processing / 50)``
-requests plus one per task that finished since the last round.
+request). A watched task missing from that list has probably finished: when
+several have, the terminal tasks are paged through too (never more pages than
+finished tasks), and only those still unaccounted for are asked about one by
+one. So a round costs ``ceil(processing / 50)`` requests plus at most one per
+task that finished since the last round, usually far fewer.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing, suppress
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -21,11 +24,13 @@ from ..models import EmbedTask
 
 __all__ = ["StatusUpdate", "StatusWatcher"]
 
+#: The list endpoint's largest page.
+PAGE_LIMIT = 50
 #: Tolerated clock difference between us and the server for the ``started_at`` filter.
 CLOCK_MARGIN = timedelta(minutes=5)
 
 Resolve = Callable[[str], Awaitable[EmbedTask]]
-ListProcessing = Callable[[datetime | None], AsyncIterator[EmbedTask]]
+ListProcessing = Callable[[datetime | None], AsyncGenerator[EmbedTask, None]]
 
 
 @attrs.frozen
@@ -65,7 +70,8 @@ class StatusWatcher:
 
     ``resolve(task_id)`` is the individual fetch for tasks that left the
     processing list (``status``, or ``retrieve`` when the caller wants the
-    embeddings anyway). ``on_update`` sees every change. The interval starts
+    embeddings anyway); ``list_terminal``, when given, lists finished tasks so
+    several can be resolved per request. ``on_update`` sees every change. The interval starts
     at ``sleep_interval`` and stretches 1.3x per quiet round up to
     ``max_interval``, with +-10 % jitter; any change resets it.
     """
@@ -79,8 +85,10 @@ class StatusWatcher:
         max_interval: float = 10.0,
         concurrency: int = 8,
         on_update: Callable[[StatusUpdate], Awaitable[None]] | None = None,
+        list_terminal: ListProcessing | None = None,
     ) -> None:
         self._list = list_processing
+        self._list_terminal = list_terminal
         self._resolve = resolve
         self._min = sleep_interval
         self._max = max(max_interval, sleep_interval)
@@ -147,6 +155,12 @@ class StatusWatcher:
             else:
                 changed |= await self._update(w, seen)
 
+        if len(gone) > 1 and self._list_terminal is not None:
+            unresolved = len(gone)
+            with suppress(AioEmbedError):  # on failure, ask one by one below
+                gone = await self._resolve_listed(gone)
+            changed |= len(gone) < unresolved
+
         async def check(w: _Watch) -> None:
             nonlocal changed
             async with self._limiter:
@@ -170,6 +184,21 @@ class StatusWatcher:
             if w.deadline is not None and now >= w.deadline:
                 await self._finish(w, w.last, WaitTimeoutError(w.task_id, w.timeout or 0.0))
         return changed
+
+    async def _resolve_listed(self, gone: list[_Watch]) -> list[_Watch]:
+        """Finish what the terminal list shows; return the watches it did not."""
+        assert self._list_terminal is not None
+        wanted = {w.task_id: w for w in gone}
+        budget = PAGE_LIMIT * len(gone)  # cost no more requests than asking one by one
+        async with aclosing(self._list_terminal(self._since)) as listed:
+            async for task in listed:
+                budget -= 1
+                w = wanted.pop(task.id, None)
+                if w is not None:
+                    await self._finish(w, task)
+                if not wanted or budget <= 0:
+                    break
+        return list(wanted.values())
 
     async def _update(self, w: _Watch, task: EmbedTask) -> bool:
         old = w.last
