@@ -169,10 +169,9 @@ async def test_watch_many_polls_in_bulk(live_server_factory: Any, videos: Any) -
     )
     lists = server.counts(TASKS, "GET") - before_list
     statuses = server.counts(STATUS, "GET") - before_status
-    rounds = lists  # at least one list request per round
-    per_task_polling = 200 * rounds
-    assert statuses <= 201 + 20  # about one individual status per task, when it left the list
-    assert lists + statuses < per_task_polling / 5
+    print(f"watch_many over 200 tasks: {lists} list + {statuses} status requests")
+    # Fewer requests for the whole watch than per-task polling makes in a single round.
+    assert lists + statuses < 200
 
 
 async def test_watch_many_deadline(live_server_factory: Any, video_factory: Any) -> None:
