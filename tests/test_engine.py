@@ -565,3 +565,14 @@ def test_truncated_stream_is_broken(media: Callable[..., Path], tmp_path: Path) 
     with pytest.raises(MediaError) as err:
         embed_video(path, model_name=MODEL)
     assert err.value.code == "video_file_broken"
+
+
+def test_audio_only_options_skip_the_pictures(media: Callable[..., Path]) -> None:
+    path = media(duration=8.0, fps=10, seed=4)
+    full = embed_video(path, model_name=MODEL, clip_length=4)
+    sound = embed_video(path, model_name=MODEL, clip_length=4, options=["audio"])
+    assert np.array_equal(vecs(full, "audio"), vecs(sound, "audio"))
+    mute = embed_video(media(duration=8.0, fps=10, seed=4, audio=False), model_name=MODEL,
+                       clip_length=4, options=["audio"])  # fmt: skip
+    silence = vecs(mute, "audio")
+    assert silence.shape == (2, 512) and np.array_equal(silence[0], silence[1])

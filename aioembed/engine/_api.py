@@ -8,7 +8,7 @@ code; misuse (unknown model, option or scope) raises builtins.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from .._params import MIN_LAST_CLIP, SCOPES, clip_spans
 from ._backend import Backend, Model, get_backend, get_model
-from ._decode import decode_clips, decode_image, iter_clips
+from ._decode import ClipMedia, decode_clips, decode_image, iter_clips
 from ._media import MediaError, MediaInfo, MediaSource, container_info, media_duration, open_media
 
 __all__ = ["SegmentVector", "embed_audio", "embed_image", "embed_text", "embed_video"]
@@ -135,17 +135,21 @@ def _embed_container(
         )
     kinds = {model.kind(o) for o in opts}
     clip_vectors: dict[str, list[npt.NDArray[np.float32]]] = {o: [] for o in opts}
-    for done, clip in enumerate(
-        decode_clips(
+    clips: Iterable[ClipMedia]
+    if "visual" in kinds or info.has_audio:
+        # Without a visual option the pictures are not even decoded.
+        clips = decode_clips(
             container,
             spans,
-            video=True,
+            video="visual" in kinds,
             audio="audio" in kinds,
             sample_fps=be.sample_fps,
             frame_size=be.frame_size,
-        ),
-        start=1,
-    ):
+        )
+    else:
+        # Sound only, and there is none: every clip is silence.
+        clips = (_silent_clip(s, e, be.frame_size) for s, e in spans)
+    for done, clip in enumerate(clips, start=1):
         for option in opts:
             if model.kind(option) == "visual":
                 vec = be.visual(clip.frames, clip.times, model, option)
@@ -168,6 +172,17 @@ def _embed_container(
             pooled = be.pool(np.stack(vectors), weights, model, option)
             out.append(SegmentVector(spans[0][0], spans[-1][1], "video", option, pooled))
     return out
+
+
+def _silent_clip(start: float, end: float, size: tuple[int, int]) -> ClipMedia:
+    return ClipMedia(
+        start=start,
+        end=end,
+        frames=np.zeros((0, size[1], size[0], 3), np.uint8),
+        times=np.zeros(0),
+        audio=np.zeros(0, np.float32),
+        has_audio=False,
+    )
 
 
 def _visual_option(model: Model) -> str:

@@ -30,6 +30,8 @@ AUDIO_RATE = 16_000
 _TRUNCATION_SLACK = 1.0
 # Audio this far ahead of the last video frame means the video stream has ended.
 _STALL_SECONDS = 30.0
+# Audio packets held back before they are decoded anyway (timestamps missing).
+_MAX_PENDING_PACKETS = 1000
 # Consecutive packets that fail to decode before the file is declared broken.
 _MAX_BAD_PACKETS = 200
 _DECODE_ERRORS = (av.FFmpegError, OSError, ValueError, MemoryError)
@@ -225,6 +227,7 @@ def _clip_pass(
         else 1 / 25
     )
     vbase = float(vstream.time_base) if vstream is not None and vstream.time_base else 0.0
+    abase = float(astream.time_base) if astream is not None and astream.time_base else 0.0
     abuf = _AudioBuffer()
     abuf.done = astream is None
     resampler = (
@@ -232,19 +235,56 @@ def _clip_pass(
         if astream is not None
         else None
     )
+    # Audio packets are kept (compressed, small) and decoded in a batch when a clip
+    # needs them: decoding and resampling audio interleaved with video frames runs
+    # with cold caches and costs about twice as much.
+    apending: list[Any] = []
+    apackets_end = -math.inf  # seconds of audio demuxed so far, from packet timestamps
     index = 0
     bad = 0
 
+    def decode_audio() -> None:
+        nonlocal bad
+        assert resampler is not None
+        for packet in apending:
+            try:
+                decoded = packet.decode()
+                bad = 0
+            except _DECODE_ERRORS:
+                bad += 1
+                if bad > _MAX_BAD_PACKETS:
+                    raise _broken("too many packets fail to decode") from None
+                continue
+            for frame in decoded:
+                # Only the first frame's time anchors the audio (and .time is not free).
+                time = frame.time if abuf.pos is None else None
+                for out in resampler.resample(frame):
+                    abuf.add(_mono(out), time)
+                    time = None
+        apending.clear()
+
+    def audio_reached(t: float) -> bool:
+        if abuf.reached(t):
+            return True
+        # The resampler holds back a few samples: ask for a little more than t.
+        if apending and (apackets_end >= t + 0.2 or len(apending) > _MAX_PENDING_PACKETS):
+            decode_audio()
+            return abuf.reached(t)
+        return False
+
+    def audio_time() -> float:
+        return max(abuf.end_time(), apackets_end)
+
     def ready(i: int) -> bool:
         end = spans[i][1]
-        if not abuf.reached(end):
+        # Audio far ahead of the video means the video stream has ended before the
+        # audio (muxers interleave within a second or so): do not hold the rest of
+        # the file waiting for frames that will not come.
+        video_ok = video_done or video_t >= end - 1e-6
+        stalled = math.isfinite(video_t) and audio_time() - video_t > _STALL_SECONDS
+        if not (video_ok or stalled):
             return False
-        if video_done or video_t >= end - 1e-6:
-            return True
-        # Audio far ahead of the video: the video stream has ended before the audio
-        # (muxers interleave within a second or so). Do not hold the audio of the
-        # rest of the file waiting for frames that will not come.
-        return abuf.pos is not None and abuf.pos / AUDIO_RATE - video_t > _STALL_SECONDS
+        return audio_reached(end)
 
     # Frames before the range (after the seek) are decoded but never converted; a
     # clip with no frame of its own falls back to the last sampled frame.
@@ -292,16 +332,20 @@ def _clip_pass(
             raise _broken(f"demuxing failed ({_short(exc)})") from None
         if packet is None:
             break
-        try:
-            decoded = packet.decode()
-            bad = 0
-        except _DECODE_ERRORS:
-            bad += 1
-            if bad > _MAX_BAD_PACKETS:
-                raise _broken("too many packets fail to decode") from None
-            continue
-        for frame in decoded:
-            if isinstance(frame, av.VideoFrame):
+        if astream is not None and packet.stream.index == astream.index:
+            apending.append(packet)
+            if packet.pts is not None:
+                apackets_end = max(apackets_end, (packet.pts + (packet.duration or 0)) * abase)
+        else:
+            try:
+                decoded = packet.decode()
+                bad = 0
+            except _DECODE_ERRORS:
+                bad += 1
+                if bad > _MAX_BAD_PACKETS:
+                    raise _broken("too many packets fail to decode") from None
+                continue
+            for frame in decoded:
                 pts = frame.pts
                 if pts is None:
                     t = (video_t if math.isfinite(video_t) else range_start) + frame_period
@@ -314,18 +358,13 @@ def _clip_pass(
                     next_sample = (
                         range_start + (math.floor((t - range_start) * sample_fps + 1e-6) + 1) * step
                     )
-            else:
-                assert resampler is not None
-                # Only the first frame's time anchors the audio (and .time is not free).
-                time = frame.time if abuf.pos is None else None
-                for out in resampler.resample(frame):
-                    abuf.add(_mono(out), time)
-                    time = None
         while index < len(spans) and ready(index):
             yield emit(index)
             index += 1
-    # End of file (or of the range): flush the resampler and emit what remains.
+    # End of file (or of the range): decode what is pending, flush the resampler
+    # and emit what remains.
     if resampler is not None and index < len(spans):
+        decode_audio()
         try:
             for out in resampler.resample(None):
                 abuf.add(_mono(out), None)
