@@ -78,7 +78,8 @@ def embed_video(
     not a decodable video; ``parameter_invalid`` if ``start`` is not before the
     end of the media; ``video_duration_too_short`` if the range holds no clip of
     2 s), :class:`KeyError` for an unknown model or backend and
-    :class:`ValueError` for an option/scope the model lacks or a bad clip length.
+    :class:`ValueError` for an option/scope the model lacks, a bad clip length or
+    ``end <= start``.
     """
     model, opts = _resolve(model_name, options)
     wanted_scopes = tuple(dict.fromkeys(scopes))
@@ -88,6 +89,8 @@ def embed_video(
         raise ValueError(f"clip_length should be positive, got {clip_length!r}")
     if start < 0:
         raise ValueError(f"start should be 0 or greater, got {start!r}")
+    if end is not None and end <= start:
+        raise ValueError(f"end should be greater than start, got {start!r}..{end!r}")
     be = get_backend(backend)
     # One open for metadata and the decode pass; the pass itself proves decodability.
     with open_media(path) as container:
