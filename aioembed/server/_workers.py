@@ -283,7 +283,12 @@ def worker_main(conn: multiprocessing.connection.Connection, init: str | None = 
 
     def send(*msg: Any) -> None:
         with send_lock:
-            conn.send(msg)
+            try:
+                conn.send(msg)
+            except OSError:
+                # The server is gone (killed): nobody will read this job's result, and
+                # a broken pipe is not an engine failure worth a traceback. Leave now.
+                os._exit(70)
 
     from ..engine import MediaError
 
