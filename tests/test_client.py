@@ -72,6 +72,8 @@ async def test_create_wait_retrieve(client: AsyncClient, video_factory: Any) -> 
     assert ("visual-text", "clip", 0.0, 6.0) in spans
     assert ("audio", "clip", 6.0, 12.0) in spans
     assert {s.embedding_scope for s in result.segments} == {"clip", "video"}
+    [whole] = result.video_embedding.select(option="audio", scope="video")  # type: ignore[union-attr]
+    assert (whole.start_offset_sec, whole.end_offset_sec) == (0.0, result.metadata.duration)
     matrix = result.video_embedding.matrix(option="visual-text", scope="clip")  # type: ignore[union-attr]
     assert matrix.shape == (2, 1024) and matrix.dtype == np.float32
     assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)

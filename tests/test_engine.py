@@ -86,11 +86,11 @@ def test_segments_tile_the_range_and_order(media: Callable[..., Path]) -> None:
     assert got == [
         ("visual", "clip", 0.0, 4.0),
         ("visual", "clip", 4.0, 8.0),
-        ("visual", "video", 0.0, 8.0),
+        ("visual", "video", 0.0, 9.0),
         ("audio", "clip", 0.0, 4.0),
         ("audio", "clip", 4.0, 8.0),
-        ("audio", "video", 0.0, 8.0),
-    ]  # the 1 s remainder is dropped
+        ("audio", "video", 0.0, 9.0),
+    ]  # the 1 s remainder gets no clip; the video segment spans the whole range
     for s in segs:
         assert s.vector.dtype == np.float32 and s.vector.shape == (512,)
         assert abs(float(np.linalg.norm(s.vector)) - 1.0) < 1e-5
@@ -113,7 +113,7 @@ def test_offsets_clamp_options_and_progress(media: Callable[..., Path]) -> None:
     assert [(s.scope, s.start, s.end) for s in segs] == [
         ("clip", 2.5, 5.5),
         ("clip", 5.5, 8.5),
-        ("video", 2.5, 8.5),
+        ("video", 2.5, 9.0),  # the whole range: the 0.5 s remainder no clip holds included
     ]
     assert {s.option for s in segs} == {"audio"}
     assert all(s.vector.shape == (1024,) for s in segs)

@@ -173,7 +173,9 @@ def _embed_container(
             )
         if "video" in wanted_scopes:
             pooled = be.pool(np.stack(vectors), weights, model, option)
-            out.append(SegmentVector(spans[0][0], spans[-1][1], "video", option, pooled))
+            # The contract's video segment covers the whole [start, end), a dropped
+            # remainder under 2 s included.
+            out.append(SegmentVector(start, round(stop, 6), "video", option, pooled))
     return out
 
 
