@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_CLIP_LENGTH",
     "MAX_UPLOAD_BYTES",
     "MODELS",
+    "MediaLimits",
     "ModelInfo",
     "TaskParams",
     "check_task_params",
@@ -73,6 +74,22 @@ def parse_number(name: str, value: object) -> float:
     if not math.isfinite(number):
         raise invalid(name, f"{name} should be a finite number.")
     return number
+
+
+@attrs.frozen
+class MediaLimits:
+    """The contract's video limits (inclusive), in seconds and pixels; a server may change them.
+
+    Resolution is checked orientation-free: a portrait 2160x3840 video passes the
+    default 3840x2160 maximum, as a rotated phone video should.
+    """
+
+    min_duration: float = 4.0
+    max_duration: float = 7200.0
+    min_width: int = 360
+    min_height: int = 360
+    max_width: int = 3840
+    max_height: int = 2160
 
 
 @attrs.frozen

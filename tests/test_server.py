@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from aioembed.server import RateLimit
-from aioembed.server._config import MediaLimitsConfig, parse_rate_limit
+from aioembed.server import MediaLimits, parse_rate_limit
 from aioembed.server.testing import SLOW_BACKEND, WORKER_INIT
 
 MODEL = "Marengo-retrieval-2.7"
@@ -441,7 +441,7 @@ async def test_limits_are_inclusive_and_configurable(
     live_server_factory: Any, http: aiohttp.ClientSession, video_factory: Any
 ) -> None:
     s = await live_server_factory(
-        media_limits=MediaLimitsConfig(max_duration=5.0, max_width=400, max_height=400)
+        media_limits=MediaLimits(max_duration=5.0, max_width=400, max_height=400)
     )
     # Exactly at the limits: accepted.
     status, body = await create(http, s, video_factory(duration=4.0, width=360, height=360))

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import av
 
+from .._params import MediaLimits
 from ..errors import AioEmbedError
 
 __all__ = [
@@ -67,22 +68,6 @@ class MediaInfo:
     video_codec: str | None
     audio_codec: str | None
     rotation: int = 0
-
-
-@attrs.frozen
-class MediaLimits:
-    """Inclusive limits a video must meet (seconds and pixels).
-
-    Resolution is checked orientation-free: a portrait 2160x3840 video passes the
-    default 3840x2160 maximum, as a rotated phone video should.
-    """
-
-    min_duration: float = 4.0
-    max_duration: float = 7200.0
-    min_width: int = 360
-    min_height: int = 360
-    max_width: int = 3840
-    max_height: int = 2160
 
 
 def _broken(detail: str) -> MediaError:

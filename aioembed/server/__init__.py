@@ -24,14 +24,14 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from ._app import ServerRunner, create_app
-from ._config import MediaLimitsConfig, RateLimit, ServerConfig, parse_rate_limit
+from ._config import MediaLimits, RateLimit, ServerConfig, parse_rate_limit
 from ._keys import METRICS
 from ._metrics import RequestCounter
 from ._store import SqliteStore, Store
 
 __all__ = [
     "METRICS",
-    "MediaLimitsConfig",
+    "MediaLimits",
     "RateLimit",
     "RequestCounter",
     "ServerConfig",

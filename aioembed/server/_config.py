@@ -9,9 +9,9 @@ from pathlib import Path
 
 import attrs
 
-from .._params import MAX_UPLOAD_BYTES
+from .._params import MAX_UPLOAD_BYTES, MediaLimits
 
-__all__ = ["MediaLimitsConfig", "RateLimit", "ServerConfig", "parse_rate_limit"]
+__all__ = ["MediaLimits", "RateLimit", "ServerConfig", "parse_rate_limit"]
 
 _UNITS = {
     "s": 1.0,
@@ -71,18 +71,6 @@ def parse_rate_limit(text: str) -> RateLimit | None:
     return RateLimit(count, per)
 
 
-@attrs.frozen
-class MediaLimitsConfig:
-    """The contract's video limits (inclusive), in seconds and pixels."""
-
-    min_duration: float = 4.0
-    max_duration: float = 7200.0
-    min_width: int = 360
-    min_height: int = 360
-    max_width: int = 3840
-    max_height: int = 2160
-
-
 def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -128,7 +116,7 @@ class ServerConfig:
     url_connect_timeout: float = 10.0
     url_max_bytes: int = MAX_UPLOAD_BYTES
     url_max_redirects: int = 5
-    media_limits: MediaLimitsConfig = MediaLimitsConfig()
+    media_limits: MediaLimits = MediaLimits()
     #: Engine backend name passed to ``aioembed.engine`` (``None``: its default).
     backend: str | None = None
     #: ``"module:function"`` called once in every worker process (and the server

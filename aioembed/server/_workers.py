@@ -38,8 +38,7 @@ from typing import Any
 
 import attrs
 
-from .._params import MIN_LAST_CLIP, invalid
-from ._config import MediaLimitsConfig
+from .._params import MIN_LAST_CLIP, MediaLimits, invalid
 
 __all__ = [
     "AudioJob",
@@ -119,12 +118,6 @@ def check_offsets(start: float, end: float | None, duration: float) -> float:
 # -- jobs: small picklable values, run inside the child ----------------------------
 
 
-def _limits(limits: MediaLimitsConfig) -> Any:
-    from ..engine import MediaLimits
-
-    return MediaLimits(**attrs.asdict(limits))
-
-
 def _vector_bytes(vector: Any) -> bytes:
     import numpy as np
 
@@ -136,14 +129,14 @@ class ProbeJob:
     """Probe a file; with ``limits``, also apply the contract's video checks."""
 
     path: str
-    limits: MediaLimitsConfig | None = None
+    limits: MediaLimits | None = None
 
     def run(self, send: Send) -> dict[str, Any]:
         from ..engine import check_media, probe
 
         info = probe(self.path)
         if self.limits is not None:
-            check_media(info, _limits(self.limits))
+            check_media(info, self.limits)
         return {
             name: getattr(info, name)
             for name in ("duration", "width", "height", "fps", "has_video", "has_audio")
@@ -160,7 +153,7 @@ class VideoJob:
     clip_length: float
     scopes: tuple[str, ...]
     options: tuple[str, ...]
-    limits: MediaLimitsConfig
+    limits: MediaLimits
     start: float = 0.0
     end: float | None = None
     backend: str | None = None
@@ -170,7 +163,7 @@ class VideoJob:
         from ..errors import APIStatusError
 
         info = probe(self.path)
-        check_media(info, _limits(self.limits))
+        check_media(info, self.limits)
         send("meta", float(info.duration))
         try:
             end = check_offsets(self.start, self.end, float(info.duration))
