@@ -33,6 +33,11 @@ __all__ = ["Dispatcher"]
 
 log = logging.getLogger("aioembed.server")
 
+#: Seconds before a task is run again after the store failed under it (disk full),
+#: doubling with each failure of the same task up to the cap.
+RETRY_DELAY = 1.0
+RETRY_DELAY_MAX = 30.0
+
 
 class Dispatcher:
     """Runs queued tasks on ``pool``, one consumer per worker."""
@@ -62,6 +67,8 @@ class Dispatcher:
         self.running: dict[str, float] = {}
         self.completed = 0
         self.failed = 0
+        self._failures: dict[str, int] = {}
+        self._retries: set[asyncio.TimerHandle] = set()
 
     def media_path(self, task_id: str) -> Path:
         return self.media_dir / task_id
@@ -82,6 +89,9 @@ class Dispatcher:
             self._consumers.add(task)
 
     async def close(self) -> None:
+        for handle in self._retries:
+            handle.cancel()
+        self._retries.clear()
         for task in self._consumers:
             task.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)
@@ -95,9 +105,25 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # The store failed (disk full?): the task stays ``processing``
-                # and is resumed by the next start-up; keep serving others.
-                log.exception("task %s could not be processed", task_id)
+                # The store failed (disk full?): the task stays ``processing``. Run it
+                # again later rather than leave it stuck until a restart; attempts
+                # that got as far as the worker count towards ``max_attempts``.
+                delay = self._retry_later(task_id)
+                log.exception("task %s could not be processed; retrying in %g s", task_id, delay)
+            else:
+                self._failures.pop(task_id, None)
+
+    def _retry_later(self, task_id: str) -> float:
+        failures = self._failures[task_id] = self._failures.get(task_id, 0) + 1
+        delay = min(RETRY_DELAY_MAX, RETRY_DELAY * 2.0 ** (failures - 1))
+
+        def resubmit() -> None:
+            self._retries.discard(handle)
+            self.submit(task_id)
+
+        handle = asyncio.get_running_loop().call_later(delay, resubmit)
+        self._retries.add(handle)
+        return delay
 
     async def _process(self, task_id: str) -> None:
         rec = await self.store.get_task(task_id)
@@ -202,4 +228,5 @@ class Dispatcher:
             "running": len(self.running),
             "completed": self.completed,
             "failed": self.failed,
+            "retrying": len(self._retries),
         }
