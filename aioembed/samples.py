@@ -36,6 +36,7 @@ __all__ = [
     "make_video",
     "render_audio",
     "render_frame",
+    "retag",
     "transform_video",
 ]
 
@@ -531,6 +532,24 @@ def make_image(
 
 
 # --------------------------------------------------------------------------- near-duplicates
+
+
+def retag(src: StrPath, dst: StrPath, title: str) -> Path:
+    """Copy ``src`` to ``dst`` with a new container title, without re-encoding.
+
+    The result has other bytes (another content hash) but the same pictures and
+    sound, so batches of distinct files cost one encode, not one each.
+    """
+    dst = Path(dst)
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        out.metadata["title"] = title
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dst
 
 
 def transform_video(

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import av
 import pytest
 
 from aioembed import (
@@ -19,24 +18,12 @@ from aioembed import (
     RetryPolicy,
     TaskStatus,
 )
+from aioembed.samples import retag
 
 TASKS = "/v1.3/embed/tasks"
 TASK = "/v1.3/embed/tasks/{task_id}"
 STATUS = "/v1.3/embed/tasks/{task_id}/status"
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.2, budget=10)
-
-
-def remux(src: Path, dst: Path, tag: str) -> Path:
-    """A distinct file (new bytes, same pictures and sound): copy the packets, retag the container."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        out.metadata["title"] = tag
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        for packet in inp.demux():
-            if packet.dts is None:
-                continue
-            packet.stream = streams[packet.stream.index]
-            out.mux(packet)
-    return dst
 
 
 @pytest.fixture
@@ -46,7 +33,7 @@ def videos(video_factory: Any, tmp_path: Path) -> Any:
     def make(n: int, prefix: str = "v") -> list[Path]:
         folder = tmp_path / prefix
         folder.mkdir(exist_ok=True)
-        return [remux(base, folder / f"{prefix}{i:03d}.mp4", f"{prefix}{i}") for i in range(n)]
+        return [retag(base, folder / f"{prefix}{i:03d}.mp4", f"{prefix}{i}") for i in range(n)]
 
     return make
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from test_batch import remux
+from aioembed.samples import retag
 
 TASKS = "/v1.3/embed/tasks"
 
@@ -53,8 +53,8 @@ def folder(video_factory: Any, tmp_path: Path) -> Path:
     d = tmp_path / "in"
     (d / "sub").mkdir(parents=True)
     for i in range(3):
-        remux(base, d / f"a{i}.mp4", f"a{i}")
-    remux(base, d / "sub" / "b.mov", "b")
+        retag(base, d / f"a{i}.mp4", f"a{i}")
+    retag(base, d / "sub" / "b.mov", "b")
     (d / "readme.txt").write_text("not a video, and not picked up from a directory")
     return d
 
@@ -128,7 +128,7 @@ async def test_killed_batch_resumes(
     d = tmp_path / "many"
     d.mkdir()
     for i in range(16):
-        remux(base, d / f"m{i:02d}.mp4", f"m{i}")
+        retag(base, d / f"m{i:02d}.mp4", f"m{i}")
     out = tmp_path / "res.jsonl"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
