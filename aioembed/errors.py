@@ -15,7 +15,8 @@ The tree::
     │   └── RequestTimeoutError     a configured timeout fired
     ├── TaskFailedError             a task ended ``failed``
     ├── WaitTimeoutError            a wait's deadline passed first
-    └── ClientClosedError           the client was used after ``aclose()``
+    ├── ClientClosedError           the client was used after ``aclose()``
+    └── MediaError                  (``aioembed.engine``) a file the engine cannot use
 
 ``ParameterError`` is also a ``ValueError`` and ``ClientClosedError`` a
 ``RuntimeError``, so callers that think of them as misuse can catch builtins.
