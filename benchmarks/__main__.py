@@ -147,6 +147,24 @@ def goals(res: dict[str, Any]) -> tuple[str, list[str]]:
                 f"{ratio(med(aio, 'cpu_s'), sdk_many._median(r['cpu_s'] for r in official_runs)):.2f}x "
                 "the CPU seconds, and far fewer status requests."
             )
+        default = next((runs for k, runs in per.items() if "default concurrency" in k), None)
+        if default is not None:
+            best_official = min(
+                med(runs, "wall_s") for k, runs in per.items() if k.startswith("official")
+            )
+            if med(default, "wall_s") > 0.9 * best_official:
+                d_wall = med(default, "wall_s")
+                notes.append(
+                    f"**Many tasks, `embed_many` at its default concurrency (16)**: "
+                    f"{d_wall:.1f} s for {n} tasks against {aio_wall:.1f} s with concurrency={n} "
+                    f"and {best_official:.1f} s for the official SDK's gather-everything. Each "
+                    "slot is held from create until the task is retrieved, and a finished task "
+                    "is only noticed at the next shared poll round (1 s, stretching 1.3x per quiet "
+                    f"round), so throughput is capped near 16 tasks per round: about "
+                    f"{n / d_wall:.0f} tasks/s here, while this server finishes about "
+                    f"{n / aio_wall:.0f}/s. With tasks that take seconds or minutes (real videos) "
+                    "the cap does not bind; for many tiny videos raise `concurrency`."
+                )
         worst_req = max(
             ratio(aio_req, sdk_many.median_requests(runs))
             for k, runs in per.items()
@@ -188,30 +206,39 @@ def goals(res: dict[str, Any]) -> tuple[str, list[str]]:
                 ]
             )
             ceiling = med(per["raw-aiohttp"], "throughput")
-            rows.append(
-                [
-                    f"5. loopback ceiling {label}",
-                    "report each SDK as a fraction of raw aiohttp",
-                    ", ".join(
-                        f"{k} {ratio(med(per[k], 'throughput'), ceiling):.2f}"
-                        for k in ("aioembed-path", "official-file", "official-bytes")
-                        if per.get(k)
-                    )
-                    + f" (raw aiohttp {ceiling / MB:.0f} MB/s; discard sink "
-                    f"{med(per['raw-sink'], 'throughput') / MB:.0f} MB/s)",
-                    "-",
-                ]
-            )
+            sink_key = "raw-aiohttp" + sdk_upload.SINK
+            at_sink = [k for k in per if k.endswith(sdk_upload.SINK) and k != sink_key]
+            if at_sink:
+                sink = med(per[sink_key], "throughput")
+                rows.append(
+                    [
+                        f"5. loopback ceiling {label}",
+                        "each SDK as a fraction of a bare aiohttp upload",
+                        ", ".join(
+                            f"{k.removesuffix(sdk_upload.SINK)} "
+                            f"{ratio(med(per[k], 'throughput'), sink):.2f}"
+                            for k in at_sink
+                        )
+                        + f" of {sink / MB:.0f} MB/s into a discard sink; to the real server: "
+                        + ", ".join(
+                            f"{k} {ratio(med(per[k], 'throughput'), ceiling):.2f}"
+                            for k in ("aioembed-path", "official-file", "official-bytes")
+                            if per.get(k)
+                        )
+                        + f" of raw aiohttp's {ceiling / MB:.0f} MB/s",
+                        "-",
+                    ]
+                )
             if aio_tp < best_official:
                 notes.append(
                     f"**Upload {label}, throughput**: aioembed {aio_tp / MB:.0f} MB/s against the "
-                    f"official SDK's best {best_official / MB:.0f} MB/s. All clients here are "
-                    "limited by the server (it writes the body to disk, hashes it and probes it: "
-                    f"raw aiohttp reaches only {ceiling / MB:.0f} MB/s against it vs "
-                    f"{med(per['raw-sink'], 'throughput') / MB:.0f} MB/s into a discard sink), "
-                    "so differences of a few tens of percent between the file-streaming "
-                    "clients are within this machine's run-to-run noise; compare the "
-                    "individual repetitions above."
+                    f"official SDK's best {best_official / MB:.0f} MB/s (median). Every client is "
+                    "limited by the server here (it writes the body to disk, hashes it and probes "
+                    f"it: a bare aiohttp POST gets {ceiling / MB:.0f} MB/s into it against "
+                    f"{med(per[sink_key], 'throughput') / MB:.0f} MB/s into a discard sink), and "
+                    "the individual runs (listed in section 2) overlap: on this shared 2-core "
+                    "machine that difference is noise, not a property of either client. Section 5 "
+                    "compares the clients without the server in the way."
                 )
     if "result" in res:
         for name, per in res["result"]["results"].items():
@@ -292,6 +319,8 @@ def report(res: dict[str, Any], info: dict[str, str], args: argparse.Namespace, 
             "## 4. Engine throughput (`python -m benchmarks.engine_speed`)\n",
             res["engine"]["markdown"],
         ]
+    if "upload" in res:
+        parts.append(res["upload"]["ceiling_markdown"])
     if "eval" in res:
         parts += [
             "## Engine retrieval quality (`python -m benchmarks.engine_eval`)\n",

@@ -1,7 +1,7 @@
 """Scenario 1 (many tasks): N short videos created concurrently, waited for, retrieved.
 
 One 4 s, 360x360, 5 fps sample video is rendered once and remuxed into N distinct
-files (new container title: new bytes and hash, same pictures and sound), so
+files (``samples.retag``: new container title, new bytes and hash, same pictures and sound), so
 aioembed's content deduplication cannot skip any of them. A server with 2 video
 workers (``--prestart-workers``) runs in its own process; each client run is a
 fresh process against it, and the server's own counters give the requests it
@@ -95,27 +95,12 @@ async def aioembed_many(
 # -- parent side -------------------------------------------------------------------------
 
 
-def remux(src: Path, dst: Path, tag: str) -> Path:
-    """A distinct file with the same packets: copy them into a container with a new title."""
-    import av
-
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        out.metadata["title"] = tag
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        for packet in inp.demux():
-            if packet.dts is None:
-                continue
-            packet.stream = streams[packet.stream.index]
-            out.mux(packet)
-    return dst
-
-
 def make_inputs(folder: Path, n: int) -> list[Path]:
-    from aioembed.samples import make_video
+    from aioembed.samples import make_video, retag
 
     folder.mkdir(parents=True, exist_ok=True)
     base = make_video(folder / "base.mp4", duration=4, width=360, height=360, fps=5, seed=7)
-    return [remux(base, folder / f"v{i:04d}.mp4", f"bench-{i}") for i in range(n)]
+    return [retag(base, folder / f"v{i:04d}.mp4", f"bench-{i}") for i in range(n)]
 
 
 def clients(quick: bool) -> list[tuple[str, str, dict[str, Any]]]:

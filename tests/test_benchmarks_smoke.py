@@ -54,6 +54,7 @@ def test_quick_suite_writes_a_report(tmp_path: Path) -> None:
         "## 1. Many tasks",
         "## 2. Big upload",
         "## 3. Big result",
+        "## 5. Loopback ceiling",
     ):
         assert heading in text
     assert "twelvelabs 1.3" in text
@@ -71,7 +72,8 @@ def test_quick_suite_writes_a_report(tmp_path: Path) -> None:
     assert official[0]["requests"]["GET /embed/tasks/{task_id}/status"] >= 3
 
     upload = next(iter(res["upload"]["sizes"].values()))
-    assert set(upload) >= {"official-file", "official-bytes", "aioembed-path", "raw-aiohttp"}
+    clients = {"official-file", "official-bytes", "aioembed-path", "raw-aiohttp"}
+    assert set(upload) == clients | {c + "@sink" for c in clients}
     for runs in upload.values():
         assert runs and all(r["status"] in (200, 400) and r["throughput"] > 0 for r in runs)
 
