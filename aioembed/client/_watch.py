@@ -120,6 +120,12 @@ class StatusWatcher:
     def _pending(self) -> list[_Watch]:
         return [w for w in self._watches.values() if not w.done.is_set()]
 
+    def _time_left(self) -> float | None:
+        """Seconds to the earliest pending deadline (``None``: no deadline). Requests are
+        bounded by it, so a stalled server cannot hold a watch past its deadline."""
+        deadlines = [w.deadline for w in self._pending() if w.deadline is not None]
+        return _left(min(deadlines)) if deadlines else None
+
     async def run(self) -> None:
         interval = self._min
         while True:
@@ -133,20 +139,28 @@ class StatusWatcher:
             changed = await self._round()
             interval = self._min if changed else min(interval * 1.3, self._max)
             if self._pending():
-                await anyio.sleep(interval * random.uniform(0.9, 1.1))
+                pause = interval * random.uniform(0.9, 1.1)
+                left = self._time_left()
+                await anyio.sleep(pause if left is None else min(pause, left))
 
     async def _round(self) -> bool:
         self.rounds += 1
         processing: dict[str, EmbedTask] = {}
-        try:
-            async for task in self._list(self._since):
-                processing[task.id] = task
-        except AioEmbedError as e:
+        error: AioEmbedError | None = None
+        with anyio.move_on_after(self._time_left()) as listing:
+            try:
+                async for task in self._list(self._since):
+                    processing[task.id] = task
+            except AioEmbedError as e:
+                error = e
+        if error is not None:
             # The transport already retried; a poll loop must not swallow the error.
             for w in self._pending():
-                await self._finish(w, None, e)
+                await self._finish(w, None, error)
             return True
         changed = False
+        if listing.cancelled_caught:
+            return await self._expire()  # a deadline came first; nothing learned
         gone: list[_Watch] = []
         for w in self._pending():
             seen = processing.get(w.task_id)
@@ -157,19 +171,25 @@ class StatusWatcher:
 
         if len(gone) > 1 and self._list_terminal is not None:
             unresolved = len(gone)
-            with suppress(AioEmbedError):  # on failure, ask one by one below
-                gone = await self._resolve_listed(gone)
+            gone = await self._resolve_listed(gone)
             changed |= len(gone) < unresolved
 
         async def check(w: _Watch) -> None:
             nonlocal changed
-            async with self._limiter:
-                try:
-                    task = await self._resolve(w.task_id)
-                except AioEmbedError as e:
-                    await self._finish(w, None, e)
-                    changed = True
-                    return
+            task: EmbedTask | None = None
+            error: AioEmbedError | None = None
+            with anyio.move_on_after(_left(w.deadline)):
+                async with self._limiter:
+                    try:
+                        task = await self._resolve(w.task_id)
+                    except AioEmbedError as e:
+                        error = e
+            if error is not None:
+                await self._finish(w, None, error)
+                changed = True
+                return
+            if task is None:
+                return  # its deadline came first: expired below
             if task.status.is_terminal:
                 await self._finish(w, task)
                 changed = True
@@ -179,26 +199,40 @@ class StatusWatcher:
         async with anyio.create_task_group() as tg:
             for w in gone:
                 tg.start_soon(check, w)
+        return await self._expire() or changed
+
+    async def _expire(self) -> bool:
+        """Finish the watches whose deadline has passed with :class:`WaitTimeoutError`."""
         now = time.monotonic()
+        expired = False
         for w in self._pending():
             if w.deadline is not None and now >= w.deadline:
                 await self._finish(w, w.last, WaitTimeoutError(w.task_id, w.timeout or 0.0))
-        return changed
+                expired = True
+        return expired
 
     async def _resolve_listed(self, gone: list[_Watch]) -> list[_Watch]:
-        """Finish what the terminal list shows; return the watches it did not."""
+        """Finish what the terminal list shows; return the watches it did not.
+
+        On an error or a deadline the rest are left to be asked one by one.
+        """
         assert self._list_terminal is not None
         wanted = {w.task_id: w for w in gone}
+        found: list[tuple[_Watch, EmbedTask]] = []
         budget = PAGE_LIMIT * len(gone)  # cost no more requests than asking one by one
-        async with aclosing(self._list_terminal(self._since)) as listed:
-            async for task in listed:
-                budget -= 1
-                w = wanted.pop(task.id, None)
-                if w is not None:
-                    await self._finish(w, task)
-                if not wanted or budget <= 0:
-                    break
-        return list(wanted.values())
+        with suppress(AioEmbedError), anyio.move_on_after(self._time_left()):
+            async with aclosing(self._list_terminal(self._since)) as listed:
+                async for task in listed:
+                    budget -= 1
+                    w = wanted.pop(task.id, None)
+                    if w is not None:
+                        found.append((w, task))
+                    if not wanted or budget <= 0:
+                        break
+        # Updates go out after the requests, out of reach of the deadline's cancellation.
+        for w, task in found:
+            await self._finish(w, task)
+        return [w for w in gone if not w.done.is_set()]
 
     async def _update(self, w: _Watch, task: EmbedTask) -> bool:
         old = w.last
@@ -217,3 +251,7 @@ class StatusWatcher:
         w.done.set()
         if self._on_update is not None:
             await self._on_update(StatusUpdate(w.task_id, task, error, final=True))
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
