@@ -37,6 +37,7 @@ from ..errors import (
     BadRequestError,
     NotFoundError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     TaskFailedError,
 )
 from ..models import EmbedTask, TaskStatus
@@ -299,18 +300,23 @@ class BatchRun:
             def progress(sent: int, total: int | None) -> None:
                 callback(item, sent, total)
 
-        handle = await self.tasks.create(
-            self.model_name,
-            video_file=item.video_file if item.video_url is None else None,
-            video_url=item.video_url,
-            video_start_offset_sec=item.video_start_offset_sec,
-            video_end_offset_sec=item.video_end_offset_sec,
-            video_clip_length=item.video_clip_length or self.clip_length,
-            video_embedding_scope=item.video_embedding_scope or self.scopes,
-            idempotency_key=idempotency_key,
-            progress=progress,
-        )
-        return handle.id
+        # The batch timeout bounds creates too (a stalled server must not hold the batch
+        # past it); the journal's idempotency key keeps a rerun from duplicating the task.
+        remaining = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        with anyio.move_on_after(remaining):
+            handle = await self.tasks.create(
+                self.model_name,
+                video_file=item.video_file if item.video_url is None else None,
+                video_url=item.video_url,
+                video_start_offset_sec=item.video_start_offset_sec,
+                video_end_offset_sec=item.video_end_offset_sec,
+                video_clip_length=item.video_clip_length or self.clip_length,
+                video_embedding_scope=item.video_embedding_scope or self.scopes,
+                idempotency_key=idempotency_key,
+                progress=progress,
+            )
+            return handle.id
+        raise RequestTimeoutError(f"the batch timeout passed before {item.label!r} was created")
 
     async def _record(self, key: str, error: AioEmbedError) -> None:
         """Journal a final failure; transient ones stay pending so a rerun retries them."""
