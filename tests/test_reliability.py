@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -23,24 +24,22 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-
 from _faults import client_tasks, distinct_videos, list_all, padded, report, vectors_of
+
 from aioembed import (
     AsyncClient,
-    Limits,
     Outcome,
     RequestTimeoutError,
     RetryPolicy,
     TaskFailedError,
     TaskStatus,
     Timeouts,
-    TransportError,
     WaitTimeoutError,
 )
 from aioembed.client import Journal
@@ -532,11 +531,11 @@ async def test_workers_killed_mid_task_fail_those_tasks_clearly_and_serving_goes
 
     async def on_status(update: Any) -> None:
         p = update.task.progress if update.task is not None else None
-        if len(killed) < 2 and p is not None and 0 < p.clips_done < p.clips_total:
-            if update.task_id not in killed:
-                [pid] = (await metrics())["workers"]["pids"]  # one worker: it runs this task
-                os.kill(pid, signal.SIGKILL)
-                killed[update.task_id] = pid
+        mid_task = p is not None and 0 < p.clips_done < p.clips_total
+        if mid_task and len(killed) < 2 and update.task_id not in killed:
+            [pid] = (await metrics())["workers"]["pids"]  # one worker: it runs this task
+            os.kill(pid, signal.SIGKILL)
+            killed[update.task_id] = pid
 
     journal = tmp_path / "worker.journal.sqlite"
     try:
@@ -574,3 +573,243 @@ async def test_workers_killed_mid_task_fail_those_tasks_clearly_and_serving_goes
         assert await j.counts() == {"ready": 3, "failed": 2}
     finally:
         await j.close()
+
+
+# -- disk full, unwritable data dir ------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A tiny tmpfs (needs root, as in CI containers); skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
+
+
+def remount(mount: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(mount)], check=True)
+
+
+def fill(path: Path) -> Path:
+    """Write ``path`` until the file system is full."""
+    with path.open("wb") as f:
+        chunk = b"\1" * 65536
+        try:
+            while True:
+                f.write(chunk)
+                f.flush()
+        except OSError as e:
+            assert e.errno == 28, e  # ENOSPC
+    return path
+
+
+async def post_video(http: aiohttp.ClientSession, srv: Any, video: Path, **fields: str) -> Any:
+    data = aiohttp.FormData()
+    data.add_field("model_name", "Marengo-retrieval-2.7")
+    for k, v in fields.items():
+        data.add_field(k, v)
+    data.add_field("video_file", io.BytesIO(video.read_bytes()), filename=video.name)
+    async with http.post(srv.url("embed/tasks"), data=data, headers=srv.headers) as resp:
+        assert resp.content_type == "application/json"
+        return resp.status, await resp.json()
+
+
+async def test_disk_full_is_a_clean_500_and_the_store_survives(
+    server_process: Any,
+    live_server_factory: Any,
+    video_factory: Any,
+    small_disk: Path,
+    tmp_path: Path,
+    wait_until: Wait,
+) -> None:
+    short = video_factory(duration=4, fps=5, seed=72)
+    long = video_factory(duration=20, fps=5, seed=73)
+    reference = await clean_vectors(live_server_factory, [short, long])
+    data = small_disk / "data"
+    srv = server_process(
+        data,
+        "--backend",
+        SLOW_BACKEND,
+        "--worker-init",
+        WORKER_INIT,
+        env={"AIOEMBED_TEST_CLIP_DELAY": "0.2"},
+    )
+    http = aiohttp.ClientSession()
+    client = AsyncClient(srv.api_key, base_url=srv.base_url, retry=RetryPolicy(attempts=2))
+    try:
+        a = await client.embed.tasks.create(video_file=short, video_clip_length=2)
+        done_a = await client.embed.tasks.wait(a.id, sleep_interval=0.05)
+        assert vectors_of(await a.retrieve()) == reference[str(short)]
+
+        # An upload bigger than the free space: 500 internal_error, nothing left behind.
+        big = padded(short, tmp_path / "big.mp4", 12 * 1024 * 1024)
+        status, body = await post_video(http, srv, big)
+        assert status == 500 and body["code"] == "internal_error", body
+        assert "disk space" in body["message"]
+        assert list((data / "uploads").iterdir()) == []
+
+        # A task mid-embedding when the disk fills up: it cannot be recorded, so it stays
+        # processing (never half-written) and is retried; creates get a clean 500.
+        b = await client.embed.tasks.create(video_file=long, video_clip_length=2)
+
+        async def embedding() -> bool:
+            p = (await b.status()).progress
+            return p is not None and p.clips_done >= 1
+
+        await wait_until(embedding, timeout=30)
+        ballast = fill(small_disk / "ballast")
+
+        async def deferred() -> bool:
+            async with http.get(srv.url("metrics"), headers=srv.headers) as resp:
+                return bool((await resp.json())["dispatcher"]["retrying"])
+
+        await wait_until(deferred, timeout=30)
+        status, body = await post_video(http, srv, short)
+        assert status == 500 and body == {**body, "code": "internal_error"}, body
+        assert (await b.status()).status is TaskStatus.PROCESSING
+        assert vectors_of(await a.retrieve()) == reference[str(short)]  # reads still work
+
+        # Space again: the deferred task completes by itself, as a clean run would have.
+        ballast.unlink()
+        done_b = await client.embed.tasks.wait(b.id, sleep_interval=0.1, timeout=60)
+        assert done_b.status is TaskStatus.READY
+        assert vectors_of(await b.retrieve()) == reference[str(long)]
+        assert [t.id for t in await list_all(client)] == [b.id, a.id]
+        assert done_a.status is TaskStatus.READY
+    finally:
+        await client.aclose()
+        await http.close()
+    assert srv.stop() == 0
+
+    db = sqlite3.connect(data / "aioembed.sqlite3")
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+        rows = db.execute("SELECT id, status FROM tasks ORDER BY seq").fetchall()
+        assert rows == [(a.id, "ready"), (b.id, "ready")]
+    finally:
+        db.close()
+    assert list((data / "uploads").iterdir()) == [] and list((data / "media").iterdir()) == []
+
+    # Start-up on a full disk, then on a read-only one: a clear error and a non-zero exit.
+    ballast = fill(small_disk / "ballast")
+    with pytest.raises(RuntimeError, match="exited with 1") as info:
+        srv.start()
+    assert "not usable" in str(info.value) and "No space left" in str(info.value)
+    ballast.unlink()
+    await asyncio.to_thread(remount, small_disk, "ro")
+    with pytest.raises(RuntimeError, match="exited with 1") as info:
+        srv.start()
+    assert "not usable" in str(info.value) and "Read-only file system" in str(info.value)
+    await asyncio.to_thread(remount, small_disk, "rw")
+    srv.start()
+    async with AsyncClient(srv.api_key, base_url=srv.base_url) as c:
+        assert vectors_of(await c.embed.tasks.retrieve(b.id)) == reference[str(long)]
+
+
+# -- a stalled server ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stopped(srv: Any) -> Any:
+    """SIGSTOP the server process: it keeps its socket (the kernel still accepts
+    connections) but answers nothing, a real stall, until SIGCONT."""
+    os.kill(srv.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(srv.pid, signal.SIGCONT)
+
+
+async def elapsed(aw: Awaitable[Any]) -> tuple[float, BaseException | None]:
+    started = time.monotonic()
+    try:
+        await aw
+    except Exception as e:
+        return time.monotonic() - started, e
+    return time.monotonic() - started, None
+
+
+async def test_stalled_server_timeouts_deadlines_and_cancellation(
+    server_process: Any, video_factory: Any, tmp_path: Path
+) -> None:
+    srv = server_process(tmp_path / "stall-data")
+    video = video_factory(duration=4, fps=5, seed=74)
+    async with AsyncClient(srv.api_key, base_url=srv.base_url) as c:
+        done = await c.embed.tasks.create(video_file=video)
+        await c.embed.tasks.wait(done.id, sleep_interval=0.05)
+
+    read_timeout = Timeouts(connect=2, read=0.4, request=10)
+    three_tries = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.01, budget=30)
+    patient = Timeouts(connect=30, read=30, request=60)  # deadlines, not timeouts, must end waits
+    with stopped(srv):
+        # The read timeout fires on each attempt; the policy's attempts bound the retries.
+        async with AsyncClient(
+            srv.api_key, base_url=srv.base_url, timeouts=read_timeout, retry=three_tries
+        ) as c:
+            with retry_log() as retries:
+                took, err = await elapsed(c.embed.tasks.status(done.id))
+            assert isinstance(err, RequestTimeoutError), err
+            assert 3 * 0.4 <= took < 3 * 0.4 + 1.5, took
+            assert [kind for _, kind in retries.errors] == ["RequestTimeoutError"] * 2
+
+        async with AsyncClient(srv.api_key, base_url=srv.base_url, timeouts=patient) as c:
+            # wait_for_done / wait: the deadline holds while a poll hangs.
+            took, err = await elapsed(c.embed.tasks.wait(done.id, timeout=1.0))
+            assert isinstance(err, WaitTimeoutError) and 1.0 <= took < 2.0, (took, err)
+
+            # watch_many: every task gets its final (timeout) update near its deadline.
+            async def watch() -> list[Any]:
+                async with c.embed.tasks.watch_many(
+                    [done.id, "f" * 24], task_timeout=1.0, sleep_interval=0.05
+                ) as updates:
+                    return [u async for u in updates if u.final]
+
+            started = time.monotonic()
+            finals = await watch()
+            took = time.monotonic() - started
+            assert {u.task_id for u in finals} == {done.id, "f" * 24}
+            assert all(isinstance(u.error, WaitTimeoutError) for u in finals), finals
+            assert took < 2.5, took
+
+            # embed_many: the batch timeout bounds the batch, creates included.
+            async def batch() -> list[Outcome]:
+                async with c.embed.tasks.embed_many(
+                    [video, tmp_path / "missing.mp4"], timeout=1.5, sleep_interval=0.05
+                ) as outcomes:
+                    return [o async for o in outcomes]
+
+            started = time.monotonic()
+            outcomes = await batch()
+            took = time.monotonic() - started
+            assert len(outcomes) == 2 and not any(o.ok for o in outcomes)
+            errors = {type(o.error).__name__ for o in outcomes}
+            assert errors == {"RequestTimeoutError", "ParameterError"}, outcomes
+            assert took < 3.0, took
+
+            # Cancelling a stalled wait or batch returns at once and leaves nothing running.
+            for work in (c.embed.tasks.wait(done.id), batch()):
+                runner = asyncio.ensure_future(work)
+                await asyncio.sleep(0.3)  # let it get stuck in a request
+                assert not runner.done()
+                started = time.monotonic()
+                runner.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await runner
+                assert time.monotonic() - started < 0.5
+                assert client_tasks() == []
+
+    # Back from the stall: the same client carries on.
+    async with AsyncClient(srv.api_key, base_url=srv.base_url) as c:
+        assert (await c.embed.tasks.status(done.id)).status is TaskStatus.READY
