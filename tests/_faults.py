@@ -18,13 +18,13 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
+from aioembed.samples import retag as remux
 
 from aioembed import AsyncClient
 from aioembed.models import EmbedTask
-from test_batch import remux
 
 __all__ = [
     "FIGURES",
@@ -153,7 +153,9 @@ def assert_contract_error(status: int, body: Any, headers: Any = None) -> None:
     """An error answer in the contract's shape: ``{"code", "message"}`` (+ ``request_id``)."""
     assert 400 <= status < 500, (status, body)
     assert isinstance(body, dict), body
-    assert isinstance(body.get("code"), str) and re.fullmatch(r"[a-z][a-z0-9_]*", body["code"]), body
+    assert isinstance(body.get("code"), str) and re.fullmatch(r"[a-z][a-z0-9_]*", body["code"]), (
+        body
+    )
     assert isinstance(body.get("message"), str) and body["message"].strip(), body
     if headers is not None and "request_id" in body:
         assert _REQUEST_ID.fullmatch(body["request_id"]), body
@@ -189,7 +191,7 @@ class RssSampler:
                 return
             time.sleep(self.interval)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
