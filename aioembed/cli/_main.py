@@ -307,7 +307,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("inputs", nargs="+", metavar="PATH|GLOB|DIR|URL")
     e.add_argument("--out", help="results file: .jsonl, .parquet or .npz (written atomically)")
     e.add_argument("--model", default="Marengo-retrieval-2.7")
-    e.add_argument("--concurrency", type=int, default=8, help="items in flight (default 8)")
+    e.add_argument("--concurrency", type=int, default=32, help="items in flight (default 32)")
     e.add_argument("--clip-length", type=float, default=None, help="seconds, 2-10 (default 6)")
     e.add_argument("--scope", action="append", choices=["clip", "video"], help="repeatable")
     e.add_argument("--option", action="append", help="embedding option, repeatable (default all)")

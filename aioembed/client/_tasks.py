@@ -302,7 +302,7 @@ class EmbedTasks:
         inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,
         model_name: str = DEFAULT_MODEL,
-        concurrency: int = 16,
+        concurrency: int = 64,
         clip_length: float | None = None,
         scopes: Sequence[str] | None = None,
         options: Sequence[str] | None = None,
