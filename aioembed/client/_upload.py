@@ -7,6 +7,7 @@ body with every form field (the official SDK drops them).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
@@ -43,8 +44,25 @@ class UploadSource:
     replayable: bool
 
 
+async def _open(path: Path) -> IO[bytes]:
+    """``path.open("rb")`` on a worker thread, closing the file if the caller is cancelled
+    while the thread opens it (aiohttp cancels a body writer at once when an early answer
+    such as a 429 arrives mid-upload): the result would otherwise be dropped, unclosed."""
+    opening = asyncio.get_running_loop().run_in_executor(None, path.open, "rb")
+    try:
+        return await asyncio.shield(opening)
+    except BaseException:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future[IO[bytes]]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
 async def _read_path(path: Path) -> AsyncIterator[bytes]:
-    f = await anyio.to_thread.run_sync(path.open, "rb")
+    f = await _open(path)
     try:
         while chunk := await anyio.to_thread.run_sync(f.read, CHUNK):
             yield chunk
