@@ -191,7 +191,8 @@ def _markdown(results: dict[str, list[dict[str, Any]]], n: int, reps: int) -> st
         )
     breakdown = []
     for label in labels:
-        req = results[label][len(results[label]) // 2]["requests"]
+        ordered = sorted(results[label], key=lambda r: r["requests"]["total"])
+        req = ordered[len(ordered) // 2]["requests"]
         breakdown.append([label] + [str(req.get(k, 0)) for k in _ROUTES] + [str(req["total"])])
     return "\n".join(
         [
@@ -218,7 +219,7 @@ def _markdown(results: dict[str, list[dict[str, Any]]], n: int, reps: int) -> st
                 ],
                 rows,
             ),
-            "\nRequests by route (the median run):\n",
+            "\nRequests by route (the run with the median total):\n",
             table(["client", *_ROUTES, "total"], breakdown),
             "",
         ]
@@ -247,6 +248,12 @@ def _median(values: Any) -> float:
 
 def median_requests(runs: list[dict[str, Any]]) -> float:
     return _median(r["requests"]["total"] for r in runs)
+
+
+def render(result: dict[str, Any]) -> str:
+    """The section again from the raw numbers (``python -m benchmarks --render``)."""
+    runs = result["clients"]
+    return _markdown(runs, result["n"], min(len(r) for r in runs.values()))
 
 
 def summary(result: dict[str, Any]) -> list[str]:

@@ -269,11 +269,11 @@ def run(*, quick: bool, reps: int, seconds: float, synthetic_reps: int = 1) -> d
                     "official -> NumPy": per["official"],
                     "aioembed -> NumPy": per["aioembed -> NumPy"],
                 }
-    return {"tasks": tasks, "results": results, "markdown": _markdown(tasks, results, reps)}
+    return {"tasks": tasks, "results": results, "markdown": _markdown(tasks, results)}
 
 
 def _markdown(
-    tasks: dict[str, dict[str, Any]], results: dict[str, dict[str, list[dict[str, Any]]]], reps: int
+    tasks: dict[str, dict[str, Any]], results: dict[str, dict[str, list[dict[str, Any]]]]
 ) -> str:
     out = [
         "## 3. Big result\n",
@@ -324,6 +324,11 @@ def _markdown(
         )
         out.append("")
     return "\n".join(out)
+
+
+def render(result: dict[str, Any]) -> str:
+    """The section again from the raw numbers (``python -m benchmarks --render``)."""
+    return _markdown(result["tasks"], result["results"])
 
 
 def summary(result: dict[str, Any]) -> list[str]:

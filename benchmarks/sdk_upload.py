@@ -372,6 +372,11 @@ def _markdown(results: dict[int, dict[str, list[dict[str, Any]]]]) -> tuple[str,
     return "\n".join(out), "\n".join(ceiling_out)
 
 
+def render(result: dict[str, Any]) -> tuple[str, str]:
+    """Sections 2 and 5 again from the raw numbers (``python -m benchmarks --render``)."""
+    return _markdown({int(k): v for k, v in result["sizes"].items()})
+
+
 def summary(result: dict[str, Any]) -> list[str]:
     lines = []
     for size_text, per in result["sizes"].items():

@@ -77,6 +77,17 @@ def test_quick_suite_writes_a_report(tmp_path: Path) -> None:
     for runs in upload.values():
         assert runs and all(r["status"] in (200, 400) and r["throughput"] > 0 for r in runs)
 
+    # The report can be written again from the raw numbers without measuring anything.
+    again = tmp_path / "AGAIN.md"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--render", str(raw), "--out", str(again)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert again.read_text().split("\n## Machine")[1] == text.split("\n## Machine")[1]
+
     result = res["result"]
     assert set(result["results"]) == {"synthetic", "engine"}
     for name, per in result["results"].items():
