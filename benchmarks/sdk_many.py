@@ -71,17 +71,19 @@ async def official(
 
 
 async def aioembed_many(
-    base_url: str, api_key: str, paths: list[str], concurrency: int, sleep_interval: float
+    base_url: str, api_key: str, paths: list[str], concurrency: int | None, sleep_interval: float
 ) -> dict[str, Any]:
+    """``concurrency=None``: embed_many's own default."""
     from aioembed import AsyncClient
 
     ok = segments = 0
     errors: list[str] = []
+    options: dict[str, Any] = {"sleep_interval": sleep_interval}
+    if concurrency is not None:
+        options["concurrency"] = concurrency
     async with (
         AsyncClient(api_key, base_url=base_url) as client,
-        client.embed.tasks.embed_many(
-            paths, concurrency=concurrency, sleep_interval=sleep_interval
-        ) as outcomes,
+        client.embed.tasks.embed_many(paths, **options) as outcomes,
     ):
         async for o in outcomes:
             if o.ok and o.task is not None:
@@ -119,12 +121,21 @@ def clients(quick: bool) -> list[tuple[str, str, dict[str, Any]]]:
     if not quick:
         out.append(
             (
-                "aioembed embed_many(default concurrency 16)",
+                f"aioembed embed_many(default concurrency {default_concurrency()})",
                 "sdk_many:aioembed_many",
-                {"concurrency": 16, "sleep_interval": 1.0},
+                {"concurrency": None, "sleep_interval": 1.0},
             )
         )
     return out
+
+
+def default_concurrency() -> int:
+    """``embed_many``'s default window, read from its signature (it has changed before)."""
+    import inspect
+
+    from aioembed.client import EmbedTasks
+
+    return int(inspect.signature(EmbedTasks.embed_many).parameters["concurrency"].default)
 
 
 def run(*, quick: bool, reps: int, n: int) -> dict[str, Any]:
