@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 import attrs
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import parse_content_disposition
 
 from .._params import invalid
@@ -209,7 +210,7 @@ async def read_form(
         elif ctype == "application/x-www-form-urlencoded":
             try:
                 post = await request.post()
-            except ValueError:
+            except (ValueError, HttpProcessingError):
                 raise invalid("form", "The request body is not a valid urlencoded form.") from None
             if len(post) > MAX_PARTS:
                 raise invalid("form", f"A form should have at most {MAX_PARTS} parts.")
@@ -281,8 +282,9 @@ async def _read_multipart(
         raise
     except (ConnectionError, asyncio.CancelledError):
         raise
-    except (ValueError, AssertionError, LookupError, web.HTTPException) as e:
-        # aiohttp's multipart reader signals bad framing with these.
+    except (ValueError, AssertionError, LookupError, HttpProcessingError, web.HTTPException) as e:
+        # aiohttp's multipart reader signals bad framing with these (InvalidHeader for a
+        # control character in a part's headers, ContentLengthError for a cut body).
         raise invalid(
             "multipart", f"The request body is not valid multipart/form-data ({_short(e)})."
         ) from None
