@@ -302,7 +302,14 @@ class _JSONErrorRequestHandler(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        plain = super().handle_error(request, status, exc, message)  # logs; may raise
+        if status >= 500:
+            super().handle_error(request, status, exc, message)  # logs; may raise
+        else:
+            # A malformed request is the client's error, and anyone can send them: a
+            # line at debug level, not an ERROR traceback per request (a log flood).
+            log.debug("malformed request from %s: %s", request.remote, exc or message)
+            if request.writer.output_size > 0:
+                raise ConnectionError("Response is sent already, cannot send an error response")
         if status == 500:
             err: APIStatusError = ServerError(
                 "The server failed to handle the request.", code="internal_error"
@@ -320,7 +327,6 @@ class _JSONErrorRequestHandler(RequestHandler):
         resp = error_response(err, request_id)
         resp.headers["x-request-id"] = request_id
         resp.force_close()
-        del plain
         return resp
 
 
