@@ -56,7 +56,7 @@ async def _open(path: Path) -> IO[bytes]:
         raise
 
 
-def _close_opened(opening: asyncio.Future[IO[bytes]]) -> None:
+def _close_opened(opening: asyncio.Future[Any]) -> None:
     if not opening.cancelled() and opening.exception() is None:
         opening.result().close()
 
