@@ -31,8 +31,10 @@ class RetryPolicy:
     """Exponential backoff with full jitter, bounded by attempts *and* a time budget.
 
     Transport errors, 429 and 5xx are retried; ``Retry-After`` is honoured (up to
-    ``max_delay``). ``create`` is retried only when it carries an idempotency key
-    (sent by default, see ``idempotency_keys``) or the connection was never made.
+    ``max_delay``). A 429 counts against ``budget`` only, not ``attempts``: being
+    told to wait is not a failure (``attempts=1`` still means no retry at all).
+    ``create`` is retried only when it carries an idempotency key (sent by
+    default, see ``idempotency_keys``) or the connection was never made.
     """
 
     attempts: int = 5

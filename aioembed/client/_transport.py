@@ -154,7 +154,7 @@ class Transport:
         url = f"{self.base_url}/{path.lstrip('/')}"
         hdrs = {**self._headers, **(headers or {})}
         started = time.monotonic()
-        attempt = 0
+        attempt = failures = 0
         while True:
             attempt += 1
             try:
@@ -178,9 +178,14 @@ class Transport:
                 if isinstance(exc, _NeverSent):
                     error = TransportError(str(exc.__cause__ or exc))
                 retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+                # A 429 says when to come back: while retries are allowed at all it is
+                # bounded by the time budget, not by the attempts (a rate-limited batch
+                # would otherwise fail items that only had to wait their turn).
+                if not (isinstance(exc, RateLimitError) and policy.attempts > 1):
+                    failures += 1
                 delay = policy.backoff(attempt, retry_after)
                 spent = time.monotonic() - started
-                if not retryable or attempt >= policy.attempts or spent + delay > policy.budget:
+                if not retryable or failures >= policy.attempts or spent + delay > policy.budget:
                     if error is exc:
                         raise
                     raise error from exc.__cause__
