@@ -104,8 +104,10 @@ def open_media(source: MediaSource, *, what: str = "video") -> Iterator[Any]:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text[:160]
+    # FFmpeg's and the OS's errors end with the file name: on a server that is an
+    # internal path (the upload's temp file), not something to show a client.
+    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    return str(text)[:160]
 
 
 def _stream_duration(stream: Any) -> float | None:
