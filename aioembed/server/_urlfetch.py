@@ -63,11 +63,35 @@ class UrlPolicy:
         return host.lower().rstrip(".") in self.hosts
 
     def ip_allowed(self, ip: IPAddress) -> bool:
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         if any(ip in net for net in self.networks):
             return True
+        if isinstance(ip, ipaddress.IPv6Address):
+            # An IPv6 address that carries an IPv4 one reaches that IPv4 address (through
+            # a NAT64 or 6to4 gateway, or the kernel): judge it by where it leads, so
+            # [64:ff9b::a9fe:a9fe] is 169.254.169.254 and [::127.0.0.1] is loopback.
+            if any(ip in net for net in _LOCAL_TRANSLATION):
+                return False
+            v4 = _embedded_ipv4(ip)
+            if v4 is not None:
+                return self.ip_allowed(v4)
         return ip.is_global and not ip.is_multicast
+
+
+#: IPv6 ranges whose last 32 bits are an IPv4 address: NAT64 (RFC 6052), SIIT
+#: (RFC 6145) and the deprecated IPv4-compatible form.
+_EMBEDS_IPV4 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
+#: Local-use translation prefix (RFC 8215): where the IPv4 address sits varies, never public.
+_LOCAL_TRANSLATION = (ipaddress.IPv6Network("64:ff9b:1::/48"),)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _EMBEDS_IPV4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def _ip(host: str) -> IPAddress | None:
