@@ -100,7 +100,7 @@ def goals(res: dict[str, Any]) -> tuple[str, list[str]]:
     if "many" in res:
         per = res["many"]["clients"]
         n = res["many"]["n"]
-        aio_label = next(k for k in per if k.startswith("aioembed"))
+        aio_label = sdk_many.primary_label(per)
         aio = per[aio_label]
         aio_wall = med(aio, "wall_s")
         aio_req = sdk_many.median_requests(aio)
@@ -119,7 +119,7 @@ def goals(res: dict[str, Any]) -> tuple[str, list[str]]:
             cpu = ratio(med(aio, "cpu_s"), med(runs, "cpu_s"))
             rows.append(
                 [
-                    f"1. many tasks vs {label}",
+                    f"1. many tasks: {aio_label.removeprefix('aioembed ')} vs {label}",
                     ">= 1.5x faster wall; <= 0.2x requests",
                     (
                         f"{speed:.2f}x faster; {req:.2f}x requests ({polls:.2f}x status polls); "
@@ -159,15 +159,17 @@ def goals(res: dict[str, Any]) -> tuple[str, list[str]]:
             )
             if med(default, "wall_s") > 0.9 * best_official:
                 d_wall = med(default, "wall_s")
+                all_at_once = next((per[k] for k in per if "concurrency=N" in k), default)
+                n_wall = med(all_at_once, "wall_s")
                 notes.append(
                     f"**Many tasks, `embed_many` at its default concurrency ({window})**: "
-                    f"{d_wall:.1f} s for {n} tasks against {aio_wall:.1f} s with concurrency={n} "
+                    f"{d_wall:.1f} s for {n} tasks against {n_wall:.1f} s with concurrency={n} "
                     f"and {best_official:.1f} s for the official SDK's gather-everything. Each "
                     "slot is held from create until the task is retrieved, and a finished task "
                     "is only noticed at the next shared poll round (1 s, stretching 1.3x per quiet "
                     f"round), so throughput is capped near {window} tasks per round: about "
                     f"{n / d_wall:.0f} tasks/s here, while this server finishes about "
-                    f"{n / aio_wall:.0f}/s. With tasks that take seconds or minutes (real videos) "
+                    f"{n / n_wall:.0f}/s. With tasks that take seconds or minutes (real videos) "
                     "the cap does not bind; for many tiny videos raise `concurrency`."
                 )
         worst_req = max(
@@ -192,9 +194,14 @@ def goals(res: dict[str, Any]) -> tuple[str, list[str]]:
                 f"{n} retrieves, so aioembed's floor is {2 * n} requests against the official "
                 f"SDK's {3 * n} even when every task is ready at its first poll. The part "
                 "aioembed can change, the status polling, is "
-                f"{aio_polls:.0f} shared `GET /embed/tasks` list pages (plus {extra:.0f} extra "
-                "retrieves of tasks that had left the processing list before they were "
-                f"ready) against {off_polls:.0f} status calls: "
+                f"{aio_polls:.0f} shared `GET /embed/tasks` list pages"
+                + (
+                    f" (plus {extra:.0f} extra retrieves of tasks that had left the processing "
+                    "list before they were ready)"
+                    if extra >= 1
+                    else ""
+                )
+                + f" against {off_polls:.0f} status calls: "
                 f"{ratio(aio_polls + extra, off_polls):.2f}x"
                 f"{' (under 0.2x)' if ratio(aio_polls + extra, off_polls) <= 0.2 else ''}. "
                 "Tasks that run "
