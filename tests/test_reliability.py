@@ -300,6 +300,9 @@ async def test_server_killed_mid_upload_processing_and_retrieve(
 
     figures = await check_exactly_once(srv, inputs, outcomes, journal, reference)
     assert figures["lost"] == 0 and figures["duplicates"] == 0
+    # Half-received uploads and inputs of finished tasks are all gone from the data dir.
+    assert list((srv.data_dir / "uploads").iterdir()) == []
+    assert list((srv.data_dir / "media").iterdir()) == []
     report(
         f"server-kill-{n}",
         crashes_survived=len(chaos.kills),
