@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Self
 
 import psutil
-from aioembed.samples import retag as remux
 
 from aioembed import AsyncClient
 from aioembed.models import EmbedTask
+from aioembed.samples import retag as remux
 
 __all__ = [
     "FIGURES",
