@@ -771,7 +771,7 @@ async def test_stalled_server_timeouts_deadlines_and_cancellation(
         async with AsyncClient(srv.api_key, base_url=srv.base_url, timeouts=patient) as c:
             # wait_for_done / wait: the deadline holds while a poll hangs.
             took, err = await elapsed(c.embed.tasks.wait(done.id, timeout=1.0))
-            assert isinstance(err, WaitTimeoutError) and 1.0 <= took < 2.0, (took, err)
+            assert isinstance(err, WaitTimeoutError) and 1.0 <= took < 2.5, (took, err)
 
             # watch_many: every task gets its final (timeout) update near its deadline.
             async def watch() -> list[Any]:
@@ -785,7 +785,7 @@ async def test_stalled_server_timeouts_deadlines_and_cancellation(
             took = time.monotonic() - started
             assert {u.task_id for u in finals} == {done.id, "f" * 24}
             assert all(isinstance(u.error, WaitTimeoutError) for u in finals), finals
-            assert took < 2.5, took
+            assert took < 3.0, took
 
             # embed_many: the batch timeout bounds the batch, creates included.
             async def batch() -> list[Outcome]:
@@ -800,7 +800,7 @@ async def test_stalled_server_timeouts_deadlines_and_cancellation(
             assert len(outcomes) == 2 and not any(o.ok for o in outcomes)
             errors = {type(o.error).__name__ for o in outcomes}
             assert errors == {"RequestTimeoutError", "ParameterError"}, outcomes
-            assert took < 3.0, took
+            assert took < 4.0, took
 
             # Cancelling a stalled wait or batch returns at once and leaves nothing running.
             for work in (c.embed.tasks.wait(done.id), batch()):
