@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -176,3 +177,27 @@ async def test_watch_many_deadline(live_server_factory: Any, video_factory: Any)
     late = [u for u in finals if u.error is not None]
     assert late and all(type(u.error).__name__ == "WaitTimeoutError" for u in late)
     assert len(finals) == 3
+
+
+async def test_waits_ride_through_a_server_restart(server_process: Any, videos: Any) -> None:
+    """With the default RetryPolicy, a server down for longer than the transport's own
+    retries does not fail the waits: the tasks are fine, only the service was away."""
+    server = server_process()
+    paths = videos(6)
+    async with AsyncClient(server.api_key, base_url=server.base_url) as client:
+        ids = [(await client.embed.tasks.create(video_file=p)).id for p in paths]
+        server.kill()
+        finals: dict[str, Any] = {}
+
+        async def restart_later() -> None:
+            await asyncio.sleep(6)  # well past the default policy's ~2-4 s of refused retries
+            await asyncio.to_thread(server.start)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(restart_later())
+            async with client.embed.tasks.watch_many(ids, sleep_interval=0.2) as updates:
+                async for u in updates:
+                    if u.final:
+                        finals[u.task_id] = u
+    assert set(finals) == set(ids)
+    assert all(u.error is None and u.task.status is TaskStatus.READY for u in finals.values())

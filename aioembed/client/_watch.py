@@ -19,11 +19,13 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import attrs
 
-from ..errors import AioEmbedError, WaitTimeoutError
+from ..errors import AioEmbedError, RateLimitError, ServerError, TransportError, WaitTimeoutError
 from ..models import EmbedTask
 
 __all__ = ["StatusUpdate", "StatusWatcher"]
 
+#: Errors that say the service is unwell, not the task: a watch rides through them.
+TRANSIENT = (TransportError, ServerError, RateLimitError)
 #: The list endpoint's largest page.
 PAGE_LIMIT = 50
 #: Tolerated clock difference between us and the server for the ``started_at`` filter.
@@ -71,7 +73,11 @@ class StatusWatcher:
     ``resolve(task_id)`` is the individual fetch for tasks that left the
     processing list (``status``, or ``retrieve`` when the caller wants the
     embeddings anyway); ``list_terminal``, when given, lists finished tasks so
-    several can be resolved per request. ``on_update`` sees every change. The interval starts
+    several can be resolved per request. ``on_update`` sees every change.
+    Transient errors (transport, 5xx, 429) that outlast the transport's own
+    retries, as while a server restarts, leave the watches waiting (deadlines
+    still hold) for up to ``outage_budget`` seconds of continuous failure; any
+    other error ends the watches it concerns. The interval starts
     at ``sleep_interval`` and stretches 1.3x per quiet round up to
     ``max_interval``, with +-10 % jitter; any change resets it.
     """
@@ -86,6 +92,7 @@ class StatusWatcher:
         concurrency: int = 8,
         on_update: Callable[[StatusUpdate], Awaitable[None]] | None = None,
         list_terminal: ListProcessing | None = None,
+        outage_budget: float = 300.0,
     ) -> None:
         self._list = list_processing
         self._list_terminal = list_terminal
@@ -98,6 +105,8 @@ class StatusWatcher:
         self._since: datetime | None = None
         self._wakeup = anyio.Event()
         self._closed = False
+        self._outage_budget = outage_budget
+        self._failing_since: float | None = None
         self.rounds = 0
 
     def watch(self, task_id: str, *, timeout: float | None = None) -> _Watch:
@@ -154,11 +163,14 @@ class StatusWatcher:
             except AioEmbedError as e:
                 error = e
         if error is not None:
-            # The transport already retried; a poll loop must not swallow the error.
+            if self._ride_out(error):
+                return await self._expire()  # a quiet round: the interval stretches
+            # Not transient, or down too long: a poll loop must not swallow the error.
             for w in self._pending():
                 await self._finish(w, None, error)
             return True
         changed = False
+        transient = False
         if listing.cancelled_caught:
             return await self._expire()  # a deadline came first; nothing learned
         gone: list[_Watch] = []
@@ -175,7 +187,7 @@ class StatusWatcher:
             changed |= len(gone) < unresolved
 
         async def check(w: _Watch) -> None:
-            nonlocal changed
+            nonlocal changed, transient
             task: EmbedTask | None = None
             error: AioEmbedError | None = None
             with anyio.move_on_after(_left(w.deadline)):
@@ -185,6 +197,9 @@ class StatusWatcher:
                     except AioEmbedError as e:
                         error = e
             if error is not None:
+                if self._ride_out(error):
+                    transient = True  # asked again next round
+                    return
                 await self._finish(w, None, error)
                 changed = True
                 return
@@ -199,7 +214,18 @@ class StatusWatcher:
         async with anyio.create_task_group() as tg:
             for w in gone:
                 tg.start_soon(check, w)
+        if not transient:
+            self._failing_since = None
         return await self._expire() or changed
+
+    def _ride_out(self, error: AioEmbedError) -> bool:
+        """Whether to keep waiting through ``error`` (transient, outage within budget)."""
+        if not isinstance(error, TRANSIENT):
+            return False
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        return now - self._failing_since < self._outage_budget
 
     async def _expire(self) -> bool:
         """Finish the watches whose deadline has passed with :class:`WaitTimeoutError`."""
