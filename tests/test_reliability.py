@@ -578,6 +578,18 @@ async def test_workers_killed_mid_task_fail_those_tasks_clearly_and_serving_goes
     finally:
         await j.close()
 
+    # A crash says nothing about the video: a rerun with the journal submits those two again.
+    async with AsyncClient(srv.api_key, base_url=srv.base_url) as client:
+        batch = client.embed.tasks.embed_many(
+            inputs[1:], clip_length=2, journal=journal, sleep_interval=0.05
+        )
+        async with batch as stream:
+            rerun = [o async for o in stream]
+    assert all(o.ok for o in rerun), [o.error for o in rerun if not o.ok]
+    assert sum(o.resumed for o in rerun) == 3 and not {o.task_id for o in rerun} & set(killed)
+    for o in rerun:
+        assert o.task is not None and vectors_of(o.task) == reference[o.item.label]
+
 
 # -- disk full, unwritable data dir ------------------------------------------------------------
 

@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 __all__ = ["BatchInput", "BatchItem", "Outcome", "embed_many", "watch_many"]
 
 
+#: Task failures that say nothing about the video: a rerun submits such items again.
+RETRY_ON_RESUME = frozenset({"worker_crashed", "processing_timeout", "internal_error"})
+
+
 @attrs.frozen
 class BatchItem:
     """One video of a batch with its own parameters (``None`` = the batch's default)."""
@@ -252,6 +256,8 @@ class BatchRun:
             entry = None
             if self.journal is not None:
                 entry = await self.journal.begin(key, item.label, content_hash)
+                if entry.status == "failed" and entry.error_code in RETRY_ON_RESUME:
+                    entry = await self.journal.reset(key)
                 task_id = entry.task_id
                 resumed = task_id is not None
             if task_id is None and self.dedupe and content_hash is not None:

@@ -100,6 +100,18 @@ class Journal:
         assert entry is not None
         return entry
 
+    async def reset(self, key: str) -> JournalEntry:
+        """Forget the item's task so it is created afresh, under a new idempotency key."""
+        await self._call(
+            "UPDATE items SET task_id = NULL, status = 'pending', error_code = NULL, "
+            "error_message = NULL, idempotency_key = ? WHERE key = ?",
+            uuid.uuid4().hex,
+            key,
+        )
+        entry = await self.get(key)
+        assert entry is not None
+        return entry
+
     async def get(self, key: str) -> JournalEntry | None:
         rows = await self._call(
             "SELECT key, input, content_hash, idempotency_key, task_id, status, error_code, "
