@@ -92,7 +92,7 @@ async def test_embed_dir_to_jsonl(
         (0.0, 2.5),
         (2.5, 5.0),
     ]
-    assert "4 inputs" in stdout and live_server.counts(TASKS, "POST") == 4
+    assert "4 inputs" in stdout and len(await _list_ids(live_server)) == 4
 
 
 async def test_parquet_npz_and_failures(
