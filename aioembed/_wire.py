@@ -9,6 +9,7 @@ floats one by one would cost more than parsing them.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -22,7 +23,15 @@ try:
 except ImportError:  # pragma: no cover - orjson is optional
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["converter", "dumps", "format_datetime", "loads", "structure", "unstructure"]
+__all__ = [
+    "converter",
+    "dumps",
+    "format_datetime",
+    "loads",
+    "loads_vectors",
+    "structure",
+    "unstructure",
+]
 
 T = TypeVar("T")
 
@@ -84,6 +93,61 @@ def loads(data: bytes | str) -> Any:
     if orjson is not None:
         return orjson.loads(data)
     return json.loads(data)
+
+
+#: A vector array as the contract writes it; numbers hold no ``]``, and a quote
+#: inside a JSON string is always escaped, so this cannot match inside a string.
+_VECTOR = re.compile(rb'"float"\s*:\s*\[([^\]]*)\]')
+
+
+def loads_vectors(body: bytes) -> Any:
+    """Parse a response, reading every ``"float"`` array straight into a float32 array.
+
+    A 7,200-segment result holds 7.4 M numbers: as Python floats they take about
+    225 MB, as float32 about 30 MB. Without NumPy, or if the body is not shaped as
+    expected, this is plain :func:`loads`.
+    """
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - NumPy is optional
+        return loads(body)
+    vectors = []
+    for match in _VECTOR.finditer(body):
+        text = match.group(1)
+        if not text.strip():
+            vectors.append(np.empty(0, dtype=np.float32))
+            continue
+        try:
+            vector = np.fromstring(text, dtype=np.float32, sep=",")
+        except (ValueError, DeprecationWarning):
+            vector = None  # something other than plain numbers
+        if vector is None or len(vector) != text.count(b",") + 1:
+            return loads(body)  # the slow, sure path
+        vectors.append(vector)
+    if not vectors:
+        return loads(body)
+    data = loads(_VECTOR.sub(b'"float":[]', body))
+    slots = _vector_slots(data)
+    if len(slots) != len(vectors):
+        return loads(body)
+    for slot, vector in zip(slots, vectors, strict=True):
+        slot["float"] = vector
+    return data
+
+
+def _vector_slots(node: Any) -> list[dict[str, Any]]:
+    """Objects holding a ``"float"`` key, in document order (parsers keep it)."""
+    found: list[dict[str, Any]] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "float" in item:
+                found.append(item)
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return found
 
 
 def dumps(obj: Any) -> bytes:

@@ -67,11 +67,12 @@ def _as_array(values: Sequence[float]) -> npt.NDArray[np.float32]:
 class Segment:
     """One embedding vector and the span of media it describes.
 
-    ``vector`` is the list the JSON parser produced (no per-element copy);
-    :meth:`array` gives it as a NumPy ``float32`` array.
+    ``vector`` is a float32 NumPy array when NumPy is installed (parsed straight
+    from the response, never as Python floats), a list of floats otherwise;
+    :meth:`array` always gives the float32 array.
     """
 
-    vector: list[float] = attrs.field(repr=lambda v: f"<{len(v)} floats>")
+    vector: Sequence[float] = attrs.field(repr=lambda v: f"<{len(v)} floats>")
     start_offset_sec: float | None = None
     end_offset_sec: float | None = None
     embedding_scope: str | None = None

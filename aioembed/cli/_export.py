@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ class Row:
     end_offset_sec: float | None
     embedding_scope: str | None
     embedding_option: str | None
-    vector: list[float]
+    vector: Sequence[float]
 
 
 def rows_of(task: EmbedTask, input: str) -> Iterator[Row]:

@@ -219,7 +219,7 @@ class Transport:
             raise _api_error(status, body, resp_headers)
         try:
             if len(body) > _BIG_BODY:
-                return await anyio.to_thread.run_sync(_wire.loads, body)
-            return _wire.loads(body)
+                return await anyio.to_thread.run_sync(_wire.loads_vectors, body)
+            return _wire.loads_vectors(body)
         except ValueError as e:
             raise TransportError(f"{method} {url} returned a body that is not JSON") from e
