@@ -48,7 +48,7 @@ from ._watch import StatusUpdate, StatusWatcher
 if TYPE_CHECKING:
     from ._tasks import EmbedTasks
 
-__all__ = ["BatchInput", "BatchItem", "Outcome", "embed_many", "watch_many"]
+__all__ = ["BatchInput", "BatchItem", "BatchRun", "Outcome", "watch_many"]
 
 
 #: Task failures that say nothing about the video: a rerun submits such items again.
@@ -143,25 +143,44 @@ class _Shared:
     task_id: str | None = None
 
 
-@attrs.define(eq=False)
+def _tuple_or_none(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values else None
+
+
+def _journal(path: str | os.PathLike[str] | Journal | None) -> Journal | None:
+    return path if path is None or isinstance(path, Journal) else Journal(path)
+
+
+@attrs.define(eq=False, kw_only=True)
 class BatchRun:
+    """One ``embed_many`` call's settings and shared state; see ``EmbedTasks.embed_many``."""
+
     tasks: EmbedTasks
     model_name: str
-    concurrency: int
+    concurrency: int = attrs.field(validator=attrs.validators.ge(1))
     clip_length: float | None
-    scopes: tuple[str, ...] | None
-    options: tuple[str, ...] | None
-    journal: Journal | None
+    scopes: tuple[str, ...] | None = attrs.field(converter=_tuple_or_none)
+    options: tuple[str, ...] | None = attrs.field(converter=_tuple_or_none)
+    journal: Journal | None = attrs.field(converter=_journal)
     ordered: bool
     retrieve: bool
     dedupe: bool
     sleep_interval: float
     max_interval: float
     task_timeout: float | None
-    deadline: float | None
+    timeout: float | None
     on_upload: UploadCallback | None
     on_status: StatusCallback | None
-    _shared: dict[tuple[str, str], _Shared] = attrs.Factory(dict)
+    deadline: float | None = attrs.field(init=False)
+    _shared: dict[tuple[str, str], _Shared] = attrs.field(init=False, factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
+
+    def stream(
+        self, inputs: Iterable[BatchInput] | AsyncIterable[BatchInput]
+    ) -> ProducerStream[Outcome]:
+        return ProducerStream(lambda send: self.produce(inputs, send), buffer=self.concurrency)
 
     def _list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
         return self.tasks.list(page_limit=50, status="processing", started_at=since)
@@ -334,49 +353,6 @@ class BatchRun:
             await self.journal.set_status(key, "failed", code, message)
         elif isinstance(error, (BadRequestError, PayloadTooLargeError, NotFoundError)):
             await self.journal.set_status(key, "failed", error.code, error.message)
-
-
-def embed_many(
-    tasks: EmbedTasks,
-    inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
-    *,
-    model_name: str,
-    concurrency: int,
-    clip_length: float | None,
-    scopes: Sequence[str] | None,
-    options: Sequence[str] | None,
-    journal: str | os.PathLike[str] | None,
-    ordered: bool,
-    retrieve: bool,
-    dedupe: bool,
-    sleep_interval: float,
-    max_interval: float,
-    task_timeout: float | None,
-    timeout: float | None,
-    on_upload: UploadCallback | None,
-    on_status: StatusCallback | None,
-) -> ProducerStream[Outcome]:
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    run = BatchRun(
-        tasks=tasks,
-        model_name=model_name,
-        concurrency=concurrency,
-        clip_length=clip_length,
-        scopes=tuple(scopes) if scopes else None,
-        options=tuple(options) if options else None,
-        journal=Journal(journal) if journal is not None else None,
-        ordered=ordered,
-        retrieve=retrieve,
-        dedupe=dedupe,
-        sleep_interval=sleep_interval,
-        max_interval=max_interval,
-        task_timeout=task_timeout,
-        deadline=None if timeout is None else time.monotonic() + timeout,
-        on_upload=on_upload,
-        on_status=on_status,
-    )
-    return ProducerStream(lambda send: run.produce(inputs, send), buffer=concurrency)
 
 
 def watch_many(

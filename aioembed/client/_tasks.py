@@ -328,11 +328,10 @@ class EmbedTasks:
         input order. ``task_timeout`` / ``timeout`` (seconds) bound each task / the
         whole batch; a late item's outcome carries :class:`~aioembed.WaitTimeoutError`.
         """
-        from ._batch import embed_many
+        from ._batch import BatchRun
 
-        return embed_many(
-            self,
-            inputs,
+        return BatchRun(
+            tasks=self,
             model_name=model_name,
             concurrency=concurrency,
             clip_length=clip_length,
@@ -348,7 +347,7 @@ class EmbedTasks:
             timeout=timeout,
             on_upload=on_upload,
             on_status=on_status,
-        )
+        ).stream(inputs)
 
     def watch_many(
         self,
