@@ -30,7 +30,6 @@ CREATE TABLE IF NOT EXISTS items (
     status TEXT NOT NULL DEFAULT 'pending',
     error_code TEXT,
     error_message TEXT,
-    output_written INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
 )
 """
@@ -46,7 +45,6 @@ class JournalEntry:
     status: str
     error_code: str | None
     error_message: str | None
-    output_written: bool
 
 
 class Journal:
@@ -115,12 +113,12 @@ class Journal:
     async def get(self, key: str) -> JournalEntry | None:
         rows = await self._call(
             "SELECT key, input, content_hash, idempotency_key, task_id, status, error_code, "
-            "error_message, output_written FROM items WHERE key = ?",
+            "error_message FROM items WHERE key = ?",
             key,
         )
         if not rows:
             return None
-        key_, input_, content_hash, idem, task_id, status, code, message, written = rows[0]
+        key_, input_, content_hash, idem, task_id, status, code, message = rows[0]
         return JournalEntry(
             key=key_,
             input=input_,
@@ -130,7 +128,6 @@ class Journal:
             status=status,
             error_code=code,
             error_message=message,
-            output_written=bool(written),
         )
 
     async def set_task(self, key: str, task_id: str) -> None:
@@ -152,11 +149,6 @@ class Journal:
             error_message,
             key,
         )
-
-    async def mark_written(self, keys: list[str]) -> None:
-        """Record that these items' embeddings reached the output file."""
-        for key in keys:
-            await self._call("UPDATE items SET output_written = 1 WHERE key = ?", key)
 
     async def counts(self) -> dict[str, int]:
         rows = await self._call("SELECT status, count(*) FROM items GROUP BY status")
