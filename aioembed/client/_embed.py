@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._params import invalid, not_provided
 from .._wire import structure
 from ..models import EmbedResponse
 from ._tasks import DEFAULT_MODEL, EmbedTasks, _fmt_number
 from ._transport import Transport
-from ._upload import FileInput, as_source, build_form
+from ._upload import FileInput, as_source
 
 __all__ = ["Embed"]
 
@@ -59,8 +57,9 @@ class Embed:
             fields.append(("audio_start_offset_sec", _fmt_number(audio_start_offset_sec)))
         if name.endswith("_file"):
             source = as_source(value, name=name, max_bytes=self._t.limits.max_upload_bytes)
-            form: Any = lambda: build_form(fields, name, source)
+            data = await self._t.post_form(
+                "embed", fields, file_field=name, source=source, idempotent=True
+            )
         else:
-            form = lambda: build_form([*fields, (name, str(value))])
-        data = await self._t.request("POST", "embed", form=form, idempotent=True)
+            data = await self._t.post_form("embed", [*fields, (name, str(value))], idempotent=True)
         return structure(data, EmbedResponse)

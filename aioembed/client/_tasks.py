@@ -18,9 +18,8 @@ from .._params import check_task_params
 from .._wire import format_datetime, structure
 from ..errors import TaskFailedError, WaitTimeoutError
 from ..models import EmbedTask, TaskPage, TaskStatus
-from ._config import NO_RETRY
 from ._transport import Transport
-from ._upload import FileInput, ProgressCallback, as_source, build_form
+from ._upload import FileInput, ProgressCallback, as_source
 
 if TYPE_CHECKING:
     import os
@@ -150,23 +149,15 @@ class EmbedTasks:
         if idempotency_key is None and self._t.retry.idempotency_keys:
             idempotency_key = uuid.uuid4().hex
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        retry = None if source is None or source.replayable else NO_RETRY
-
-        async def send() -> Any:
-            return await self._t.request(
-                "POST",
-                "embed/tasks",
-                form=lambda: build_form(fields, "video_file", source, progress),
-                idempotent=headers is not None,
-                headers=headers,
-                retry=retry,
-            )
-
-        if source is None:
-            data = await send()
-        else:
-            async with self._t.uploads:
-                data = await send()
+        data = await self._t.post_form(
+            "embed/tasks",
+            fields,
+            file_field="video_file",
+            source=source,
+            progress=progress,
+            idempotent=headers is not None,
+            headers=headers,
+        )
         return TaskHandle(str(data["_id"]), self)
 
     async def status(self, task_id: str) -> EmbedTask:

@@ -27,7 +27,8 @@ from ..errors import (
     TransportError,
     error_for_status,
 )
-from ._config import Limits, RetryPolicy, Timeouts
+from ._config import NO_RETRY, Limits, RetryPolicy, Timeouts
+from ._upload import ProgressCallback, UploadSource, build_form
 
 __all__ = ["Transport"]
 
@@ -191,6 +192,38 @@ class Transport:
                     raise error from exc.__cause__
                 log.debug("retrying %s %s in %.2fs after %r", method, path, delay, exc)
                 await anyio.sleep(delay)
+
+    async def post_form(
+        self,
+        path: str,
+        fields: list[tuple[str, str]],
+        *,
+        file_field: str | None = None,
+        source: UploadSource | None = None,
+        progress: ProgressCallback | None = None,
+        idempotent: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """POST a multipart form, its file (if any) under the client's upload limit.
+
+        A body that cannot be produced twice (an async iterable) is never retried.
+        """
+        retry = None if source is None or source.replayable else NO_RETRY
+
+        async def send() -> Any:
+            return await self.request(
+                "POST",
+                path,
+                form=lambda: build_form(fields, file_field, source, progress),
+                idempotent=idempotent,
+                headers=headers,
+                retry=retry,
+            )
+
+        if source is None:
+            return await send()
+        async with self.uploads:
+            return await send()
 
     async def _send(
         self,
