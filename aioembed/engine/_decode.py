@@ -202,6 +202,258 @@ def decode_clips(
     )
 
 
+class _PacketFailures:
+    """Consecutive packets (of either stream) that failed to decode.
+
+    A few bad packets are normal in a damaged file and are skipped; a long run
+    of them means the file is broken, which is reported rather than decoded on.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def decode(self, packet: Any) -> list[Any]:
+        """The packet's frames, or none if it fails to decode."""
+        try:
+            frames: list[Any] = packet.decode()
+        except _DECODE_ERRORS:
+            self.count += 1
+            if self.count > _MAX_BAD_PACKETS:
+                raise _broken("too many packets fail to decode") from None
+            return []
+        self.count = 0
+        return frames
+
+
+class _VideoTrack:
+    """The video side of a pass: how far the stream got and the frames sampled so far.
+
+    Frames before the range (after the seek) are decoded but never converted; a
+    clip with no frame of its own falls back to the last sampled frame.
+    """
+
+    def __init__(
+        self,
+        stream: Any,
+        *,
+        range_start: float,
+        range_end: float,
+        sample_fps: float,
+        frame_size: tuple[int, int],
+    ) -> None:
+        self.stream = stream
+        self.range_start, self.range_end = range_start, range_end
+        self.sample_fps, self.frame_size = sample_fps, frame_size
+        self.step = 1.0 / sample_fps
+        self.frames: list[tuple[float, npt.NDArray[np.uint8]]] = []  # sampled, not yet emitted
+        self.last_frame: tuple[float, npt.NDArray[np.uint8]] | None = None
+        self.next_sample = range_start
+        self.t = -math.inf if stream is not None else math.inf  # newest frame time
+        self.done = stream is None
+        self.decoded_any = False
+        rate = stream.average_rate if stream is not None else None
+        self.frame_period = 1.0 / float(rate) if rate else 1 / 25
+        self.base = float(stream.time_base) if stream is not None and stream.time_base else 0.0
+
+    def add(self, frame: Any) -> None:
+        """Account for one decoded frame; sample it if it falls on the grid."""
+        pts = frame.pts
+        if pts is None:
+            t = (self.t if math.isfinite(self.t) else self.range_start) + self.frame_period
+        else:
+            t = pts * self.base  # a float product: Fraction arithmetic per frame is slow
+        self.decoded_any = True
+        self.t = max(self.t, t)
+        if t >= self.next_sample - 1e-3 and t < self.range_end:
+            self.frames.append((t, _sample(frame, self.frame_size)))
+            n = math.floor((t - self.range_start) * self.sample_fps + 1e-6) + 1
+            self.next_sample = self.range_start + n * self.step
+
+    def reached(self, t: float) -> bool:
+        return self.done or self.t >= t - 1e-6
+
+    def take(self, start: float, end: float) -> list[tuple[float, npt.NDArray[np.uint8]]]:
+        """The sampled frames of ``[start, end)`` (dropped from the track), or the last
+        picture before them when the stream has none there."""
+        mine = [f for f in self.frames if start - 1e-3 <= f[0] < end]
+        self.frames = [f for f in self.frames if f[0] >= end]
+        if mine:
+            self.last_frame = mine[-1]
+        elif self.stream is not None:
+            if self.last_frame is None:
+                raise _broken(f"its video stream has no picture before {end:g} s")
+            # The picture stream stopped while the sound goes on (a still cover
+            # frame, or a shorter video track): hold the last picture.
+            mine = [self.last_frame]
+        return mine
+
+
+class _AudioTrack:
+    """The audio side of a pass: packets held back, then decoded and resampled in batches.
+
+    Audio packets are kept (compressed, small) and decoded in a batch when a clip
+    needs them: decoding and resampling audio interleaved with video frames runs
+    with cold caches and costs about twice as much.
+    """
+
+    def __init__(self, stream: Any, failures: _PacketFailures) -> None:
+        self.stream = stream
+        self.failures = failures
+        self.buf = _AudioBuffer()
+        self.buf.done = stream is None
+        self.resampler = (
+            av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+            if stream is not None
+            else None
+        )
+        self.pending: list[Any] = []
+        self.packets_end = -math.inf  # seconds of audio demuxed so far, from packet timestamps
+        self.base = float(stream.time_base) if stream is not None and stream.time_base else 0.0
+
+    def owns(self, packet: Any) -> bool:
+        return self.stream is not None and packet.stream.index == self.stream.index
+
+    def add(self, packet: Any) -> None:
+        self.pending.append(packet)
+        if packet.pts is not None:
+            end = (packet.pts + (packet.duration or 0)) * self.base
+            self.packets_end = max(self.packets_end, end)
+
+    def decode_pending(self) -> None:
+        assert self.resampler is not None
+        for packet in self.pending:
+            for frame in self.failures.decode(packet):
+                # Only the first frame's time anchors the audio (and .time is not free).
+                time = frame.time if self.buf.pos is None else None
+                for out in self.resampler.resample(frame):
+                    self.buf.add(_mono(out), time)
+                    time = None
+        self.pending.clear()
+
+    def reached(self, t: float) -> bool:
+        if self.buf.reached(t):
+            return True
+        # The resampler holds back a few samples: ask for a little more than t.
+        if self.pending and (
+            self.packets_end >= t + 0.2 or len(self.pending) > _MAX_PENDING_PACKETS
+        ):
+            self.decode_pending()
+            return self.buf.reached(t)
+        return False
+
+    def time(self) -> float:
+        """Seconds of audio seen so far (decoded or only demuxed)."""
+        return max(self.buf.end_time(), self.packets_end)
+
+    def flush(self) -> None:
+        """End of input: decode what is pending and drain the resampler."""
+        if self.resampler is not None:
+            self.decode_pending()
+            try:
+                for out in self.resampler.resample(None):
+                    self.buf.add(_mono(out), None)
+            except _DECODE_ERRORS:
+                pass
+
+    def cut(self, start: float, end: float) -> npt.NDArray[np.float32]:
+        if self.stream is None:
+            return np.zeros(0, np.float32)
+        return self.buf.cut(start, end)
+
+
+class _ClipPass:
+    """The state of one decode pass, with its transitions: :meth:`feed` a packet,
+    take the :meth:`ready` clips, :meth:`finish` at the end of the input."""
+
+    def __init__(
+        self,
+        vstream: Any,
+        astream: Any,
+        spans: Sequence[tuple[float, float]],
+        *,
+        sample_fps: float,
+        frame_size: tuple[int, int],
+        range_end: float,
+    ) -> None:
+        self.spans = spans
+        self.index = 0  # the next span to emit
+        self.frame_size = frame_size
+        self.failures = _PacketFailures()
+        self.video = _VideoTrack(
+            vstream,
+            range_start=spans[0][0],
+            range_end=range_end,
+            sample_fps=sample_fps,
+            frame_size=frame_size,
+        )
+        self.audio = _AudioTrack(astream, self.failures)
+
+    @property
+    def complete(self) -> bool:
+        return self.index >= len(self.spans)
+
+    def feed(self, packet: Any) -> None:
+        """One demuxed packet: audio is held back, video decoded at once."""
+        if self.audio.owns(packet):
+            self.audio.add(packet)
+            return
+        for frame in self.failures.decode(packet):
+            self.video.add(frame)
+
+    def ready(self) -> Iterator[ClipMedia]:
+        """The clips whose pictures and sound have all arrived, in order."""
+        while not self.complete and self._can_emit(self.spans[self.index][1]):
+            yield self._emit()
+
+    def finish(self) -> Iterator[ClipMedia]:
+        """End of the file (or of the range): everything left, now."""
+        if not self.complete:
+            self.audio.flush()
+        self.video.done = True
+        self.audio.buf.done = True
+        if self.video.stream is not None and not self.video.decoded_any:
+            raise _broken("its video stream has no decodable frame")
+        while not self.complete:
+            yield self._emit()
+
+    def _can_emit(self, end: float) -> bool:
+        # Audio far ahead of the video means the video stream has ended before the
+        # audio (muxers interleave within a second or so): do not hold the rest of
+        # the file waiting for frames that will not come.
+        video_t = self.video.t
+        stalled = math.isfinite(video_t) and self.audio.time() - video_t > _STALL_SECONDS
+        if not (self.video.reached(end) or stalled):
+            return False
+        return self.audio.reached(end)
+
+    def _emit(self) -> ClipMedia:
+        start, end = self.spans[self.index]
+        self.index += 1
+        if self.video.done and self.audio.buf.done:
+            self._check_truncation(start)
+        mine = self.video.take(start, end)
+        w, h = self.frame_size
+        return ClipMedia(
+            start=start,
+            end=end,
+            frames=np.stack([f[1] for f in mine]) if mine else np.zeros((0, h, w, 3), np.uint8),
+            times=np.array([f[0] for f in mine], np.float64),
+            audio=self.audio.cut(start, end),
+            has_audio=self.audio.stream is not None,
+        )
+
+    def _check_truncation(self, start: float) -> None:
+        # End of file: a clip starting well after the last decoded picture and
+        # sound means the file is cut short (the container promised more).
+        video_end = self.video.t if self.video.stream is not None else -math.inf
+        media_end = max(video_end, self.audio.buf.end_time())
+        if start - media_end > _TRUNCATION_SLACK:
+            raise _broken(
+                f"its streams stop at {max(media_end, 0):.2f} s, before the clip "
+                f"at {start:g} s (truncated?)"
+            )
+
+
 def _clip_pass(
     container: Any,
     streams: list[Any],
@@ -213,167 +465,18 @@ def _clip_pass(
     frame_size: tuple[int, int],
     range_end: float,
 ) -> Iterator[ClipMedia]:
-    range_start = spans[0][0]
-    step = 1.0 / sample_fps
-    frames: list[tuple[float, npt.NDArray[np.uint8]]] = []  # sampled, not yet emitted
-    last_frame: tuple[float, npt.NDArray[np.uint8]] | None = None
-    next_sample = range_start
-    video_t = -math.inf if vstream is not None else math.inf
-    video_done = vstream is None
-    decoded_any = False
-    frame_period = (
-        1.0 / float(vstream.average_rate)
-        if vstream is not None and vstream.average_rate
-        else 1 / 25
+    """Demux once, feeding :class:`_ClipPass` and yielding clips as they complete."""
+    state = _ClipPass(
+        vstream, astream, spans, sample_fps=sample_fps, frame_size=frame_size, range_end=range_end
     )
-    vbase = float(vstream.time_base) if vstream is not None and vstream.time_base else 0.0
-    abase = float(astream.time_base) if astream is not None and astream.time_base else 0.0
-    abuf = _AudioBuffer()
-    abuf.done = astream is None
-    resampler = (
-        av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
-        if astream is not None
-        else None
-    )
-    # Audio packets are kept (compressed, small) and decoded in a batch when a clip
-    # needs them: decoding and resampling audio interleaved with video frames runs
-    # with cold caches and costs about twice as much.
-    apending: list[Any] = []
-    apackets_end = -math.inf  # seconds of audio demuxed so far, from packet timestamps
-    index = 0
-    bad = 0
-
-    def decode_audio() -> None:
-        nonlocal bad
-        assert resampler is not None
-        for packet in apending:
-            try:
-                decoded = packet.decode()
-                bad = 0
-            except _DECODE_ERRORS:
-                bad += 1
-                if bad > _MAX_BAD_PACKETS:
-                    raise _broken("too many packets fail to decode") from None
-                continue
-            for frame in decoded:
-                # Only the first frame's time anchors the audio (and .time is not free).
-                time = frame.time if abuf.pos is None else None
-                for out in resampler.resample(frame):
-                    abuf.add(_mono(out), time)
-                    time = None
-        apending.clear()
-
-    def audio_reached(t: float) -> bool:
-        if abuf.reached(t):
-            return True
-        # The resampler holds back a few samples: ask for a little more than t.
-        if apending and (apackets_end >= t + 0.2 or len(apending) > _MAX_PENDING_PACKETS):
-            decode_audio()
-            return abuf.reached(t)
-        return False
-
-    def audio_time() -> float:
-        return max(abuf.end_time(), apackets_end)
-
-    def ready(i: int) -> bool:
-        end = spans[i][1]
-        # Audio far ahead of the video means the video stream has ended before the
-        # audio (muxers interleave within a second or so): do not hold the rest of
-        # the file waiting for frames that will not come.
-        video_ok = video_done or video_t >= end - 1e-6
-        stalled = math.isfinite(video_t) and audio_time() - video_t > _STALL_SECONDS
-        if not (video_ok or stalled):
-            return False
-        return audio_reached(end)
-
-    # Frames before the range (after the seek) are decoded but never converted; a
-    # clip with no frame of its own falls back to the last sampled frame.
-
-    def emit(i: int) -> ClipMedia:
-        nonlocal frames, last_frame
-        start, end = spans[i]
-        if video_done and abuf.done:
-            # End of file: a clip starting well after the last decoded picture and
-            # sound means the file is cut short (the container promised more).
-            media_end = max(video_t if vstream is not None else -math.inf, abuf.end_time())
-            if start - media_end > _TRUNCATION_SLACK:
-                raise _broken(
-                    f"its streams stop at {max(media_end, 0):.2f} s, before the clip "
-                    f"at {start:g} s (truncated?)"
-                )
-        mine = [f for f in frames if start - 1e-3 <= f[0] < end]
-        frames = [f for f in frames if f[0] >= end]
-        if mine:
-            last_frame = mine[-1]
-        elif vstream is not None:
-            if last_frame is None:
-                raise _broken(f"its video stream has no picture before {end:g} s")
-            # The picture stream stopped while the sound goes on (a still cover
-            # frame, or a shorter video track): hold the last picture.
-            mine = [last_frame]
-        return ClipMedia(
-            start=start,
-            end=end,
-            frames=(
-                np.stack([f[1] for f in mine])
-                if mine
-                else np.zeros((0, frame_size[1], frame_size[0], 3), np.uint8)
-            ),
-            times=np.array([f[0] for f in mine], np.float64),
-            audio=abuf.cut(start, end) if astream is not None else np.zeros(0, np.float32),
-            has_audio=astream is not None,
-        )
-
     packets = container.demux(*streams)
-    while index < len(spans):
+    while not state.complete:
         try:
             packet = next(packets, None)
         except _DECODE_ERRORS as exc:
             raise _broken(f"demuxing failed ({_short(exc)})") from None
         if packet is None:
             break
-        if astream is not None and packet.stream.index == astream.index:
-            apending.append(packet)
-            if packet.pts is not None:
-                apackets_end = max(apackets_end, (packet.pts + (packet.duration or 0)) * abase)
-        else:
-            try:
-                decoded = packet.decode()
-                bad = 0
-            except _DECODE_ERRORS:
-                bad += 1
-                if bad > _MAX_BAD_PACKETS:
-                    raise _broken("too many packets fail to decode") from None
-                continue
-            for frame in decoded:
-                pts = frame.pts
-                if pts is None:
-                    t = (video_t if math.isfinite(video_t) else range_start) + frame_period
-                else:
-                    t = pts * vbase  # a float product: Fraction arithmetic per frame is slow
-                decoded_any = True
-                video_t = max(video_t, t)
-                if t >= next_sample - 1e-3 and t < range_end:
-                    frames.append((t, _sample(frame, frame_size)))
-                    next_sample = (
-                        range_start + (math.floor((t - range_start) * sample_fps + 1e-6) + 1) * step
-                    )
-        while index < len(spans) and ready(index):
-            yield emit(index)
-            index += 1
-    # End of file (or of the range): decode what is pending, flush the resampler
-    # and emit what remains.
-    if resampler is not None and index < len(spans):
-        decode_audio()
-        try:
-            for out in resampler.resample(None):
-                abuf.add(_mono(out), None)
-        except _DECODE_ERRORS:
-            pass
-    video_done = True
-    abuf.done = True
-    if vstream is not None and not decoded_any:
-        raise _broken("its video stream has no decodable frame")
-    while index < len(spans):
-        yield emit(index)
-        index += 1
+        state.feed(packet)
+        yield from state.ready()
+    yield from state.finish()
