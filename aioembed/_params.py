@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from .errors import ParameterError
+from .errors import ErrorCode, ParameterError
 
 __all__ = [
     "DEFAULT_CLIP_LENGTH",
@@ -54,12 +54,15 @@ MODELS: Mapping[str, ModelInfo] = {
 
 
 def invalid(name: str, rule: str) -> ParameterError:
-    return ParameterError(f"The {name} parameter is invalid. {rule}", code="parameter_invalid")
+    return ParameterError(
+        f"The {name} parameter is invalid. {rule}", code=ErrorCode.PARAMETER_INVALID
+    )
 
 
 def not_provided(name: str) -> ParameterError:
     return ParameterError(
-        f"The {name} parameter is required but was not provided.", code="parameter_not_provided"
+        f"The {name} parameter is required but was not provided.",
+        code=ErrorCode.PARAMETER_NOT_PROVIDED,
     )
 
 

@@ -18,6 +18,10 @@ The tree::
     ├── ClientClosedError           the client was used after ``aclose()``
     └── MediaError                  (``aioembed.engine``) a file the engine cannot use
 
+Every wire code is an :class:`ErrorCode` (a ``StrEnum``, so it compares equal to
+and serialises as its text); ``APIStatusError.code`` holds the enum member for a
+known code and the server's text for one this version does not know.
+
 ``ParameterError`` is also a ``ValueError`` and ``ClientClosedError`` a
 ``RuntimeError``, so callers that think of them as misuse can catch builtins.
 The server raises the same ``APIStatusError`` subclasses and renders them as the
@@ -27,6 +31,7 @@ contract's JSON body, so both ends agree on codes by construction.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "ErrorCode",
     "NotFoundError",
     "ParameterError",
     "PayloadTooLargeError",
@@ -44,8 +50,45 @@ __all__ = [
     "TaskFailedError",
     "TransportError",
     "WaitTimeoutError",
+    "as_code",
     "error_for_status",
 ]
+
+
+class ErrorCode(StrEnum):
+    """Every ``code`` an error body (or a failed task's ``error``) carries, v1 and v2."""
+
+    PARAMETER_INVALID = "parameter_invalid"
+    PARAMETER_NOT_PROVIDED = "parameter_not_provided"
+    PARAMETER_UNKNOWN = "parameter_unknown"
+    VIDEO_FILE_BROKEN = "video_file_broken"
+    VIDEO_DURATION_TOO_SHORT = "video_duration_too_short"
+    VIDEO_DURATION_TOO_LONG = "video_duration_too_long"
+    VIDEO_RESOLUTION_TOO_LOW = "video_resolution_too_low"
+    VIDEO_RESOLUTION_TOO_HIGH = "video_resolution_too_high"
+    VIDEO_FILESIZE_TOO_LARGE = "video_filesize_too_large"
+    API_KEY_INVALID = "api_key_invalid"
+    RESOURCE_NOT_EXIST = "resource_not_exist"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    TOO_MANY_REQUESTS = "too_many_requests"
+    INTERNAL_ERROR = "internal_error"
+    #: [ext] a failed task's reasons that are the server's, not the input's.
+    WORKER_CRASHED = "worker_crashed"
+    PROCESSING_TIMEOUT = "processing_timeout"
+    #: v2 (Embed API v2, assets, multipart uploads).
+    CONTENT_TOO_LARGE = "content_too_large"
+    UPLOAD_SESSION_EXPIRED = "upload_session_expired"
+    PRESIGNED_URL_INVALID = "presigned_url_invalid"
+    PRESIGNED_URL_EXPIRED = "presigned_url_expired"
+    ASSET_IN_USE = "asset_in_use"
+
+
+def as_code(code: str) -> ErrorCode | str:
+    """The :class:`ErrorCode` member for a known code; unknown text is kept as given."""
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return code
 
 
 class AioEmbedError(Exception):
@@ -61,14 +104,14 @@ class APIStatusError(AioEmbedError):
         self,
         message: str,
         *,
-        code: str,
+        code: ErrorCode | str,
         status: int | None = None,
         request_id: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code
+        self.code: ErrorCode | str = as_code(code)
         if status is not None:
             self.status = status
         self.request_id = request_id
@@ -78,7 +121,7 @@ class APIStatusError(AioEmbedError):
         return f"{self.status} {self.code}: {self.message}"
 
     def to_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        body: dict[str, Any] = {"code": str(self.code), "message": self.message}
         if self.request_id is not None:
             body["request_id"] = self.request_id
         return body
@@ -91,7 +134,9 @@ class BadRequestError(APIStatusError):
 class ParameterError(BadRequestError, ValueError):
     """A parameter breaks a contract rule; ``code`` is what the server would answer."""
 
-    def __init__(self, message: str, *, code: str = "parameter_invalid") -> None:
+    def __init__(
+        self, message: str, *, code: ErrorCode | str = ErrorCode.PARAMETER_INVALID
+    ) -> None:
         super().__init__(message, code=code, status=400)
 
 
@@ -161,7 +206,7 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 
 def error_for_status(
     status: int,
-    code: str,
+    code: ErrorCode | str,
     message: str,
     *,
     request_id: str | None = None,

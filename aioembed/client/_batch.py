@@ -35,6 +35,7 @@ from .._params import DEFAULT_CLIP_LENGTH, invalid
 from ..errors import (
     AioEmbedError,
     BadRequestError,
+    ErrorCode,
     NotFoundError,
     PayloadTooLargeError,
     RequestTimeoutError,
@@ -52,7 +53,9 @@ __all__ = ["BatchInput", "BatchItem", "BatchRun", "Outcome", "watch_many"]
 
 
 #: Task failures that say nothing about the video: a rerun submits such items again.
-RETRY_ON_RESUME = frozenset({"worker_crashed", "processing_timeout", "internal_error"})
+RETRY_ON_RESUME = frozenset(
+    {ErrorCode.WORKER_CRASHED, ErrorCode.PROCESSING_TIMEOUT, ErrorCode.INTERNAL_ERROR}
+)
 
 
 @attrs.frozen

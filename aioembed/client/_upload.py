@@ -20,7 +20,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
 from .._params import invalid
-from ..errors import PayloadTooLargeError
+from ..errors import ErrorCode, PayloadTooLargeError
 
 __all__ = ["FileInput", "ProgressCallback", "UploadSource", "as_source"]
 
@@ -134,7 +134,7 @@ def as_source(value: FileInput, *, name: str, max_bytes: int) -> UploadSource:
     if source.size is not None and source.size > max_bytes:
         raise PayloadTooLargeError(
             f"The {name} is {source.size} bytes; the limit is {max_bytes} bytes.",
-            code="video_filesize_too_large",
+            code=ErrorCode.VIDEO_FILESIZE_TOO_LARGE,
         )
     return source
 

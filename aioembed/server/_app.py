@@ -21,7 +21,6 @@ import errno
 import fcntl
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from aiohttp.web_request import BaseRequest
 from ..errors import (
     APIStatusError,
     AuthenticationError,
+    ErrorCode,
     NotFoundError,
     PayloadTooLargeError,
     ServerError,
@@ -75,32 +75,34 @@ def _from_http_exception(exc: web.HTTPException, request: web.BaseRequest) -> AP
     """aiohttp's own errors (unknown route, wrong method, body too large) as contract errors."""
     path = request.path if len(request.path) <= 100 else request.path[:97] + "..."
     if exc.status == 404:
-        return NotFoundError(f"The path {path!r} does not exist.", code="resource_not_exist")
+        return NotFoundError(
+            f"The path {path!r} does not exist.", code=ErrorCode.RESOURCE_NOT_EXIST
+        )
     if exc.status == 405:
         allowed = sorted(getattr(exc, "allowed_methods", ()) or ())
         return APIStatusError(
             f"The method {request.method} is not allowed on {path!r}"
             + (f"; use {', '.join(allowed)}." if allowed else "."),
-            code="method_not_allowed",
+            code=ErrorCode.METHOD_NOT_ALLOWED,
             status=405,
             headers={"Allow": ",".join(allowed)} if allowed else None,
         )
     if exc.status == 413:
         return PayloadTooLargeError(
             "The request body is larger than the server accepts.",
-            code="video_filesize_too_large",
+            code=ErrorCode.VIDEO_FILESIZE_TOO_LARGE,
         )
     if exc.status < 500:
-        return APIStatusError(exc.text or exc.reason, code="parameter_invalid", status=exc.status)
-    return ServerError("The server failed to handle the request.", code="internal_error")
+        return APIStatusError(
+            exc.text or exc.reason, code=ErrorCode.PARAMETER_INVALID, status=exc.status
+        )
+    return ServerError("The server failed to handle the request.", code=ErrorCode.INTERNAL_ERROR)
 
 
 def _unexpected(exc: BaseException) -> ServerError:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ServerError("The server ran out of disk space.", code="internal_error")
-    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
-        return ServerError("The server ran out of disk space.", code="internal_error")
-    return ServerError("The server failed to handle the request.", code="internal_error")
+        return ServerError("The server ran out of disk space.", code=ErrorCode.INTERNAL_ERROR)
+    return ServerError("The server failed to handle the request.", code=ErrorCode.INTERNAL_ERROR)
 
 
 def _route_name(request: web.Request) -> str:
@@ -126,7 +128,7 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
             if owner is None:
                 raise AuthenticationError(
                     "The API key is missing or invalid; send a valid key in the x-api-key header.",
-                    code="api_key_invalid",
+                    code=ErrorCode.API_KEY_INVALID,
                 )
             request[OWNER] = owner
             limiter = app[RATE_LIMITER]
@@ -312,16 +314,19 @@ class _JSONErrorRequestHandler(RequestHandler):
                 raise ConnectionError("Response is sent already, cannot send an error response")
         if status == 500:
             err: APIStatusError = ServerError(
-                "The server failed to handle the request.", code="internal_error"
+                "The server failed to handle the request.", code=ErrorCode.INTERNAL_ERROR
             )
         elif status == 413:
             err = PayloadTooLargeError(
-                "The request is larger than the server accepts.", code="video_filesize_too_large"
+                "The request is larger than the server accepts.",
+                code=ErrorCode.VIDEO_FILESIZE_TOO_LARGE,
             )
         else:
             detail = (message or "").splitlines()[0][:200] if message else "malformed request"
             err = APIStatusError(
-                f"The request is malformed: {detail}", code="parameter_invalid", status=status
+                f"The request is malformed: {detail}",
+                code=ErrorCode.PARAMETER_INVALID,
+                status=status,
             )
         request_id = new_request_id()
         resp = error_response(err, request_id)

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from .._params import MODELS
-from ..errors import APIStatusError
+from ..errors import APIStatusError, ErrorCode
 from ._config import ServerConfig
 from ._store import SegmentRecord, Store
 from ._urlfetch import UrlPolicy, fetch_to_file
@@ -134,7 +134,7 @@ class Dispatcher:
         if attempts > self.config.max_attempts:
             await self._finish_failed(
                 task_id,
-                "internal_error",
+                ErrorCode.INTERNAL_ERROR,
                 f"The task was abandoned after {attempts - 1} interrupted attempts.",
             )
             return
@@ -143,7 +143,9 @@ class Dispatcher:
             if not media.exists():
                 if rec.input_url is None:
                     await self._finish_failed(
-                        task_id, "internal_error", "The uploaded video is missing from the server."
+                        task_id,
+                        ErrorCode.INTERNAL_ERROR,
+                        "The uploaded video is missing from the server.",
                     )
                     return
                 await self._fetch(rec.input_url, media)
@@ -180,14 +182,14 @@ class Dispatcher:
         except WorkerDied as e:
             await self._finish_failed(
                 task_id,
-                "worker_crashed",
+                ErrorCode.WORKER_CRASHED,
                 "The worker process embedding this task exited unexpectedly "
                 f"({describe_exit(e.exitcode)}).",
             )
         except TimeoutError:
             await self._finish_failed(
                 task_id,
-                "processing_timeout",
+                ErrorCode.PROCESSING_TIMEOUT,
                 f"Embedding took longer than the server's limit of {self.config.task_timeout:g} s.",
             )
         else:
@@ -199,7 +201,7 @@ class Dispatcher:
             self.progress.pop(task_id, None)
             self.running.pop(task_id, None)
 
-    async def _finish_failed(self, task_id: str, code: str, message: str) -> None:
+    async def _finish_failed(self, task_id: str, code: ErrorCode | str, message: str) -> None:
         await self.store.finish_failed(task_id, code, message)
         self.failed += 1
         self._drop_media(task_id)

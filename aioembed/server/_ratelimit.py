@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import attrs
 
-from ..errors import RateLimitError
+from ..errors import ErrorCode, RateLimitError
 from ._config import RateLimit
 
 __all__ = ["Decision", "RateLimiter"]
@@ -35,7 +35,7 @@ class Decision:
         return RateLimitError(
             f"Too many requests: the limit is {self.limit} per window for this API key. "
             f"Retry after {self.retry_after} s.",
-            code="too_many_requests",
+            code=ErrorCode.TOO_MANY_REQUESTS,
             status=429,
             retry_after=self.retry_after,
         )

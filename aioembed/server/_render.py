@@ -15,7 +15,7 @@ import numpy as np
 from aiohttp import web
 
 from .._wire import dumps, format_datetime
-from ..errors import APIStatusError
+from ..errors import APIStatusError, ErrorCode
 from ._store import SegmentRecord, TaskRecord
 
 __all__ = [
@@ -92,7 +92,7 @@ def render_task(
     }
     if rec.status == "failed":
         out["error"] = {
-            "code": rec.error_code or "internal_error",
+            "code": rec.error_code or ErrorCode.INTERNAL_ERROR,
             "message": rec.error_message or "The task failed.",
         }
     elif rec.status == "processing":

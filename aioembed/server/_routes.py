@@ -21,7 +21,13 @@ from aiohttp import HttpVersion11, web
 
 from .. import __version__
 from .._params import MODELS, TaskParams, check_task_params, invalid, not_provided, parse_number
-from ..errors import APIStatusError, AuthenticationError, NotFoundError, ParameterError
+from ..errors import (
+    APIStatusError,
+    AuthenticationError,
+    ErrorCode,
+    NotFoundError,
+    ParameterError,
+)
 from ._keys import (
     CONFIG,
     DISPATCHER,
@@ -94,13 +100,13 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     if request.headers.get("Expect", "").lower() != "100-continue":
         err = APIStatusError(
             "The Expect header is invalid. Only 100-continue is supported.",
-            code="parameter_invalid",
+            code=ErrorCode.PARAMETER_INVALID,
             status=417,
         )
     elif app[OWNERS].get(request.headers.get("x-api-key", "")) is None:
         err = AuthenticationError(
             "The API key is missing or invalid; send a valid key in the x-api-key header.",
-            code="api_key_invalid",
+            code=ErrorCode.API_KEY_INVALID,
         )
     elif (request.content_length or 0) > app[CONFIG].max_upload_bytes + FORM_SLACK:
         err = too_large(app[CONFIG].max_upload_bytes, "request body")
@@ -135,7 +141,7 @@ async def _task_or_404(request: web.Request) -> Any:
     if rec is None:
         shown = task_id if len(task_id) <= 40 else task_id[:37] + "..."
         raise NotFoundError(
-            f"The embedding task {shown!r} does not exist.", code="resource_not_exist"
+            f"The embedding task {shown!r} does not exist.", code=ErrorCode.RESOURCE_NOT_EXIST
         )
     return rec
 
@@ -277,7 +283,7 @@ async def _probe_video(request: web.Request, upload: UploadedFile) -> float:
     except (WorkerDied, TimeoutError):
         raise ParameterError(
             "The video file is broken or not a supported video: probing it failed.",
-            code="video_file_broken",
+            code=ErrorCode.VIDEO_FILE_BROKEN,
         ) from None
     return float(info["duration"])
 
@@ -451,7 +457,7 @@ async def embed(request: web.Request) -> web.Response:
         try:
             result = await app[SYNC_POOL].run(job, timeout=config.sync_timeout)
         except JobError as e:
-            if e.code == "internal_error":
+            if e.code == ErrorCode.INTERNAL_ERROR:
                 raise
             raise _media_error(source, e.message) from None
         except (WorkerDied, TimeoutError):
@@ -505,7 +511,7 @@ def _embed_input(form: Form, *, extra: str | None = None) -> tuple[str, str]:
         raise ParameterError(
             "One of the text, image_url, image_file, audio_url or audio_file parameters is "
             "required but none was provided.",
-            code="parameter_not_provided",
+            code=ErrorCode.PARAMETER_NOT_PROVIDED,
         )
     if model_name not in MODELS:
         raise invalid("model_name", f"model_name should be one of {', '.join(MODELS)}.")

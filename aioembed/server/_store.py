@@ -22,6 +22,7 @@ No SQLite call ever runs on the event loop.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import secrets
 import sqlite3
@@ -38,6 +39,7 @@ __all__ = [
     "NewTask",
     "SegmentRecord",
     "SqliteStore",
+    "StorageFullError",
     "Store",
     "TaskRecord",
     "new_task_id",
@@ -57,6 +59,17 @@ def new_task_id() -> str:
 def owner_of(api_key: str) -> str:
     """What the store keeps instead of the key itself: a hash that scopes tasks to it."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:32]
+
+
+class StorageFullError(OSError):
+    """A write failed because the storage is out of space (``errno`` ``ENOSPC``).
+
+    Every :class:`Store` raises this for a full disk, whatever its engine says,
+    so the server can answer it without knowing the engine.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(errno.ENOSPC, f"storage is full: {detail}")
 
 
 @attrs.frozen
@@ -300,13 +313,19 @@ class SqliteStore:
 
         def run() -> T:
             conn = self._conn(write=True)
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                except BaseException:
+                    if conn.in_transaction:  # SQLite rolls back by itself on some errors
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+                    raise StorageFullError(str(e)) from e
                 raise
-            conn.execute("COMMIT")
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)

@@ -34,7 +34,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import parse_content_disposition
 
 from .._params import invalid
-from ..errors import ParameterError, PayloadTooLargeError
+from ..errors import ErrorCode, ParameterError, PayloadTooLargeError
 
 __all__ = [
     "FORM_SLACK",
@@ -60,14 +60,14 @@ def unknown(name: str) -> ParameterError:
     shown = name if len(name) <= 64 else name[:61] + "..."
     return ParameterError(
         f"The {shown!r} parameter is unknown. Check the parameter name.",
-        code="parameter_unknown",
+        code=ErrorCode.PARAMETER_UNKNOWN,
     )
 
 
 def too_large(limit: int, what: str = "file") -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"The {what} is larger than the server's limit of {limit} bytes.",
-        code="video_filesize_too_large",
+        code=ErrorCode.VIDEO_FILESIZE_TOO_LARGE,
     )
 
 

@@ -31,7 +31,14 @@ from .._params import invalid
 from ..errors import ParameterError
 from ._uploads import safe_filename, too_large
 
-__all__ = ["FetchedFile", "UrlPolicy", "check_url", "fetch_to_file", "make_session"]
+__all__ = [
+    "AddressRefusedError",
+    "FetchedFile",
+    "UrlPolicy",
+    "check_url",
+    "fetch_to_file",
+    "make_session",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -143,6 +150,14 @@ async def check_url(url: str, param: str, policy: UrlPolicy) -> URL:
     return parsed
 
 
+class AddressRefusedError(OSError):
+    """The connector's resolver found only addresses the policy refuses.
+
+    An ``OSError`` because aiohttp's connector wraps only those (as
+    ``ClientConnectorError.os_error``); the fetch recognises it by type.
+    """
+
+
 class _PolicyResolver(AbstractResolver):
     """The default resolver, minus every address the policy refuses."""
 
@@ -160,7 +175,9 @@ class _PolicyResolver(AbstractResolver):
             r for r in results if (ip := _ip(r["host"])) is not None and self._policy.ip_allowed(ip)
         ]
         if not allowed:
-            raise OSError(f"{host} resolves only to addresses this server does not fetch from")
+            raise AddressRefusedError(
+                f"{host} resolves only to addresses this server does not fetch from"
+            )
         return allowed
 
     async def close(self) -> None:
@@ -247,7 +264,7 @@ async def fetch_to_file(
     except TimeoutError:
         raise invalid(param, f"Fetching {param} timed out after {timeout:g} s.") from None
     except (aiohttp.ClientError, OSError) as e:
-        if "does not fetch" in str(getattr(e, "os_error", e)):
+        if isinstance(getattr(e, "os_error", e), AddressRefusedError):
             raise _refused(param) from None
         raise invalid(param, f"Fetching {param} failed: {_describe(e)}.") from None
     finally:
