@@ -16,11 +16,13 @@ from .errors import ErrorCode, ParameterError
 
 __all__ = [
     "DEFAULT_CLIP_LENGTH",
+    "EMBED_INPUTS",
     "MAX_UPLOAD_BYTES",
     "MODELS",
     "MediaLimits",
     "ModelInfo",
     "TaskParams",
+    "check_embed_input",
     "check_task_params",
     "clip_spans",
     "invalid",
@@ -164,6 +166,40 @@ def check_task_params(
         clip_length=clip_length,
         scopes=tuple(dict.fromkeys(scopes)),
     )
+
+
+#: ``POST /embed``'s inputs, exactly one of which a request carries.
+EMBED_INPUTS = ("text", "image_url", "image_file", "audio_url", "audio_file")
+
+
+def check_embed_input(
+    model_name: str | None,
+    given: Sequence[str],
+    *,
+    known_models: Iterable[str] | None = None,
+) -> str:
+    """The one input field of a ``POST /embed`` request (``given``: the fields present,
+    in :data:`EMBED_INPUTS` order), in the contract's precedence order.
+
+    ``known_models`` as in :func:`check_task_params`. Raises :class:`ParameterError`.
+    """
+    if not model_name:
+        raise not_provided("model_name")
+    if not given:
+        raise ParameterError(
+            "One of the text, image_url, image_file, audio_url or audio_file parameters is "
+            "required but none was provided.",
+            code="parameter_not_provided",
+        )
+    if known_models is not None and model_name not in set(known_models):
+        raise invalid("model_name", f"model_name should be one of {', '.join(MODELS)}.")
+    if len(given) > 1:
+        raise invalid(
+            given[1],
+            "Provide exactly one of text, image_url, image_file, audio_url or audio_file; "
+            f"got {', '.join(given)}.",
+        )
+    return given[0]
 
 
 def clip_spans(start: float, end: float, clip_length: float) -> list[tuple[float, float]]:

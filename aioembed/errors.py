@@ -13,9 +13,13 @@ The tree::
     │   └── ServerError             5xx
     ├── TransportError              the request did not get an answer
     │   └── RequestTimeoutError     a configured timeout fired
+    ├── ResponseValidationError     a 2xx answer the SDK cannot use (bad shape, bad values)
+    │   └── ResponseTooLargeError   a body past the client's cap
+    ├── CrossOriginRedirectError    the API redirected to another origin (not followed)
     ├── TaskFailedError             a task ended ``failed``
     ├── WaitTimeoutError            a wait's deadline passed first
     ├── ClientClosedError           the client was used after ``aclose()``
+    ├── JournalError                an ``embed_many`` journal path that cannot be used
     └── MediaError                  (``aioembed.engine``) a file the engine cannot use
 
 Every wire code is an :class:`ErrorCode` (a ``StrEnum``, so it compares equal to
@@ -40,12 +44,16 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "CrossOriginRedirectError",
     "ErrorCode",
+    "JournalError",
     "NotFoundError",
     "ParameterError",
     "PayloadTooLargeError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
+    "ResponseValidationError",
     "ServerError",
     "TaskFailedError",
     "TransportError",
@@ -170,6 +178,57 @@ class TransportError(AioEmbedError):
 
 class RequestTimeoutError(TransportError, TimeoutError):
     """A configured :class:`~aioembed.Timeouts` limit fired."""
+
+
+class ResponseValidationError(AioEmbedError):
+    """The server answered 2xx with a body the SDK cannot use: not JSON, the wrong shape,
+    or values of the wrong type. ``request_id`` (from the ``x-request-id`` header) lets the
+    operator find the request; ``url`` and ``status`` say which answer it was."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.status = status
+        self.request_id = request_id
+
+
+class ResponseTooLargeError(ResponseValidationError):
+    """A response body went past ``limit`` bytes (``Limits.max_response_bytes`` for answers,
+    a small fixed cap for error bodies); reading stopped there."""
+
+    def __init__(self, message: str, *, limit: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.limit = limit
+
+
+class CrossOriginRedirectError(AioEmbedError):
+    """The API answered with a redirect to another origin (``target``). It is not followed:
+    the API key, an upload or an ``Idempotency-Key`` must never reach another host. Point
+    ``base_url`` at the final address instead."""
+
+    def __init__(self, message: str, *, source: str, target: str, status: int) -> None:
+        super().__init__(message)
+        self.source = source
+        self.target = target
+        self.status = status
+
+
+class JournalError(AioEmbedError):
+    """The ``embed_many`` journal at ``path`` cannot be used: it is not an aioembed journal
+    (and was left untouched), it is corrupt, or it is locked by another run. The message
+    says what to do."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class TaskFailedError(AioEmbedError):
