@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from aioembed import (
@@ -55,7 +57,7 @@ async def test_fifty_videos_one_outcome_each(
     client: AsyncClient, live_server: Any, videos: Any
 ) -> None:
     paths = videos(50)
-    outcomes = await collect(client, paths, concurrency=16, options=["visual-text"])
+    outcomes = await collect(client, paths, concurrency=16, embedding_option=["visual-text"])
     assert sorted(o.index for o in outcomes) == list(range(50))
     assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
     assert len({o.task_id for o in outcomes}) == 50
@@ -205,3 +207,41 @@ async def test_waits_ride_through_a_server_restart(server_process: Any, videos: 
                         finals[u.task_id] = u
     assert set(finals) == set(ids)
     assert all(u.error is None and u.task.status is TaskStatus.READY for u in finals.values())
+
+
+async def test_user_keys_with_dedupe_one_outcome_each(
+    client: AsyncClient, videos: Any, tmp_path: Path
+) -> None:
+    """A caller's own ``key`` (no ``|`` in it) once broke the dedupe step with an IndexError
+    that escaped as an ExceptionGroup; identical content under two keys is still one task."""
+    [a, b] = videos(2)
+    twin = shutil.copyfile(a, tmp_path / "twin.mp4")
+    items = [
+        BatchItem(video_file=a, key="clip-1"),
+        BatchItem(video_file=twin, key="clip-2"),
+        BatchItem(video_file=b, key="clip-3"),
+    ]
+    outcomes = await collect(client, items, journal=tmp_path / "keys.sqlite", ordered=True)
+    assert [o.index for o in outcomes] == [0, 1, 2]
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert outcomes[0].task_id == outcomes[1].task_id and outcomes[1].deduplicated
+    assert len([t async for t in client.embed.tasks.list()]) == 2
+
+
+async def test_special_files_fail_alone_and_fast(
+    client: AsyncClient, live_server: Any, videos: Any, tmp_path: Path
+) -> None:
+    """/dev/zero was hashed forever and a FIFO with no writer blocked the open; a control
+    character in a file name made aiohttp raise a bare ValueError that ended the batch."""
+    [good, other] = videos(2)
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    odd = tmp_path / "a\nb\x07.mp4"
+    shutil.copyfile(other, odd)
+    with anyio.fail_after(60):
+        outcomes = await collect(client, [good, "/dev/zero", fifo, odd], ordered=True)
+    assert [o.ok for o in outcomes] == [True, False, False, True]
+    for bad in outcomes[1:3]:
+        assert isinstance(bad.error, ParameterError) and "not a regular file" in bad.error.message
+    sent = await client.embed.tasks.retrieve(outcomes[3].task_id or "")
+    assert sent.metadata is not None and sent.metadata.input_filename == "a_b_.mp4"

@@ -82,7 +82,7 @@ async def test_429_storm_batch_completes_honouring_retry_after(
     try:
         async with AsyncClient(srv.api_key, base_url=srv.base_url) as client:  # default policy
             batch = client.embed.tasks.embed_many(
-                items, concurrency=32, dedupe=False, options=["visual-text"], sleep_interval=0.5
+                items, concurrency=32, dedupe=False, embedding_option=["visual-text"], sleep_interval=0.5
             )
             async with batch as stream:
                 outcomes = [o async for o in stream]

@@ -74,7 +74,7 @@ async def clean_vectors(
     server = await live_server_factory(workers=2)
     async with AsyncClient(server.api_key, base_url=server.base_url) as client:
         batch = client.embed.tasks.embed_many(
-            inputs, concurrency=8, clip_length=2, sleep_interval=0.05
+            inputs, concurrency=8, video_clip_length=2, sleep_interval=0.05
         )
         async with batch as outcomes:
             found = {o.item.label: o async for o in outcomes}
@@ -192,7 +192,7 @@ async def run_batch_through_kills(
                 batch = client.embed.tasks.embed_many(
                     inputs,
                     concurrency=concurrency,
-                    clip_length=2,
+                    video_clip_length=2,
                     journal=journal,
                     sleep_interval=0.05,
                     max_interval=0.3,
@@ -369,7 +369,7 @@ async def main():
         retry = RetryPolicy(attempts=50, initial_delay=0.05, max_delay=0.5, budget=60)
         async with AsyncClient(key, base_url=base_url, retry=retry, session=session) as client:
             batch = client.embed.tasks.embed_many(
-                inputs, concurrency=4, clip_length=2, journal=journal,
+                inputs, concurrency=4, video_clip_length=2, journal=journal,
                 sleep_interval=0.05, max_interval=0.3, on_upload=on_upload, on_status=on_status,
             )
             async with batch as outcomes:
@@ -547,7 +547,7 @@ async def test_workers_killed_mid_task_fail_those_tasks_clearly_and_serving_goes
             batch = client.embed.tasks.embed_many(
                 inputs[1:],
                 concurrency=4,
-                clip_length=2,
+                video_clip_length=2,
                 journal=journal,
                 sleep_interval=0.05,
                 on_status=on_status,
@@ -581,7 +581,7 @@ async def test_workers_killed_mid_task_fail_those_tasks_clearly_and_serving_goes
     # A crash says nothing about the video: a rerun with the journal submits those two again.
     async with AsyncClient(srv.api_key, base_url=srv.base_url) as client:
         batch = client.embed.tasks.embed_many(
-            inputs[1:], clip_length=2, journal=journal, sleep_interval=0.05
+            inputs[1:], video_clip_length=2, journal=journal, sleep_interval=0.05
         )
         async with batch as stream:
             rerun = [o async for o in stream]

@@ -26,7 +26,14 @@ from rich.progress import (
 from rich.table import Table
 
 from .. import _wire
-from ..client import AsyncClient, BatchItem, Outcome, StatusUpdate
+from ..client import (
+    DEFAULT_CONCURRENCY,
+    AsyncClient,
+    BatchItem,
+    Journal,
+    Outcome,
+    StatusUpdate,
+)
 from ..errors import AioEmbedError
 from ._embedded import default_data_dir, endpoint
 from ._export import FORMATS, rows_of, write
@@ -126,9 +133,9 @@ async def run_embed(args: argparse.Namespace) -> int:
                 inputs,
                 model_name=args.model,
                 concurrency=args.concurrency,
-                clip_length=args.clip_length,
-                scopes=args.scope,
-                options=args.option,
+                video_clip_length=args.clip_length,
+                video_embedding_scope=args.scope,
+                embedding_option=args.option,
                 journal=journal,
                 on_upload=view.on_upload,
                 on_status=view.on_status,
@@ -160,8 +167,7 @@ def _default_journal(out_path: Path | None, inputs: list[str], args: argparse.Na
 
 
 def _remove_journal(journal: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{journal}{suffix}").unlink(missing_ok=True)
+    Journal.remove(journal)  # JournalError (nothing deleted) unless it is a journal
 
 
 def _summary(outcomes: list[Outcome], elapsed: float) -> None:
@@ -256,7 +262,11 @@ async def run_demo(args: argparse.Namespace) -> int:
             err.print(f"  {update.task_id}  {t.status if t else 'error'}{extra}")
 
         batch = client.embed.tasks.embed_many(
-            inputs, clip_length=4, scopes=["clip", "video"], sleep_interval=0.5, on_status=show
+            inputs,
+            video_clip_length=4,
+            video_embedding_scope=["clip", "video"],
+            sleep_interval=0.5,
+            on_status=show,
         )
         async with batch as stream:
             async for outcome in stream:
@@ -307,7 +317,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("inputs", nargs="+", metavar="PATH|GLOB|DIR|URL")
     e.add_argument("--out", help="results file: .jsonl, .parquet or .npz (written atomically)")
     e.add_argument("--model", default="Marengo-retrieval-2.7")
-    e.add_argument("--concurrency", type=int, default=32, help="items in flight (default 32)")
+    e.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"items in flight (default {DEFAULT_CONCURRENCY})",
+    )
     e.add_argument("--clip-length", type=float, default=None, help="seconds, 2-10 (default 6)")
     e.add_argument("--scope", action="append", choices=["clip", "video"], help="repeatable")
     e.add_argument("--option", action="append", help="embedding option, repeatable (default all)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import stat
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -24,7 +25,7 @@ from collections.abc import (
 )
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import anyio
 import anyio.to_thread
@@ -32,30 +33,23 @@ import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._params import DEFAULT_CLIP_LENGTH, invalid
+from .._retry import TRANSIENT_TASK_ERRORS
 from ..errors import (
     AioEmbedError,
     BadRequestError,
-    ErrorCode,
     NotFoundError,
     PayloadTooLargeError,
     RequestTimeoutError,
     TaskFailedError,
 )
 from ..models import EmbedTask, TaskStatus
+from ._defaults import DEFAULT_SCOPES
 from ._journal import Journal
 from ._streams import ProducerStream
+from ._tasks import TaskCalls
 from ._watch import StatusUpdate, StatusWatcher
 
-if TYPE_CHECKING:
-    from ._tasks import EmbedTasks
-
 __all__ = ["BatchInput", "BatchItem", "BatchRun", "Outcome", "watch_many"]
-
-
-#: Task failures that say nothing about the video: a rerun submits such items again.
-RETRY_ON_RESUME = frozenset(
-    {ErrorCode.WORKER_CRASHED, ErrorCode.PROCESSING_TIMEOUT, ErrorCode.INTERNAL_ERROR}
-)
 
 
 @attrs.frozen
@@ -154,11 +148,36 @@ def _journal(path: str | os.PathLike[str] | Journal | None) -> Journal | None:
     return path if path is None or isinstance(path, Journal) else Journal(path)
 
 
+@attrs.define(eq=False)
+class _ItemRun:
+    """One item on its way through the batch: what is known of it so far."""
+
+    index: int
+    item: BatchItem
+    key: str
+    #: The parameters that, with the content, decide the result (the dedupe identity).
+    params: tuple[object, ...]
+    task_id: str | None = None
+    resumed: bool = False
+    deduplicated: bool = False
+
+    def outcome(self, task: EmbedTask | None = None, error: AioEmbedError | None = None) -> Outcome:
+        return Outcome(
+            self.index,
+            self.item,
+            self.task_id,
+            task,
+            error,
+            resumed=self.resumed,
+            deduplicated=self.deduplicated,
+        )
+
+
 @attrs.define(eq=False, kw_only=True)
 class BatchRun:
     """One ``embed_many`` call's settings and shared state; see ``EmbedTasks.embed_many``."""
 
-    tasks: EmbedTasks
+    tasks: TaskCalls
     model_name: str
     concurrency: int = attrs.field(validator=attrs.validators.ge(1))
     clip_length: float | None
@@ -175,7 +194,7 @@ class BatchRun:
     on_upload: UploadCallback | None
     on_status: StatusCallback | None
     deadline: float | None = attrs.field(init=False)
-    _shared: dict[tuple[str, str], _Shared] = attrs.field(init=False, factory=dict)
+    _shared: dict[tuple[str, tuple[object, ...]], _Shared] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
@@ -212,24 +231,12 @@ class BatchRun:
             on_update=self._notify,
         )
         slots = anyio.Semaphore(self.concurrency)
-        done: dict[int, Outcome] = {}
-        next_index = 0
-
-        async def emit(outcome: Outcome) -> None:
-            nonlocal next_index
-            if not self.ordered:
-                await send.send(outcome)
-                slots.release()
-                return
-            done[outcome.index] = outcome
-            while next_index in done:
-                await send.send(done.pop(next_index))
-                next_index += 1
-                slots.release()
+        emit = _Emitter(send, slots, self.ordered)
 
         async def one(index: int, item: BatchItem) -> None:
             await emit(await self._process(index, item, watcher))
 
+        # Opened before the first item: a path that is no journal fails the batch at once.
         if self.journal is not None:
             await self.journal.open()
         try:
@@ -247,78 +254,79 @@ class BatchRun:
                 with anyio.CancelScope(shield=True):
                     await self.journal.close()
 
-    def _key(self, item: BatchItem) -> str:
-        return item.key or "|".join(
-            str(v)
-            for v in (
-                item.label,
-                self.model_name,
-                item.video_start_offset_sec,
-                item.video_end_offset_sec,
-                item.video_clip_length or self.clip_length or DEFAULT_CLIP_LENGTH,
-                ",".join(item.video_embedding_scope or self.scopes or ("clip",)),
-            )
+    def _start(self, index: int, item: BatchItem) -> _ItemRun:
+        params: tuple[object, ...] = (
+            self.model_name,
+            item.video_start_offset_sec,
+            item.video_end_offset_sec,
+            item.video_clip_length or self.clip_length or DEFAULT_CLIP_LENGTH,
+            ",".join(item.video_embedding_scope or self.scopes or DEFAULT_SCOPES),
         )
+        key = item.key or "|".join(str(v) for v in (item.label, *params))
+        return _ItemRun(index, item, key, params)
 
     async def _process(self, index: int, item: BatchItem, watcher: StatusWatcher) -> Outcome:
-        key = self._key(item)
-        task_id: str | None = None
-        resumed = deduplicated = False
-        shared: _Shared | None = None
+        """Everything that becomes of one item; its errors end up in its outcome."""
+        run = self._start(index, item)
         try:
-            content_hash = None
-            if item.video_file is not None and item.video_url is None:
-                path = Path(item.video_file)
-                try:
-                    content_hash = await anyio.to_thread.run_sync(_sha256, path)
-                except OSError as e:
-                    raise invalid(
-                        "video_file", f"video_file {str(path)!r} cannot be read: {e.strerror}."
-                    ) from None
-            entry = None
-            if self.journal is not None:
-                entry = await self.journal.begin(key, item.label, content_hash)
-                if entry.status == "failed" and entry.error_code in RETRY_ON_RESUME:
-                    entry = await self.journal.reset(key)
-                task_id = entry.task_id
-                resumed = task_id is not None
-            if task_id is None and self.dedupe and content_hash is not None:
-                twin_key = (content_hash, key.split("|", 1)[1])
-                twin = self._shared.get(twin_key)
-                if twin is None:
-                    shared = self._shared[twin_key] = _Shared()
-                else:
-                    await twin.ready.wait()
-                    task_id, deduplicated = twin.task_id, twin.task_id is not None
-            if task_id is None:
-                task_id = await self._create(item, entry.idempotency_key if entry else None)
-            if shared is not None:
-                shared.task_id = task_id
-            if self.journal is not None and not resumed:
-                await self.journal.set_task(key, task_id)
+            content_hash = await _content_hash(item)
+            idempotency_key = await self._journal_entry(run, content_hash)
+            await self._obtain_task(run, content_hash, idempotency_key)
+            task = await self._wait(run, watcher)
         except AioEmbedError as e:
-            await self._record(key, e)
-            return Outcome(index, item, task_id, error=e, resumed=resumed)
+            await self._record(run.key, e)
+            return run.outcome(error=e)
+        if self.journal is not None:
+            await self.journal.set_status(run.key, task.status.value)
+        return run.outcome(task)
+
+    async def _journal_entry(self, run: _ItemRun, content_hash: str | None) -> str | None:
+        """Look the item up in the journal: a known task resumes; returns the create's key."""
+        if self.journal is None:
+            return None
+        entry = await self.journal.begin(run.key, run.item.label, content_hash)
+        if entry.status == "failed" and entry.error_code in TRANSIENT_TASK_ERRORS:
+            entry = await self.journal.reset(run.key)
+        run.task_id = entry.task_id
+        run.resumed = entry.task_id is not None
+        return entry.idempotency_key
+
+    async def _obtain_task(
+        self, run: _ItemRun, content_hash: str | None, idempotency_key: str | None
+    ) -> None:
+        """Give the item a task: its twin's (same content and parameters) or a new one."""
+        if run.task_id is not None:
+            return
+        shared: _Shared | None = None
+        if self.dedupe and content_hash is not None:
+            twin = self._shared.get((content_hash, run.params))
+            if twin is None:
+                shared = self._shared[(content_hash, run.params)] = _Shared()
+            else:
+                await twin.ready.wait()
+                run.task_id, run.deduplicated = twin.task_id, twin.task_id is not None
+        try:
+            if run.task_id is None:
+                run.task_id = await self._create(run.item, idempotency_key)
+            if shared is not None:
+                shared.task_id = run.task_id
+            if self.journal is not None:
+                await self.journal.set_task(run.key, run.task_id)
         finally:
             if shared is not None:
-                shared.ready.set()
+                shared.ready.set()  # twins go on, with its task or to make their own
 
+    async def _wait(self, run: _ItemRun, watcher: StatusWatcher) -> EmbedTask:
+        """The item's finished task, within its own and the batch's deadline."""
+        assert run.task_id is not None
         timeout = self.task_timeout
         if self.deadline is not None:
             remaining = max(0.0, self.deadline - time.monotonic())
             timeout = remaining if timeout is None else min(timeout, remaining)
-        try:
-            task = await watcher.watch(task_id, timeout=timeout).result()
-            if task.status is TaskStatus.FAILED:
-                raise TaskFailedError(task_id, task.error)
-        except AioEmbedError as e:
-            await self._record(key, e)
-            return Outcome(
-                index, item, task_id, error=e, resumed=resumed, deduplicated=deduplicated
-            )
-        if self.journal is not None:
-            await self.journal.set_status(key, task.status.value)
-        return Outcome(index, item, task_id, task, resumed=resumed, deduplicated=deduplicated)
+        task = await watcher.watch(run.task_id, timeout=timeout).result()
+        if task.status is TaskStatus.FAILED:
+            raise TaskFailedError(run.task_id, task.error)
+        return task
 
     async def _create(self, item: BatchItem, idempotency_key: str | None) -> str:
         progress = None
@@ -347,7 +355,10 @@ class BatchRun:
         raise RequestTimeoutError(f"the batch timeout passed before {item.label!r} was created")
 
     async def _record(self, key: str, error: AioEmbedError) -> None:
-        """Journal a final failure; transient ones stay pending so a rerun retries them."""
+        """Journal a failure that is about the item, so a rerun does not try it again.
+
+        Anything else (transient errors, timeouts, a refused key) leaves it pending.
+        """
         if self.journal is None:
             return
         if isinstance(error, TaskFailedError):
@@ -358,8 +369,50 @@ class BatchRun:
             await self.journal.set_status(key, "failed", error.code, error.message)
 
 
+@attrs.define(eq=False)
+class _Emitter:
+    """Sends outcomes as they come, or in input order; each sent outcome frees a slot."""
+
+    send: MemoryObjectSendStream[Outcome]
+    slots: anyio.Semaphore
+    ordered: bool
+    _held: dict[int, Outcome] = attrs.field(factory=dict)
+    _next: int = 0
+
+    async def __call__(self, outcome: Outcome) -> None:
+        if not self.ordered:
+            await self.send.send(outcome)
+            self.slots.release()
+            return
+        self._held[outcome.index] = outcome
+        while self._next in self._held:
+            await self.send.send(self._held.pop(self._next))
+            self._next += 1
+            self.slots.release()
+
+
+async def _content_hash(item: BatchItem) -> str | None:
+    """SHA-256 of an item's file (``None`` for a URL), read on a worker thread.
+
+    Only a regular file is read: ``/dev/zero`` would be hashed forever and opening
+    a FIFO blocks until a writer comes.
+    """
+    if item.video_file is None or item.video_url is not None:
+        return None
+    path = Path(item.video_file)
+    try:
+        mode = (await anyio.to_thread.run_sync(path.stat)).st_mode
+        if not stat.S_ISREG(mode):
+            raise invalid("video_file", f"video_file {str(path)!r} is not a regular file.")
+        return await anyio.to_thread.run_sync(_sha256, path)
+    except OSError as e:
+        raise invalid(
+            "video_file", f"video_file {str(path)!r} cannot be read: {e.strerror}."
+        ) from None
+
+
 def watch_many(
-    tasks: EmbedTasks,
+    tasks: TaskCalls,
     task_ids: Iterable[str],
     *,
     sleep_interval: float,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
-
 import attrs
 
 from .._params import MAX_UPLOAD_BYTES
+from .._retry import Backoff
 
 __all__ = ["Limits", "RetryPolicy", "Timeouts"]
 
@@ -44,11 +43,8 @@ class RetryPolicy:
     idempotency_keys: bool = True
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
-        """Delay before retry number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            # Jitter on top so a crowd told the same Retry-After doesn't return in lockstep.
-            return min(retry_after, self.max_delay) + random.uniform(0, self.initial_delay)
-        return random.uniform(0, min(self.max_delay, self.initial_delay * 2 ** (attempt - 1)))
+        """Delay before retry number ``attempt`` (1-based), full jitter; see :class:`Backoff`."""
+        return Backoff(self.initial_delay, self.max_delay).delay(attempt, retry_after)
 
 
 NO_RETRY = RetryPolicy(attempts=1)
@@ -61,9 +57,18 @@ class Limits:
     ``max_connections`` caps sockets, ``max_requests`` in-flight requests and
     ``max_uploads`` files open and streaming at once. ``max_upload_bytes``
     mirrors the service's 2 GB cap so an oversize file fails before it is sent.
+    ``max_response_bytes`` caps a successful answer's body (the largest results,
+    a 2-hour video in 2 s clips with every option, are ~100 MB of JSON); error
+    bodies are capped at :data:`MAX_ERROR_BODY` whatever this says. Past either,
+    :class:`~aioembed.ResponseTooLargeError`.
     """
 
     max_connections: int = 32
     max_requests: int = 32
     max_uploads: int = 4
     max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_response_bytes: int = 512 * 1024**2
+
+
+#: Bytes of an error answer read at most: a contract error body is a few hundred.
+MAX_ERROR_BODY = 64 * 1024

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from .._params import invalid, not_provided
+from typing import Any
+
+from .._params import EMBED_INPUTS, check_embed_input
 from .._wire import structure
 from ..models import EmbedResponse
-from ._tasks import DEFAULT_MODEL, EmbedTasks, _fmt_number
+from ._defaults import DEFAULT_MODEL
+from ._resource import EmbedTasks
+from ._tasks import fmt_number
 from ._transport import Transport
 from ._upload import FileInput, as_source
 
 __all__ = ["Embed"]
 
-_INPUTS = ("text", "image_url", "image_file", "audio_url", "audio_file")
+
+def _response(data: Any) -> EmbedResponse:
+    return structure(data, EmbedResponse)
 
 
 class Embed:
@@ -35,31 +41,19 @@ class Embed:
         """Embed exactly one text, image or audio input and return its vector(s).
 
         Raises :class:`~aioembed.ParameterError` before sending when no input or
-        more than one is given.
+        more than one is given, with the server's code and message.
         """
-        given = {
-            k: v
-            for k, v in zip(_INPUTS, (text, image_url, image_file, audio_url, audio_file))
-            if v is not None
-        }
-        if not model_name:
-            raise not_provided("model_name")
-        if not given:
-            raise not_provided("text")
-        if len(given) > 1:
-            raise invalid(
-                next(iter(given)),
-                f"Provide exactly one of {', '.join(_INPUTS)}; got {', '.join(given)}.",
-            )
-        ((name, value),) = given.items()
+        values = dict(zip(EMBED_INPUTS, (text, image_url, image_file, audio_url, audio_file)))
+        name = check_embed_input(model_name, [k for k, v in values.items() if v is not None])
+        value = values[name]
+        assert value is not None  # check_embed_input named a given field
         fields = [("model_name", model_name)]
         if audio_start_offset_sec is not None:
-            fields.append(("audio_start_offset_sec", _fmt_number(audio_start_offset_sec)))
+            fields.append(("audio_start_offset_sec", fmt_number(audio_start_offset_sec)))
         if name.endswith("_file"):
             source = as_source(value, name=name, max_bytes=self._t.limits.max_upload_bytes)
-            data = await self._t.post_form(
-                "embed", fields, file_field=name, source=source, idempotent=True
+            return await self._t.post_form(
+                "embed", fields, _response, file_field=name, source=source, idempotent=True
             )
-        else:
-            data = await self._t.post_form("embed", [*fields, (name, str(value))], idempotent=True)
-        return structure(data, EmbedResponse)
+        fields.append((name, str(value)))
+        return await self._t.post_form("embed", fields, _response, idempotent=True)

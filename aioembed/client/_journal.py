@@ -4,6 +4,13 @@ Before a create is sent its idempotency key is committed here; after it returns
 the task id is. A rerun therefore either skips the create (id known) or repeats
 it with the same key (the server answers with the original id): no re-upload of
 created tasks and no duplicate tasks, whenever the previous run died.
+
+A journal path is user input (``--journal v.mp4`` happens), so this module only
+ever creates a file where there is none, and reuses or removes only a file that
+is recognisably a journal: an SQLite database whose ``aioembed_journal`` table
+holds :data:`MAGIC`. Anything else raises :class:`~aioembed.JournalError` with
+nothing touched. A new journal is built under a temporary name and linked into
+place, so the path never holds half a journal.
 """
 
 from __future__ import annotations
@@ -18,10 +25,22 @@ from typing import Any
 import anyio.to_thread
 import attrs
 
-__all__ = ["Journal", "JournalEntry"]
+from ..errors import JournalError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
+__all__ = ["MAGIC", "Journal", "JournalEntry"]
+
+#: What the header table holds: a file without it is not ours to write or delete.
+MAGIC = "aioembed-journal"
+VERSION = 1
+#: Seconds SQLite waits for another process's lock before the journal counts as busy.
+LOCK_TIMEOUT = 1.0
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+_SCHEMA = f"""
+CREATE TABLE aioembed_journal (magic TEXT NOT NULL, version INTEGER NOT NULL);
+INSERT INTO aioembed_journal VALUES ('{MAGIC}', {VERSION});
+CREATE TABLE items (
     key TEXT PRIMARY KEY,
     input TEXT NOT NULL,
     content_hash TEXT,
@@ -31,7 +50,7 @@ CREATE TABLE IF NOT EXISTS items (
     error_code TEXT,
     error_message TEXT,
     updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
-)
+);
 """
 
 
@@ -47,32 +66,127 @@ class JournalEntry:
     error_message: str | None
 
 
+def _error(path: Path, e: sqlite3.Error) -> JournalError:
+    code = getattr(e, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return JournalError(
+            f"journal {path} is locked by another run; wait for it to finish, or pass "
+            "another journal path",
+            path=str(path),
+        )
+    return JournalError(
+        f"journal {path} cannot be used ({e}); if no run is using it, remove it "
+        "(and its -wal/-shm files) to start the batch afresh, or pass another journal path",
+        path=str(path),
+    )
+
+
+def _not_ours(path: Path, what: str) -> JournalError:
+    return JournalError(
+        f"{path} {what}, not an aioembed journal; it was left untouched. Pass a new "
+        "journal path (a file that does not exist yet).",
+        path=str(path),
+    )
+
+
+def _check_ours(path: Path, db: sqlite3.Connection) -> None:
+    header = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'aioembed_journal'"
+    if not db.execute(header).fetchall():
+        raise _not_ours(path, "is an SQLite database")
+    rows = db.execute("SELECT magic, version FROM aioembed_journal").fetchall()
+    if not rows or rows[0][0] != MAGIC:
+        raise _not_ours(path, "is an SQLite database")
+    if rows[0][1] != VERSION:
+        raise JournalError(
+            f"journal {path} has format version {rows[0][1]}, this aioembed reads {VERSION}; "
+            "finish that batch with the aioembed that started it, or remove the journal",
+            path=str(path),
+        )
+
+
+def _sniff(path: Path) -> bool:
+    """Whether ``path`` exists; raises if it exists and is not an SQLite file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    if not path.is_file():
+        raise _not_ours(path, "is not a regular file")
+    with path.open("rb") as f:
+        if f.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+            raise _not_ours(path, f"exists ({st.st_size} bytes)")
+    return True
+
+
+def _create(path: Path) -> None:
+    """A complete new journal at ``path``, or an error if something appeared there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.executescript(_SCHEMA)
+            db.execute("PRAGMA journal_mode=WAL")
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)  # never replaces: a file that appeared meanwhile is kept
+        except FileExistsError:
+            _sniff(path)
+    finally:
+        for suffix in ("", *_SIDE_FILES):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if not _sniff(path):
+        _create(path)
+    uri = f"{path.resolve().as_uri()}?mode=rw"
+    db = sqlite3.connect(
+        uri, uri=True, check_same_thread=False, isolation_level=None, timeout=LOCK_TIMEOUT
+    )
+    try:
+        _check_ours(path, db)  # before any write, a PRAGMA included
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 class Journal:
-    """SQLite (WAL) file of item states; every call runs on a worker thread."""
+    """SQLite (WAL) file of item states; every call runs on a worker thread.
+
+    Every failure (not a journal, corrupt, locked by another run for more than
+    :data:`LOCK_TIMEOUT` seconds) raises :class:`~aioembed.JournalError`.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(_SCHEMA)
-        return db
-
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            if self._db is None:
-                self._db = self._connect()
-            return self._db.execute(sql, args).fetchall()
+            try:
+                if self._db is None:
+                    self._db = _connect(self.path)
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as e:
+                raise _error(self.path, e) from e
+            except OSError as e:
+                raise JournalError(
+                    f"journal {self.path} cannot be opened: {e.strerror}", path=str(self.path)
+                ) from e
 
     async def _call(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return await anyio.to_thread.run_sync(self._run, sql, args)
 
     async def open(self) -> None:
+        """Open (creating if absent) and check the journal: errors surface here, early."""
         await self._call("SELECT 1")
 
     async def close(self) -> None:
@@ -83,6 +197,29 @@ class Journal:
                     self._db = None
 
         await anyio.to_thread.run_sync(close)
+
+    @staticmethod
+    def remove(path: str | os.PathLike[str]) -> bool:
+        """Delete the journal at ``path`` and its side files; ``False`` if there was none.
+
+        Raises :class:`~aioembed.JournalError` (deleting nothing) if ``path`` holds
+        anything but an aioembed journal. Blocking: call it off the event loop.
+        """
+        p = Path(path)
+        try:
+            if not _sniff(p):
+                return False
+            db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=LOCK_TIMEOUT)
+            try:
+                _check_ours(p, db)
+            finally:
+                db.close()
+        except sqlite3.Error as e:
+            raise _error(p, e) from e
+        p.unlink()
+        for suffix in _SIDE_FILES:
+            Path(f"{p}{suffix}").unlink(missing_ok=True)
+        return True
 
     async def begin(self, key: str, input: str, content_hash: str | None) -> JournalEntry:
         """The item's entry, creating it (with a fresh idempotency key) if new."""

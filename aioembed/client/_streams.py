@@ -56,9 +56,10 @@ class ProducerStream(Generic[T]):
         try:
             await self._tg.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+            sole = _sole(group)
+            if sole is group:
+                raise
+            raise sole from None
 
     def __aiter__(self) -> ProducerStream[T]:
         return self
@@ -70,3 +71,12 @@ class ProducerStream(Generic[T]):
             return await self._recv.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside nested single-member groups (task groups inside task
+    groups each wrap it once), or the group itself when it holds several."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

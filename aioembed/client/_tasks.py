@@ -1,41 +1,39 @@
-"""``client.embed.tasks``: create, inspect, wait for and list video embedding tasks."""
+"""Single-task calls on ``/embed/tasks``: create, inspect, wait for and list tasks.
+
+:class:`TaskCalls` holds them; ``client.embed.tasks`` (:class:`~aioembed.client.EmbedTasks`)
+adds the batch calls on top, so the batch machinery depends on this module and
+never the other way round.
+"""
 
 from __future__ import annotations
 
 import inspect
-import random
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 from urllib.parse import quote
 
 import anyio
 import attrs
 
-from .._params import check_task_params
+from .._params import DEFAULT_CLIP_LENGTH, check_task_params
+from .._retry import Backoff
 from .._wire import format_datetime, structure
 from ..errors import TaskFailedError, WaitTimeoutError
 from ..models import EmbedTask, TaskPage, TaskStatus
+from ._defaults import DEFAULT_MAX_INTERVAL, DEFAULT_MODEL, DEFAULT_SCOPES, DEFAULT_SLEEP_INTERVAL
 from ._transport import Transport
 from ._upload import FileInput, ProgressCallback, as_source
 
-if TYPE_CHECKING:
-    import os
-    from collections.abc import AsyncIterable, Iterable
+__all__ = ["StatusCallback", "TaskCalls", "TaskHandle", "fmt_number"]
 
-    from ._batch import BatchInput, Outcome, UploadCallback
-    from ._batch import StatusCallback as BatchStatusCallback
-    from ._streams import ProducerStream
-    from ._watch import StatusUpdate
-
-__all__ = ["EmbedTasks", "StatusCallback", "TaskHandle"]
-
-DEFAULT_MODEL = "Marengo-retrieval-2.7"
 #: Called with every status update; may be sync or async.
 StatusCallback = Callable[[EmbedTask], None | Awaitable[None]]
 TimeArg = Union[datetime, str, None]
+#: ``status=`` filter of :meth:`TaskCalls.list`: one status or several.
+StatusFilter = Union[TaskStatus, str, Sequence[TaskStatus | str], None]
 
 
 def _task_path(task_id: str, suffix: str = "") -> str:
@@ -44,12 +42,35 @@ def _task_path(task_id: str, suffix: str = "") -> str:
     return f"embed/tasks/{quote(task_id, safe='')}{suffix}"
 
 
-def _fmt_number(value: float) -> str:
+def fmt_number(value: float) -> str:
+    """A form field's number as the wire writes it: ``6``, not ``6.0``."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _fmt_time(value: TimeArg) -> str | None:
     return format_datetime(value) if isinstance(value, datetime) else value
+
+
+def _created_id(data: Any) -> str:
+    """The ``_id`` of a create's answer; anything else is a malformed answer."""
+    task_id = data.get("_id") if isinstance(data, dict) else None
+    if not isinstance(task_id, str) or not task_id:
+        raise ValueError("expected an object with a non-empty string '_id'")
+    return task_id
+
+
+def _task(data: Any) -> EmbedTask:
+    return structure(data, EmbedTask)
+
+
+def _page(data: Any) -> TaskPage:
+    return structure(data, TaskPage)
+
+
+def _scopes(value: Sequence[str] | str | None) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return list(value or DEFAULT_SCOPES)
 
 
 @attrs.frozen
@@ -58,26 +79,55 @@ class TaskHandle:
 
     ``task = await client.embed.tasks.create(...)`` then
     ``async for status in task.wait_for_done(): ...`` and ``await task.retrieve()``.
+    The methods take the same arguments as :class:`TaskCalls`' of the same name.
     """
 
     id: str
-    _tasks: EmbedTasks = attrs.field(repr=False, eq=False)
+    _tasks: TaskCalls = attrs.field(repr=False, eq=False)
 
     async def status(self) -> EmbedTask:
         return await self._tasks.status(self.id)
 
-    def wait_for_done(self, **kw: Any) -> AsyncIterator[EmbedTask]:
-        return self._tasks.wait_for_done(self.id, **kw)
+    def wait_for_done(
+        self,
+        *,
+        sleep_interval: float = DEFAULT_SLEEP_INTERVAL,
+        max_interval: float = DEFAULT_MAX_INTERVAL,
+        timeout: float | None = None,
+        callback: StatusCallback | None = None,
+    ) -> AsyncIterator[EmbedTask]:
+        return self._tasks.wait_for_done(
+            self.id,
+            sleep_interval=sleep_interval,
+            max_interval=max_interval,
+            timeout=timeout,
+            callback=callback,
+        )
 
-    async def wait(self, **kw: Any) -> EmbedTask:
-        return await self._tasks.wait(self.id, **kw)
+    async def wait(
+        self,
+        *,
+        sleep_interval: float = DEFAULT_SLEEP_INTERVAL,
+        max_interval: float = DEFAULT_MAX_INTERVAL,
+        timeout: float | None = None,
+        callback: StatusCallback | None = None,
+        raise_on_failure: bool = True,
+    ) -> EmbedTask:
+        return await self._tasks.wait(
+            self.id,
+            sleep_interval=sleep_interval,
+            max_interval=max_interval,
+            timeout=timeout,
+            callback=callback,
+            raise_on_failure=raise_on_failure,
+        )
 
     async def retrieve(self, *, embedding_option: Sequence[str] | None = None) -> EmbedTask:
         return await self._tasks.retrieve(self.id, embedding_option=embedding_option)
 
 
-class EmbedTasks:
-    """Video embedding tasks (``/embed/tasks``); every method shares the client's session."""
+class TaskCalls:
+    """Video embedding tasks one at a time; every method shares the client's session."""
 
     def __init__(self, transport: Transport) -> None:
         self._t = transport
@@ -103,19 +153,18 @@ class EmbedTasks:
 
         ``video_file`` is a path, bytes, a binary file or an async iterable of
         bytes; it streams from disk in chunks, and ``progress(sent, total)`` is
-        called as it goes. Every contract rule that needs only these arguments is
-        checked before a byte is sent: :class:`~aioembed.ParameterError`
+        called as it goes. ``video_clip_length`` defaults to
+        :data:`~aioembed.client.DEFAULT_CLIP_LENGTH` (6 s) and
+        ``video_embedding_scope`` to ``["clip"]`` (the service's defaults: unset
+        fields are not sent). Every contract rule that needs only these arguments
+        is checked before a byte is sent: :class:`~aioembed.ParameterError`
         (``parameter_invalid`` / ``parameter_not_provided``), and
         :class:`~aioembed.PayloadTooLargeError` past ``Limits.max_upload_bytes``.
 
         An ``Idempotency-Key`` is sent (generated unless given) so a retried
         create can never make a second task.
         """
-        scopes = (
-            [video_embedding_scope]
-            if isinstance(video_embedding_scope, str)
-            else list(video_embedding_scope or ["clip"])
-        )
+        scopes = _scopes(video_embedding_scope)
         if video_file is not None and video_url is not None:
             # The contract lets video_url win; uploading a file that is then ignored is a bug.
             raise ValueError("pass either video_file or video_url, not both")
@@ -123,7 +172,7 @@ class EmbedTasks:
             model_name,
             start=video_start_offset_sec or 0.0,
             end=video_end_offset_sec,
-            clip_length=6.0 if video_clip_length is None else video_clip_length,
+            clip_length=DEFAULT_CLIP_LENGTH if video_clip_length is None else video_clip_length,
             scopes=scopes,
             has_file=video_file is not None,
             video_url=video_url,
@@ -142,27 +191,28 @@ class EmbedTasks:
             ("video_clip_length", video_clip_length),
         ):
             if number is not None:
-                fields.append((key, _fmt_number(number)))
+                fields.append((key, fmt_number(number)))
         if video_embedding_scope is not None:
             fields.extend(("video_embedding_scope", s) for s in scopes)
 
         if idempotency_key is None and self._t.retry.idempotency_keys:
             idempotency_key = uuid.uuid4().hex
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        data = await self._t.post_form(
+        task_id = await self._t.post_form(
             "embed/tasks",
             fields,
+            _created_id,
             file_field="video_file",
             source=source,
             progress=progress,
             idempotent=headers is not None,
             headers=headers,
         )
-        return TaskHandle(str(data["_id"]), self)
+        return TaskHandle(task_id, self)
 
     async def status(self, task_id: str) -> EmbedTask:
         """The task's status, metadata and (an [ext] of our server) progress or error."""
-        return structure(await self._t.request("GET", _task_path(task_id, "/status")), EmbedTask)
+        return await self._t.request("GET", _task_path(task_id, "/status"), _task)
 
     async def retrieve(
         self, task_id: str, *, embedding_option: Sequence[str] | None = None
@@ -173,8 +223,7 @@ class EmbedTasks:
         means every option the model has.
         """
         params = [("embedding_option", o) for o in embedding_option or ()]
-        data = await self._t.request("GET", _task_path(task_id), params=params)
-        return structure(data, EmbedTask)
+        return await self._t.request("GET", _task_path(task_id), _task, params=params)
 
     async def list_page(
         self,
@@ -183,7 +232,7 @@ class EmbedTasks:
         page_limit: int = 10,
         started_at: TimeArg = None,
         ended_at: TimeArg = None,
-        status: TaskStatus | str | Sequence[TaskStatus | str] | None = None,
+        status: StatusFilter = None,
     ) -> TaskPage:
         """One page of tasks, newest first."""
         params: list[tuple[str, str]] = [("page", str(page)), ("page_limit", str(page_limit))]
@@ -193,7 +242,7 @@ class EmbedTasks:
                 params.append((key, text))
         statuses = [status] if isinstance(status, str) else list(status or ())
         params.extend(("status", str(s)) for s in statuses)
-        return structure(await self._t.request("GET", "embed/tasks", params=params), TaskPage)
+        return await self._t.request("GET", "embed/tasks", _page, params=params)
 
     async def list(
         self,
@@ -201,7 +250,7 @@ class EmbedTasks:
         page_limit: int = 10,
         started_at: TimeArg = None,
         ended_at: TimeArg = None,
-        status: TaskStatus | str | Sequence[TaskStatus | str] | None = None,
+        status: StatusFilter = None,
     ) -> AsyncGenerator[EmbedTask, None]:
         """Every matching task, walking pages until the server runs out."""
         page = 1
@@ -224,25 +273,25 @@ class EmbedTasks:
         self,
         task_id: str,
         *,
-        sleep_interval: float = 5.0,
+        sleep_interval: float = DEFAULT_SLEEP_INTERVAL,
+        max_interval: float = DEFAULT_MAX_INTERVAL,
         timeout: float | None = None,
         callback: StatusCallback | None = None,
-        max_interval: float | None = None,
     ) -> AsyncIterator[EmbedTask]:
         """Yield every status update, the first at once, until ``ready`` or ``failed``.
 
-        Polls every ``sleep_interval`` seconds, stretching by 1.5x per poll (with
-        jitter) up to ``max_interval`` (default 4 x ``sleep_interval``) while the
-        task stays slow. ``timeout`` (seconds) bounds the whole wait:
-        :class:`~aioembed.WaitTimeoutError` when it passes. 401/404 raise at once;
-        transient errors are retried by the transport. Polling happens only while
-        the caller iterates, so abandoning the loop leaves nothing running.
+        Polls after ``sleep_interval`` seconds, stretching 1.5x per poll (with
+        jitter) up to ``max_interval`` while the task stays slow. ``timeout``
+        (seconds) bounds the whole wait: :class:`~aioembed.WaitTimeoutError` when
+        it passes. 401/404 raise at once; transient errors are retried by the
+        transport. Polling happens only while the caller iterates, so abandoning
+        the loop leaves nothing running.
         """
         if sleep_interval <= 0:
             raise ValueError("sleep_interval must be positive")
         deadline = None if timeout is None else time.monotonic() + timeout
-        cap = max_interval if max_interval is not None else 4 * sleep_interval
-        interval = sleep_interval
+        pace = Backoff(sleep_interval, max(max_interval, sleep_interval), factor=1.5, jitter=0.2)
+        polls = 0
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -258,28 +307,33 @@ class EmbedTasks:
             yield current
             if current.status.is_terminal:
                 return
+            polls += 1
+            pause = pace.delay(polls)
             remaining = None if deadline is None else deadline - time.monotonic()
-            pause = interval * random.uniform(0.9, 1.1)
             await anyio.sleep(pause if remaining is None else max(0.0, min(pause, remaining)))
-            interval = min(interval * 1.5, max(cap, sleep_interval))
 
     async def wait(
         self,
         task_id: str,
         *,
-        sleep_interval: float = 5.0,
+        sleep_interval: float = DEFAULT_SLEEP_INTERVAL,
+        max_interval: float = DEFAULT_MAX_INTERVAL,
         timeout: float | None = None,
         callback: StatusCallback | None = None,
         raise_on_failure: bool = True,
     ) -> EmbedTask:
-        """Await the final status (the seed's ``waitForDone``).
+        """Await the final status (polling as :meth:`wait_for_done` does).
 
         Raises :class:`~aioembed.TaskFailedError` for a ``failed`` task unless
         ``raise_on_failure`` is false, and :class:`~aioembed.WaitTimeoutError`.
         """
         final: EmbedTask | None = None
         updates = self.wait_for_done(
-            task_id, sleep_interval=sleep_interval, timeout=timeout, callback=callback
+            task_id,
+            sleep_interval=sleep_interval,
+            max_interval=max_interval,
+            timeout=timeout,
+            callback=callback,
         )
         async for final in updates:
             pass
@@ -287,84 +341,3 @@ class EmbedTasks:
         if raise_on_failure and final.status is TaskStatus.FAILED:
             raise TaskFailedError(task_id, final.error)
         return final
-
-    def embed_many(
-        self,
-        inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
-        *,
-        model_name: str = DEFAULT_MODEL,
-        concurrency: int = 64,
-        clip_length: float | None = None,
-        scopes: Sequence[str] | None = None,
-        options: Sequence[str] | None = None,
-        journal: str | os.PathLike[str] | None = None,
-        ordered: bool = False,
-        retrieve: bool = True,
-        dedupe: bool = True,
-        sleep_interval: float = 1.0,
-        max_interval: float = 10.0,
-        task_timeout: float | None = None,
-        timeout: float | None = None,
-        on_upload: UploadCallback | None = None,
-        on_status: BatchStatusCallback | None = None,
-    ) -> ProducerStream[Outcome]:
-        """Embed many videos; iterate one :class:`~aioembed.Outcome` per input as each completes.
-
-        Use as ``async with tasks.embed_many(paths) as outcomes: async for o in outcomes``.
-        ``inputs`` are paths, URLs or :class:`~aioembed.BatchItem` (sync or async
-        iterable, read lazily). At most ``concurrency`` items are in flight; uploads
-        are also bounded by ``Limits.max_uploads``. With ``journal`` (a SQLite path)
-        a rerun after a crash resumes without re-uploading or duplicating tasks.
-        Identical file content is embedded once (``dedupe``). ``ordered`` yields in
-        input order. ``task_timeout`` / ``timeout`` (seconds) bound each task / the
-        whole batch; a late item's outcome carries :class:`~aioembed.WaitTimeoutError`.
-        """
-        from ._batch import BatchRun
-
-        return BatchRun(
-            tasks=self,
-            model_name=model_name,
-            concurrency=concurrency,
-            clip_length=clip_length,
-            scopes=scopes,
-            options=options,
-            journal=journal,
-            ordered=ordered,
-            retrieve=retrieve,
-            dedupe=dedupe,
-            sleep_interval=sleep_interval,
-            max_interval=max_interval,
-            task_timeout=task_timeout,
-            timeout=timeout,
-            on_upload=on_upload,
-            on_status=on_status,
-        ).stream(inputs)
-
-    def watch_many(
-        self,
-        task_ids: Iterable[str],
-        *,
-        sleep_interval: float = 1.0,
-        max_interval: float = 10.0,
-        task_timeout: float | None = None,
-        timeout: float | None = None,
-        started_at: datetime | None = None,
-    ) -> ProducerStream[StatusUpdate]:
-        """Status updates for many tasks from shared list polls, not one poll per task.
-
-        Use as ``async with tasks.watch_many(ids) as updates: async for u in updates``.
-        Each task yields its first status, every change, then one ``final`` update
-        (terminal, or with an error such as :class:`~aioembed.WaitTimeoutError`).
-        ``started_at`` (no later than the oldest task's creation) narrows each poll.
-        """
-        from ._batch import watch_many
-
-        return watch_many(
-            self,
-            task_ids,
-            sleep_interval=sleep_interval,
-            max_interval=max_interval,
-            task_timeout=task_timeout,
-            timeout=timeout,
-            started_at=started_at,
-        )

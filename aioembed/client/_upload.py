@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Any, Union
@@ -95,6 +96,14 @@ def _once(stream: AsyncIterable[bytes]) -> Callable[[], AsyncIterator[bytes]]:
     return chunks
 
 
+def wire_filename(name: str, fallback: str) -> str:
+    """The file name as sent in the multipart header: control, format and unpaired
+    surrogate characters (a name that is not valid UTF-8) become ``_``. They cannot be
+    sent in a header at all; the file itself is still read from its real path."""
+    cleaned = "".join("_" if unicodedata.category(c).startswith("C") else c for c in name)
+    return cleaned or fallback
+
+
 def as_source(value: FileInput, *, name: str, max_bytes: int) -> UploadSource:
     """Check a file input before any byte is sent and wrap it as an :class:`UploadSource`.
 
@@ -110,7 +119,9 @@ def as_source(value: FileInput, *, name: str, max_bytes: int) -> UploadSource:
             raise invalid(name, f"{name} {str(path)!r} cannot be read: {e.strerror}.") from None
         if not path.is_file():
             raise invalid(name, f"{name} {str(path)!r} is not a file.")
-        source = UploadSource(path.name, size, lambda: _read_path(path), True)
+        source = UploadSource(
+            wire_filename(path.name, name), size, lambda: _read_path(path), True
+        )
     elif isinstance(value, (bytes, bytearray, memoryview)):
         view = memoryview(value).cast("B")
         source = UploadSource(name, len(view), lambda: _read_bytes(view), True)
@@ -124,7 +135,7 @@ def as_source(value: FileInput, *, name: str, max_bytes: int) -> UploadSource:
             start = f.tell()
             size_ = f.seek(0, os.SEEK_END) - start
             f.seek(start)
-        filename = Path(str(getattr(f, "name", name))).name
+        filename = wire_filename(Path(str(getattr(f, "name", name))).name, name)
         source = UploadSource(filename, size_, lambda: _read_file(f, start), start is not None)
     else:
         raise TypeError(
