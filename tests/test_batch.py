@@ -224,7 +224,8 @@ async def test_user_keys_with_dedupe_one_outcome_each(
     outcomes = await collect(client, items, journal=tmp_path / "keys.sqlite", ordered=True)
     assert [o.index for o in outcomes] == [0, 1, 2]
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
-    assert outcomes[0].task_id == outcomes[1].task_id and outcomes[1].deduplicated
+    assert outcomes[0].task_id == outcomes[1].task_id
+    assert outcomes[0].deduplicated != outcomes[1].deduplicated
     assert len([t async for t in client.embed.tasks.list()]) == 2
 
 
