@@ -189,7 +189,7 @@ def check_embed_input(
         raise ParameterError(
             "One of the text, image_url, image_file, audio_url or audio_file parameters is "
             "required but none was provided.",
-            code="parameter_not_provided",
+            code=ErrorCode.PARAMETER_NOT_PROVIDED,
         )
     if known_models is not None and model_name not in set(known_models):
         raise invalid("model_name", f"model_name should be one of {', '.join(MODELS)}.")
