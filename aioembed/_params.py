@@ -28,6 +28,7 @@ __all__ = [
     "invalid",
     "not_provided",
     "parse_number",
+    "unknown",
 ]
 
 DEFAULT_CLIP_LENGTH = 6.0
@@ -65,6 +66,14 @@ def not_provided(name: str) -> ParameterError:
     return ParameterError(
         f"The {name} parameter is required but was not provided.",
         code=ErrorCode.PARAMETER_NOT_PROVIDED,
+    )
+
+
+def unknown(name: str) -> ParameterError:
+    shown = name if len(name) <= 64 else name[:61] + "..."
+    return ParameterError(
+        f"The {shown!r} parameter is unknown. Check the parameter name.",
+        code=ErrorCode.PARAMETER_UNKNOWN,
     )
 
 

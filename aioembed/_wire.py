@@ -1,9 +1,8 @@
-"""JSON <-> models: the one cattrs converter both ends use.
+"""JSON bytes <-> Python data, for every API version and both ends.
 
-Wire names differ from attribute names in two places (``_id`` and ``float``);
-unknown keys are tolerated so a newer server never breaks an older client.
-Vectors are passed through as the parser's list: structuring 7,000 x 1,024
-floats one by one would cost more than parsing them.
+The codec only: which models a body maps to is each version's converter
+(:mod:`aioembed.contract`). orjson and NumPy are used when installed (the
+``fast`` extra); without them this is the standard library.
 """
 
 from __future__ import annotations
@@ -11,12 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-
-from .models import EmbedTask, Segment
+from typing import Any
 
 try:
     import orjson
@@ -24,69 +18,16 @@ except ImportError:  # pragma: no cover - orjson is optional
     orjson = None  # type: ignore[assignment]
 
 __all__ = [
-    "converter",
     "dumps",
     "format_datetime",
     "loads",
     "loads_vectors",
-    "structure",
-    "unstructure",
 ]
-
-T = TypeVar("T")
-
-converter = cattrs.Converter(omit_if_default=False)
 
 
 def format_datetime(value: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, second precision, as the contract shows."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_datetime(value: Any, _: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-converter.register_structure_hook(datetime, _parse_datetime)
-converter.register_unstructure_hook(datetime, format_datetime)
-converter.register_structure_hook(
-    Segment,
-    make_dict_structure_fn(
-        Segment,
-        converter,
-        vector=override(rename="float", struct_hook=lambda v, _: v),
-    ),
-)
-converter.register_unstructure_hook(
-    Segment,
-    make_dict_unstructure_fn(
-        Segment,
-        converter,
-        vector=override(rename="float", unstruct_hook=lambda v: v),
-        _cattrs_omit_if_default=True,
-    ),
-)
-converter.register_structure_hook(
-    EmbedTask, make_dict_structure_fn(EmbedTask, converter, id=override(rename="_id"))
-)
-converter.register_unstructure_hook(
-    EmbedTask,
-    make_dict_unstructure_fn(
-        EmbedTask, converter, id=override(rename="_id"), _cattrs_omit_if_default=True
-    ),
-)
-
-
-def structure(data: Any, cls: type[T]) -> T:
-    """Wire JSON (already parsed) -> model; raises ``cattrs`` errors on a bad shape."""
-    return converter.structure(data, cls)
-
-
-def unstructure(obj: Any) -> Any:
-    return converter.unstructure(obj)
 
 
 def loads(data: bytes | str) -> Any:

@@ -1,6 +1,7 @@
 """The contract's data, as frozen attrs classes shared by client and server.
 
-Field names are Pythonic (``id``, ``vector``); :mod:`aioembed._wire` maps them
+Field names are Pythonic (``id``, ``vector``); each API version's converter
+(:mod:`aioembed.contract`) maps them
 to the wire names (``_id``, ``float``). Every field the server may omit has a
 default, so a response from a newer server with fewer or extra keys still parses.
 """

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import attrs
 
+from ..contract import v1
+
 __all__ = ["Endpoint", "default_data_dir", "endpoint"]
 
 
@@ -81,6 +83,6 @@ async def endpoint(
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
-        yield Endpoint(f"http://127.0.0.1:{port}/v1.3", key, embedded=True)
+        yield Endpoint(f"http://127.0.0.1:{port}{v1.PREFIX}", key, embedded=True)
     finally:
         await runner.cleanup()

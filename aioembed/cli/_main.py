@@ -34,6 +34,7 @@ from ..client import (
     Outcome,
     StatusUpdate,
 )
+from ..contract import v1
 from ..errors import AioEmbedError
 from ._embedded import default_data_dir, endpoint
 from ._export import FORMATS, rows_of, write
@@ -191,7 +192,7 @@ def _summary(outcomes: list[Outcome], elapsed: float) -> None:
 async def run_status(args: argparse.Namespace) -> int:
     async with endpoint() as ep, AsyncClient(ep.api_key, base_url=ep.base_url) as client:
         task = await client.embed.tasks.status(args.task_id)
-    out.print_json(_wire.dumps(_wire.unstructure(task)).decode())
+    out.print_json(_wire.dumps(v1.unstructure(task)).decode())
     return 0
 
 
@@ -226,7 +227,7 @@ async def run_retrieve(args: argparse.Namespace) -> int:
         n = write(rows_of(task, label), args.out)
         err.print(f"wrote {n} segments to {args.out}")
     else:
-        out.print_json(_wire.dumps(_wire.unstructure(task)).decode())
+        out.print_json(_wire.dumps(v1.unstructure(task)).decode())
     return 0
 
 

@@ -7,13 +7,14 @@ from types import TracebackType
 
 import aiohttp
 
+from ..contract import v1
 from ._config import Limits, RetryPolicy, Timeouts
 from ._embed import Embed
 from ._transport import Transport
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient"]
 
-DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
+DEFAULT_BASE_URL = "https://api.twelvelabs.io" + v1.PREFIX
 
 
 class AsyncClient:

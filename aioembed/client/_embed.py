@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._params import EMBED_INPUTS, check_embed_input
-from .._wire import structure
+from ..contract.v1 import structure
 from ..models import EmbedResponse
 from ._defaults import DEFAULT_MODEL
 from ._resource import EmbedTasks

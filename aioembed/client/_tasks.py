@@ -20,7 +20,9 @@ import attrs
 
 from .._params import DEFAULT_CLIP_LENGTH, check_task_params
 from .._retry import Backoff
-from .._wire import format_datetime, structure
+from .._wire import format_datetime
+from ..contract._spec import format_number as fmt_number
+from ..contract.v1 import structure
 from ..errors import TaskFailedError, WaitTimeoutError
 from ..models import EmbedTask, TaskPage, TaskStatus
 from ._defaults import DEFAULT_MAX_INTERVAL, DEFAULT_MODEL, DEFAULT_SCOPES, DEFAULT_SLEEP_INTERVAL
@@ -40,11 +42,6 @@ def _task_path(task_id: str, suffix: str = "") -> str:
     if not isinstance(task_id, str) or not task_id:
         raise ValueError("task_id must be a non-empty string")
     return f"embed/tasks/{quote(task_id, safe='')}{suffix}"
-
-
-def fmt_number(value: float) -> str:
-    """A form field's number as the wire writes it: ``6``, not ``6.0``."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _fmt_time(value: TimeArg) -> str | None:

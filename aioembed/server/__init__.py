@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
+from ..contract import v1
 from ._app import ServerRunner, create_app
 from ._config import MediaLimits, RateLimit, ServerConfig, parse_rate_limit
 from ._keys import METRICS
@@ -48,7 +49,7 @@ log = logging.getLogger("aioembed.server")
 
 def base_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/v1.3"
+    return f"http://{shown}:{port}{v1.PREFIX}"
 
 
 async def serve(

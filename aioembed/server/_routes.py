@@ -1,4 +1,4 @@
-"""The HTTP handlers, on one ``RouteTableDef``; paths as the contract names them under ``/v1.3``.
+"""The HTTP handlers, on one ``RouteTableDef``; methods and paths from the v1 contract table.
 
 Handlers raise :mod:`aioembed.errors` exceptions; the app's one middleware
 turns them into the contract's JSON. Checks run in the contract's precedence:
@@ -12,7 +12,7 @@ import asyncio
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,9 @@ import numpy as np
 from aiohttp import HttpVersion11, web
 
 from .. import __version__
-from .._params import MODELS, TaskParams, check_task_params, invalid, not_provided, parse_number
+from .._params import EMBED_INPUTS, MODELS, check_embed_input, invalid, parse_number, unknown
+from ..contract import v1
+from ..contract.v1.forms import read_audio_offset, read_task_params
 from ..errors import (
     APIStatusError,
     AuthenticationError,
@@ -44,9 +46,15 @@ from ._keys import (
     URL_SESSION,
 )
 from ._openapi import openapi_document
-from ._render import error_response, json_response, new_request_id, render_task
+from ._render import (
+    error_response,
+    json_response,
+    model_response,
+    new_request_id,
+    task_model,
+)
 from ._store import NewTask, new_task_id
-from ._uploads import FORM_SLACK, Form, FormSpec, UploadedFile, read_form, too_large, unknown
+from ._uploads import FORM_SLACK, Form, UploadedFile, read_form, too_large
 from ._urlfetch import check_url, fetch_to_file
 from ._workers import (
     AudioJob,
@@ -60,33 +68,23 @@ from ._workers import (
 
 __all__ = ["PREFIX", "PUBLIC_ROUTES", "routes"]
 
-PREFIX = "/v1.3"
+PREFIX = v1.PREFIX
 #: Route names answered without an API key.
-PUBLIC_ROUTES = frozenset({"health", "health_v", "openapi"})
+PUBLIC_ROUTES = frozenset({"health", *(op.name for op in v1.API.operations if op.public)})
 
 routes = web.RouteTableDef()
 
 _ID = re.compile(r"[0-9a-f]{24}")
-
-CREATE_FORM = FormSpec(
-    fields=(
-        "model_name",
-        "video_url",
-        "video_start_offset_sec",
-        "video_end_offset_sec",
-        "video_clip_length",
-        "video_embedding_scope",
-    ),
-    files=("video_file",),
-    repeated=("video_embedding_scope",),
-)
-EMBED_FORM = FormSpec(
-    fields=("model_name", "text", "image_url", "audio_url", "audio_start_offset_sec"),
-    files=("image_file", "audio_file"),
-)
-_EMBED_INPUTS = ("text", "image_url", "image_file", "audio_url", "audio_file")
 _ALL_OPTIONS = tuple(dict.fromkeys(o for m in MODELS.values() for o in m.video_options))
-_STATUSES = ("processing", "ready", "failed")
+
+_Handler = Callable[[web.Request], Any]
+
+
+def _operation(name: str) -> Callable[[_Handler], _Handler]:
+    """Register a handler for the contract operation ``name`` (its method and path)."""
+    op = v1.API.operation(name)
+    extra = {"expect_handler": expect_continue} if op.upload else {}
+    return routes.route(op.method, PREFIX + op.path, name=name, **extra)
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
@@ -123,10 +121,11 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     return resp
 
 
-def _check_query(request: web.Request, allowed: Sequence[str]) -> None:
-    for name in request.query:
-        if name not in allowed:
-            raise unknown(name)
+def _check_query(request: web.Request, name: str) -> None:
+    allowed = v1.API.operation(name).query
+    for key in request.query:
+        if key not in allowed:
+            raise unknown(key)
 
 
 def _poll_headers(request: web.Request) -> dict[str, str]:
@@ -149,40 +148,7 @@ async def _task_or_404(request: web.Request) -> Any:
 # -- create ---------------------------------------------------------------------------
 
 
-def _optional(form: Form, name: str) -> str | None:
-    """A single text field, with an empty value treated as absent (``curl -F x=``)."""
-    value = form.get(name)
-    return value if value else None
-
-
-def _task_params(form: Form, *, has_file: bool) -> TaskParams:
-    """The form-only rules in the contract's precedence (unknown names were refused while reading)."""
-    model_name = _optional(form, "model_name")
-    video_url = _optional(form, "video_url")
-    if not model_name:
-        raise not_provided("model_name")
-    if not has_file and not video_url:
-        raise not_provided("video_file")
-    start_text = _optional(form, "video_start_offset_sec")
-    end_text = _optional(form, "video_end_offset_sec")
-    clip_text = _optional(form, "video_clip_length")
-    if model_name not in MODELS:
-        # Checked before the numbers so a wrong model is named first.
-        check_task_params(model_name, has_file=has_file, video_url=video_url, known_models=MODELS)
-    start = parse_number("video_start_offset_sec", start_text) if start_text else 0.0
-    end = parse_number("video_end_offset_sec", end_text) if end_text else None
-    clip = parse_number("video_clip_length", clip_text) if clip_text else 6.0
-    scopes = [s for s in form.fields.get("video_embedding_scope", []) if s] or ["clip"]
-    return check_task_params(
-        model_name,
-        start=start,
-        end=end,
-        clip_length=clip,
-        scopes=scopes,
-        has_file=has_file,
-        video_url=video_url,
-        known_models=MODELS,
-    )
+_REPLAYED = {"Idempotent-Replayed": "true"}
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -194,7 +160,7 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-@routes.post(PREFIX + "/embed/tasks", name="create_task", expect_handler=expect_continue)
+@_operation("create_task")
 async def create_task(request: web.Request) -> web.Response:
     app = request.app
     config, store, owner = app[CONFIG], app[STORE], request[OWNER]
@@ -202,18 +168,18 @@ async def create_task(request: web.Request) -> web.Response:
     if idem is not None:
         existing = await store.find_idempotent(owner, idem, max_age=config.idempotency_ttl)
         if existing is not None:
-            return json_response({"_id": existing}, headers={"Idempotent-Replayed": "true"})
+            return model_response(v1.TaskCreated(existing), headers=_REPLAYED)
 
     async def before_file(name: str, form: Form) -> bool:
         if form.has("model_name"):
             # Every rule we can check already: refuse before storing a byte.
-            params = _task_params(form, has_file=True)
+            params = read_task_params(form, has_file=True, known_models=MODELS)
             return params.video_url is None  # video_url wins: drop the file
         return True
 
     form = await read_form(
         request,
-        CREATE_FORM,
+        v1.CREATE_TASK,
         tmp_dir=app[TMP_DIR],
         max_file_bytes=config.max_upload_bytes,
         max_field_bytes=config.max_field_bytes,
@@ -222,7 +188,7 @@ async def create_task(request: web.Request) -> web.Response:
     try:
         upload = form.files.get("video_file")
         has_file = upload is not None or "video_file" in form.discarded
-        params = _task_params(form, has_file=has_file)
+        params = read_task_params(form, has_file=has_file, known_models=MODELS)
         duration: float | None = None
         if params.video_url is not None:
             await check_url(params.video_url, "video_url", app[URL_POLICY])
@@ -257,9 +223,9 @@ async def create_task(request: web.Request) -> web.Response:
             raise
         if stored != task_id:  # lost a race with the same idempotency key
             _unlink(app[MEDIA_DIR] / task_id)
-            return json_response({"_id": stored}, headers={"Idempotent-Replayed": "true"})
+            return model_response(v1.TaskCreated(stored), headers=_REPLAYED)
         app[DISPATCHER].submit(task_id)
-        return json_response({"_id": task_id})
+        return model_response(v1.TaskCreated(task_id))
     finally:
         await asyncio.shield(form.cleanup())
 
@@ -291,17 +257,17 @@ async def _probe_video(request: web.Request, upload: UploadedFile) -> float:
 # -- status, retrieve, list -----------------------------------------------------------
 
 
-@routes.get(PREFIX + "/embed/tasks/{task_id}/status", name="task_status")
+@_operation("task_status")
 async def task_status(request: web.Request) -> web.Response:
-    _check_query(request, ())
+    _check_query(request, "task_status")
     rec = await _task_or_404(request)
     progress = request.app[DISPATCHER].progress.get(rec.id)
-    return json_response(render_task(rec, progress=progress), headers=_poll_headers(request))
+    return model_response(task_model(rec, progress=progress), headers=_poll_headers(request))
 
 
-@routes.get(PREFIX + "/embed/tasks/{task_id}", name="retrieve_task")
+@_operation("retrieve_task")
 async def retrieve_task(request: web.Request) -> web.Response:
-    _check_query(request, ("embedding_option",))
+    _check_query(request, "retrieve_task")
     wanted = [o for v in request.query.getall("embedding_option", []) for o in v.split(",") if o]
     for option in wanted:
         if option not in _ALL_OPTIONS:
@@ -322,10 +288,10 @@ async def retrieve_task(request: web.Request) -> web.Response:
     options = [o for o in rec.options if o in wanted] if wanted else list(rec.options)
     if rec.status != "ready":
         progress = request.app[DISPATCHER].progress.get(rec.id)
-        body = render_task(rec, progress=progress, options=options)
-        return json_response(body, headers=_poll_headers(request))
+        task = task_model(rec, progress=progress, options=options)
+        return model_response(task, headers=_poll_headers(request))
     segments = await request.app[STORE].get_segments(rec.id, options=options)
-    body = render_task(rec, options=options, segments=segments)
+    body = v1.unstructure(task_model(rec, options=options, segments=segments))
     if len(segments) > 64:
         # Thousands of vectors: serialise off the loop.
         return await asyncio.get_running_loop().run_in_executor(None, json_response, body)
@@ -369,9 +335,9 @@ def _time_param(request: web.Request, name: str) -> float | None:
         ) from None
 
 
-@routes.get(PREFIX + "/embed/tasks", name="list_tasks")
+@_operation("list_tasks")
 async def list_tasks(request: web.Request) -> web.Response:
-    _check_query(request, ("page", "page_limit", "started_at", "ended_at", "status"))
+    _check_query(request, "list_tasks")
     page = _int_param(request, "page", 1, 1, 1_000_000_000)
     limit = _int_param(request, "page_limit", 10, 1, 50)
     started = _time_param(request, "started_at")
@@ -380,7 +346,7 @@ async def list_tasks(request: web.Request) -> web.Response:
         dict.fromkeys(s for v in request.query.getall("status", []) for s in v.split(",") if s)
     )
     for status in statuses:
-        if status not in _STATUSES:
+        if status not in v1.STATUSES:
             raise invalid("status", "status should be processing, ready or failed.")
     recs, total = await request.app[STORE].list_tasks(
         request[OWNER],
@@ -391,16 +357,16 @@ async def list_tasks(request: web.Request) -> web.Response:
         limit=limit,
     )
     progress = request.app[DISPATCHER].progress
-    body = {
-        "data": [render_task(r, progress=progress.get(r.id)) for r in recs],
-        "page_info": {
-            "limit_per_page": limit,
-            "page": page,
-            "total_page": math.ceil(total / limit),
-            "total_results": total,
-        },
-    }
-    return json_response(body, headers=_poll_headers(request))
+    body = v1.TaskPage(
+        data=[task_model(r, progress=progress.get(r.id)) for r in recs],
+        page_info=v1.PageInfo(
+            limit_per_page=limit,
+            page=page,
+            total_page=math.ceil(total / limit),
+            total_results=total,
+        ),
+    )
+    return model_response(body, headers=_poll_headers(request))
 
 
 # -- POST /embed ----------------------------------------------------------------------
@@ -412,7 +378,7 @@ def _media_error(param: str, message: str) -> ParameterError:
     return invalid(param, message)
 
 
-@routes.post(PREFIX + "/embed", name="embed", expect_handler=expect_continue)
+@_operation("embed")
 async def embed(request: web.Request) -> web.Response:
     app = request.app
     config = app[CONFIG]
@@ -425,7 +391,7 @@ async def embed(request: web.Request) -> web.Response:
 
     form = await read_form(
         request,
-        EMBED_FORM,
+        v1.EMBED,
         tmp_dir=app[TMP_DIR],
         max_file_bytes=config.max_upload_bytes,
         max_field_bytes=config.max_field_bytes,
@@ -433,16 +399,7 @@ async def embed(request: web.Request) -> web.Response:
     )
     try:
         model_name, source = _embed_input(form)
-        offset_text = _optional(form, "audio_start_offset_sec")
-        offset = parse_number("audio_start_offset_sec", offset_text) if offset_text else 0.0
-        if offset < 0:
-            raise invalid(
-                "audio_start_offset_sec", "audio_start_offset_sec should be 0 or greater."
-            )
-        if offset_text and source not in ("audio_url", "audio_file"):
-            raise invalid(
-                "audio_start_offset_sec", "audio_start_offset_sec applies only to audio inputs."
-            )
+        offset = read_audio_offset(form, source)
         if source == "text":
             text = form.get("text") or ""
             if not text.strip():
@@ -464,27 +421,21 @@ async def embed(request: web.Request) -> web.Response:
             raise _media_error(source, f"{source} could not be processed.") from None
     finally:
         await asyncio.shield(form.cleanup())
-    body: dict[str, Any] = {"model_name": model_name}
     if source == "text":
-        body["text_embedding"] = {"segments": [{"float": np.frombuffer(result, dtype="<f4")}]}
+        body = v1.EmbedResponse(model_name, text_embedding=v1.MediaEmbedding([_vector(result)]))
     elif source.startswith("image"):
-        body["image_embedding"] = {
-            "segments": [{"float": np.frombuffer(result, dtype="<f4")}],
-            "metadata": _input_metadata(form, source),
-        }
+        image = v1.MediaEmbedding([_vector(result)], _input_metadata(form, source))
+        body = v1.EmbedResponse(model_name, image_embedding=image)
     else:
-        body["audio_embedding"] = {
-            "segments": [
-                {
-                    "float": np.frombuffer(vec, dtype="<f4"),
-                    "start_offset_sec": s,
-                    "end_offset_sec": e,
-                }
-                for s, e, vec in result
-            ],
-            "metadata": _input_metadata(form, source),
-        }
-    return json_response(body)
+        segments = [_vector(vec, s, e) for s, e, vec in result]
+        audio = v1.MediaEmbedding(segments, _input_metadata(form, source))
+        body = v1.EmbedResponse(model_name, audio_embedding=audio)
+    return model_response(body)
+
+
+def _vector(data: bytes, start: float | None = None, end: float | None = None) -> v1.Segment:
+    vector: Sequence[float] = np.frombuffer(data, dtype="<f4")  # type: ignore[assignment]
+    return v1.Segment(vector, start_offset_sec=start, end_offset_sec=end)
 
 
 def _input_metadata(form: Form, source: str) -> dict[str, Any]:
@@ -496,32 +447,18 @@ def _input_metadata(form: Form, source: str) -> dict[str, Any]:
 
 def _embed_input(form: Form, *, extra: str | None = None) -> tuple[str, str]:
     """(model_name, the one input field given); ``extra`` is a file part just starting."""
-    model_name = _optional(form, "model_name")
-    if not model_name:
-        raise not_provided("model_name")
+    model_name = form.get("model_name") or None
     given = []
-    for n in _EMBED_INPUTS:
+    for n in EMBED_INPUTS:
         if n == extra or n in form.files or n in form.discarded:
             given.append(n)
         elif n == "text" and "text" in form.fields:
             given.append(n)  # even empty: it is then refused as invalid, not missing
         elif any(form.fields.get(n, ())):
             given.append(n)
-    if not given:
-        raise ParameterError(
-            "One of the text, image_url, image_file, audio_url or audio_file parameters is "
-            "required but none was provided.",
-            code=ErrorCode.PARAMETER_NOT_PROVIDED,
-        )
-    if model_name not in MODELS:
-        raise invalid("model_name", f"model_name should be one of {', '.join(MODELS)}.")
-    if len(given) > 1:
-        raise invalid(
-            given[1],
-            "Provide exactly one of text, image_url, image_file, audio_url or audio_file; "
-            f"got {', '.join(given)}.",
-        )
-    return model_name, given[0]
+    source = check_embed_input(model_name, given, known_models=MODELS)
+    assert model_name is not None  # checked above
+    return model_name, source
 
 
 async def _embed_file(request: web.Request, form: Form, source: str) -> os.PathLike[str]:
@@ -569,18 +506,18 @@ async def _health(request: web.Request) -> web.Response:
 
 
 routes.get("/health", name="health")(_health)
-routes.get(PREFIX + "/health", name="health_v")(_health)
+_operation("health_v")(_health)
 
 
-@routes.get(PREFIX + "/openapi.json", name="openapi")
+@_operation("openapi")
 async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(request.app[CONFIG]))
 
 
-@routes.get(PREFIX + "/metrics", name="metrics")
+@_operation("metrics")
 async def metrics(request: web.Request) -> web.Response:
     """[ext] Request counts since start (this request excluded), tasks and workers."""
-    _check_query(request, ())
+    _check_query(request, "metrics")
     app = request.app
     counter = app[METRICS]
     limiter = app[RATE_LIMITER]

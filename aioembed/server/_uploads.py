@@ -24,7 +24,7 @@ import re
 import secrets
 import unicodedata
 import warnings
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -34,17 +34,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import parse_content_disposition
 
 from .._params import invalid
+from ..contract._spec import FormSpec
 from ..errors import ErrorCode, ParameterError, PayloadTooLargeError
 
 __all__ = [
     "FORM_SLACK",
     "Form",
-    "FormSpec",
     "UploadedFile",
     "read_form",
     "safe_filename",
     "too_large",
-    "unknown",
 ]
 
 _CHUNK = 256 * 1024
@@ -54,14 +53,6 @@ _TEXT_CHUNK = 8 * 1024
 FORM_SLACK = 1024 * 1024
 #: More parts than any valid form has: refuse rather than parse on.
 MAX_PARTS = 100
-
-
-def unknown(name: str) -> ParameterError:
-    shown = name if len(name) <= 64 else name[:61] + "..."
-    return ParameterError(
-        f"The {shown!r} parameter is unknown. Check the parameter name.",
-        code=ErrorCode.PARAMETER_UNKNOWN,
-    )
 
 
 def too_large(limit: int, what: str = "file") -> PayloadTooLargeError:
@@ -118,19 +109,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-@attrs.frozen
-class FormSpec:
-    """The fields a form may carry: ``repeated`` ones may appear more than once."""
-
-    fields: Collection[str]
-    files: Collection[str]
-    repeated: Collection[str] = ()
-
-    def check_name(self, name: str) -> None:
-        if name not in self.fields and name not in self.files:
-            raise unknown(name)
-
-
 @attrs.define
 class Form:
     """Parsed fields (every value as text, in arrival order) and received files."""
@@ -148,6 +126,9 @@ class Form:
         if len(values) > 1:
             raise invalid(name, f"{name} should be given once.")
         return values[0]
+
+    def values(self, name: str) -> list[str]:
+        return self.fields.get(name, [])
 
     def has(self, name: str) -> bool:
         return name in self.fields or name in self.files or name in self.discarded
