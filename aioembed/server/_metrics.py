@@ -48,6 +48,3 @@ class RequestCounter:
             {"route": r, "method": m, "status": s, "count": n}
             for (r, m, s), n in sorted(self._counts.items())
         ]
-
-    def reset(self) -> None:
-        self._counts.clear()

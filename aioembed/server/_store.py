@@ -180,8 +180,6 @@ class Store(Protocol):
         """Ids of tasks still ``processing``, oldest first (to resume after a restart)."""
         ...
 
-    async def task_ids(self) -> set[str]: ...
-
     async def status_counts(self) -> dict[str, int]: ...
 
     async def prune_idempotency(self, older_than: float) -> int: ...
@@ -575,11 +573,6 @@ class SqliteStore:
             return [str(r[0]) for r in rows]
 
         return await self._read(run)
-
-    async def task_ids(self) -> set[str]:
-        return await self._read(
-            lambda conn: {str(r[0]) for r in conn.execute("SELECT id FROM tasks")}
-        )
 
     async def status_counts(self) -> dict[str, int]:
         def run(conn: sqlite3.Connection) -> dict[str, int]:

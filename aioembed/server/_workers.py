@@ -334,7 +334,6 @@ class _Slot:
         self.process: multiprocessing.process.BaseProcess | None = None
         self.conn: multiprocessing.connection.Connection | None = None
         self.job: Job | None = None
-        self.started_at: float | None = None
 
     @property
     def pid(self) -> int | None:
@@ -387,7 +386,7 @@ class _Slot:
                 # Off the loop: the very first start launches the forkserver and
                 # waits for it to import the engine (about a second).
                 await asyncio.get_running_loop().run_in_executor(self.pool.io, self.start)
-            self.job, self.started_at = job, time.time()
+            self.job = job
             try:
                 msg = await self._exchange(job, on_event)
             except _Died as died:
@@ -398,7 +397,7 @@ class _Slot:
                     continue
                 raise WorkerDied(died.exitcode) from None
             finally:
-                self.job = self.started_at = None
+                self.job = None
             if msg[0] == "error":
                 raise JobError(str(msg[1]), str(msg[2]))
             return msg[1]
