@@ -41,14 +41,13 @@ from ._config import ServerConfig
 from ._dispatch import Dispatcher
 from ._keys import (
     CONFIG,
-    DATA_DIR,
     DISPATCHER,
-    MEDIA_DIR,
     METRICS,
     OWNER,
     OWNERS,
     RATE_LIMITER,
     REQUEST_ID,
+    SERVICE,
     STARTED,
     STORE,
     SYNC_POOL,
@@ -56,12 +55,16 @@ from ._keys import (
     URL_POLICY,
     URL_SESSION,
 )
+from ._media import LocalMediaStore, MediaStore
 from ._metrics import UNMATCHED, RequestCounter
+from ._queue import InProcessQueue
 from ._ratelimit import RateLimiter
 from ._render import error_response, new_request_id
 from ._routes import PUBLIC_ROUTES, routes
+from ._service import TaskService
 from ._store import SqliteStore, Store, owner_of
 from ._urlfetch import UrlPolicy, make_session
+from ._urlgate import HttpUrlGate
 from ._workers import WorkerPool, run_init
 
 __all__ = ["ServerRunner", "create_app"]
@@ -197,15 +200,6 @@ def _prepare_data_dir(data_dir: Path) -> tuple[Path, Path, int]:
     return media, tmp, fd
 
 
-def _sweep_media(media: Path, processing: set[str]) -> None:
-    """Input files that belong to no unfinished task (crash between rename and commit,
-    or between a task's end and the file's removal)."""
-    for path in media.iterdir():
-        if path.name not in processing:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     loop = asyncio.get_running_loop()
@@ -216,9 +210,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     except Exception as e:
         raise RuntimeError(f"worker_init {config.worker_init!r} failed: {e}") from e
     _check_backend(config.backend)
-    media, tmp, lock_fd = await loop.run_in_executor(None, _prepare_data_dir, config.data_dir)
+    media_dir, tmp, lock_fd = await loop.run_in_executor(None, _prepare_data_dir, config.data_dir)
     app[_LOCK_FD] = lock_fd
-    app[MEDIA_DIR], app[TMP_DIR] = media, tmp
+    app[TMP_DIR] = tmp
     store = app[STORE]
     stack = contextlib.AsyncExitStack()
     try:
@@ -226,38 +220,54 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
         stack.push_async_callback(store.close)
         await store.prune_idempotency(time.time() - config.idempotency_ttl)
-        resume = await store.processing_ids()
-        await loop.run_in_executor(None, _sweep_media, media, set(resume))
-        session = make_session(app[URL_POLICY], connect_timeout=config.url_connect_timeout)
-        app[URL_SESSION] = session
-        stack.push_async_callback(session.close)
-        pool = WorkerPool(config.workers, name="worker", init=config.worker_init)
-        stack.push_async_callback(pool.close)
-        sync_pool = WorkerPool(config.sync_workers, name="sync", init=config.worker_init)
-        stack.push_async_callback(sync_pool.close)
-        app[SYNC_POOL] = sync_pool
-        if config.prestart_workers:
-            pool.prestart()
-            sync_pool.prestart()
-        dispatcher = Dispatcher(
-            store=store,
-            pool=pool,
-            config=config,
-            media_dir=media,
-            tmp_dir=tmp,
-            session=lambda: app[URL_SESSION],
-            policy=app[URL_POLICY],
-        )
-        app[DISPATCHER] = dispatcher
-        dispatcher.start(resume)
-        stack.push_async_callback(dispatcher.close)
-        if resume:
-            log.info("resuming %d unfinished task(s)", len(resume))
+        await _start_services(app, stack, LocalMediaStore(media_dir), tmp)
     except BaseException:
         await stack.aclose()
         raise
     async with stack:
         yield
+
+
+async def _start_services(
+    app: web.Application, stack: contextlib.AsyncExitStack, media: MediaStore, scratch: Path
+) -> None:
+    """Worker pools, the URL session, the queue, the dispatcher and the service."""
+    config, store = app[CONFIG], app[STORE]
+    resume = await store.processing_ids()
+    # Inputs that belong to no unfinished task (a crash between adopt and commit,
+    # or between a task's end and the drop).
+    await media.sweep(resume)
+    session = make_session(app[URL_POLICY], connect_timeout=config.url_connect_timeout)
+    app[URL_SESSION] = session
+    stack.push_async_callback(session.close)
+    pool = WorkerPool(config.workers, name="worker", init=config.worker_init)
+    stack.push_async_callback(pool.close)
+    sync_pool = WorkerPool(config.sync_workers, name="sync", init=config.worker_init)
+    stack.push_async_callback(sync_pool.close)
+    app[SYNC_POOL] = sync_pool
+    if config.prestart_workers:
+        pool.prestart()
+        sync_pool.prestart()
+    urls = HttpUrlGate(session=lambda: app[URL_SESSION], policy=app[URL_POLICY], config=config)
+    queue = InProcessQueue()
+    dispatcher = Dispatcher(
+        store=store, queue=queue, media=media, pool=pool, config=config, scratch=scratch, urls=urls
+    )
+    app[DISPATCHER] = dispatcher
+    app[SERVICE] = TaskService(
+        config=config,
+        store=store,
+        queue=queue,
+        media=media,
+        urls=urls,
+        sync_pool=sync_pool,
+        scratch=scratch,
+        progress=dispatcher.progress.get,
+    )
+    await dispatcher.start(resume)
+    stack.push_async_callback(dispatcher.close)
+    if resume:
+        log.info("resuming %d unfinished task(s)", len(resume))
 
 
 def _check_backend(name: str | None) -> None:
@@ -287,7 +297,6 @@ def create_app(config: ServerConfig, *, store: Store | None = None) -> web.Appli
     app[RATE_LIMITER] = RateLimiter(config.rate_limit) if config.rate_limit is not None else None
     app[URL_POLICY] = UrlPolicy.from_entries(config.url_allow)
     app[OWNERS] = {key: owner_of(key) for key in config.api_keys}
-    app[DATA_DIR] = config.data_dir
     app.add_routes(routes)
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -11,21 +11,21 @@ from ._config import ServerConfig
 from ._dispatch import Dispatcher
 from ._metrics import RequestCounter
 from ._ratelimit import RateLimiter
+from ._service import TaskService
 from ._store import Store
 from ._urlfetch import UrlPolicy
 from ._workers import WorkerPool
 
 __all__ = [
     "CONFIG",
-    "DATA_DIR",
     "DISPATCHER",
-    "MEDIA_DIR",
     "METRICS",
     "OWNER",
     "OWNERS",
     "RATE_LIMITER",
     "REQUEST_ID",
     "ROUTE",
+    "SERVICE",
     "STARTED",
     "STORE",
     "SYNC_POOL",
@@ -37,6 +37,8 @@ __all__ = [
 CONFIG = web.AppKey("config", ServerConfig)
 STORE: web.AppKey[Store] = web.AppKey("store")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+#: The domain behind the handlers (create, view, page, retrieve, embed_sync).
+SERVICE = web.AppKey("service", TaskService)
 SYNC_POOL = web.AppKey("sync_pool", WorkerPool)
 RATE_LIMITER: web.AppKey[RateLimiter | None] = web.AppKey("rate_limiter")
 #: API key -> owner hash (``_store.owner_of``), for every accepted key.
@@ -45,8 +47,6 @@ OWNERS = web.AppKey("owners", dict[str, str])
 METRICS = web.AppKey("metrics", RequestCounter)
 URL_POLICY = web.AppKey("url_policy", UrlPolicy)
 URL_SESSION = web.AppKey("url_session", aiohttp.ClientSession)
-DATA_DIR = web.AppKey("data_dir", Path)
-MEDIA_DIR = web.AppKey("media_dir", Path)
 TMP_DIR = web.AppKey("tmp_dir", Path)
 #: ``loop.time()`` when the app started.
 STARTED = web.AppKey("started", float)

@@ -9,8 +9,8 @@ turns them into the contract's JSON. Checks run in the contract's precedence:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-import os
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -22,28 +22,25 @@ from aiohttp import HttpVersion11, web
 from .. import __version__
 from .._params import EMBED_INPUTS, MODELS, check_embed_input, invalid, parse_number, unknown
 from ..contract import v1
+from ..contract._spec import FormSpec
 from ..contract.v1.forms import read_audio_offset, read_task_params
 from ..errors import (
     APIStatusError,
     AuthenticationError,
     ErrorCode,
-    NotFoundError,
-    ParameterError,
 )
 from ._keys import (
     CONFIG,
     DISPATCHER,
-    MEDIA_DIR,
     METRICS,
     OWNER,
     OWNERS,
     RATE_LIMITER,
+    SERVICE,
     STARTED,
     STORE,
     SYNC_POOL,
     TMP_DIR,
-    URL_POLICY,
-    URL_SESSION,
 )
 from ._openapi import openapi_document
 from ._render import (
@@ -53,18 +50,8 @@ from ._render import (
     new_request_id,
     task_model,
 )
-from ._store import NewTask, new_task_id
-from ._uploads import FORM_SLACK, Form, UploadedFile, read_form, too_large
-from ._urlfetch import check_url, fetch_to_file
-from ._workers import (
-    AudioJob,
-    ImageJob,
-    JobError,
-    ProbeJob,
-    TextJob,
-    WorkerDied,
-    check_offsets,
-)
+from ._service import TaskView
+from ._uploads import FORM_SLACK, BeforeFile, Form, read_form, too_large
 
 __all__ = ["PREFIX", "PUBLIC_ROUTES", "routes"]
 
@@ -132,19 +119,6 @@ def _poll_headers(request: web.Request) -> dict[str, str]:
     return {"x-poll-after": f"{request.app[CONFIG].poll_hint:g}"}
 
 
-async def _task_or_404(request: web.Request) -> Any:
-    task_id = request.match_info["task_id"]
-    rec = None
-    if _ID.fullmatch(task_id):
-        rec = await request.app[STORE].get_task(task_id, owner=request[OWNER])
-    if rec is None:
-        shown = task_id if len(task_id) <= 40 else task_id[:37] + "..."
-        raise NotFoundError(
-            f"The embedding task {shown!r} does not exist.", code=ErrorCode.RESOURCE_NOT_EXIST
-        )
-    return rec
-
-
 # -- create ---------------------------------------------------------------------------
 
 
@@ -162,13 +136,10 @@ def _idempotency_key(request: web.Request) -> str | None:
 
 @_operation("create_task")
 async def create_task(request: web.Request) -> web.Response:
-    app = request.app
-    config, store, owner = app[CONFIG], app[STORE], request[OWNER]
+    service, owner = request.app[SERVICE], request[OWNER]
     idem = _idempotency_key(request)
-    if idem is not None:
-        existing = await store.find_idempotent(owner, idem, max_age=config.idempotency_ttl)
-        if existing is not None:
-            return model_response(v1.TaskCreated(existing), headers=_REPLAYED)
+    if (existing := await service.replayed(owner, idem)) is not None:
+        return model_response(v1.TaskCreated(existing), headers=_REPLAYED)
 
     async def before_file(name: str, form: Form) -> bool:
         if form.has("model_name"):
@@ -177,81 +148,31 @@ async def create_task(request: web.Request) -> web.Response:
             return params.video_url is None  # video_url wins: drop the file
         return True
 
+    async with _form(request, v1.CREATE_TASK, before_file) as form:
+        upload = form.files.get("video_file")
+        has_file = upload is not None or "video_file" in form.discarded
+        params = read_task_params(form, has_file=has_file, known_models=MODELS)
+        created = await service.create(owner, params, upload, idempotency_key=idem)
+    headers = _REPLAYED if created.replayed else None
+    return model_response(v1.TaskCreated(created.id), headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def _form(request: web.Request, spec: FormSpec, before_file: BeforeFile) -> Any:
+    """The request's form under ``spec``; its files are removed when the block ends."""
+    config = request.app[CONFIG]
     form = await read_form(
         request,
-        v1.CREATE_TASK,
-        tmp_dir=app[TMP_DIR],
+        spec,
+        tmp_dir=request.app[TMP_DIR],
         max_file_bytes=config.max_upload_bytes,
         max_field_bytes=config.max_field_bytes,
         before_file=before_file,
     )
     try:
-        upload = form.files.get("video_file")
-        has_file = upload is not None or "video_file" in form.discarded
-        params = read_task_params(form, has_file=has_file, known_models=MODELS)
-        duration: float | None = None
-        if params.video_url is not None:
-            await check_url(params.video_url, "video_url", app[URL_POLICY])
-            upload = None  # the URL wins; the file (if any) is dropped by cleanup
-        elif upload is not None and config.probe_on_create:
-            duration = await _probe_video(request, upload)
-            check_offsets(params.start, params.end, duration)
-        task_id = new_task_id()
-        if upload is not None:
-            await asyncio.get_running_loop().run_in_executor(
-                None, upload.claim, app[MEDIA_DIR] / task_id
-            )
-        task = NewTask(
-            id=task_id,
-            owner=owner,
-            model_name=params.model_name,
-            clip_length=params.clip_length,
-            scopes=params.scopes,
-            options=MODELS[params.model_name].video_options,
-            start=params.start,
-            end=params.end,
-            input_url=params.video_url,
-            input_filename=upload.filename if upload is not None else None,
-            duration=duration,
-            media_sha256=upload.sha256 if upload is not None else None,
-            media_size=upload.size if upload is not None else None,
-        )
-        try:
-            stored = await store.create_task(task, idempotency_key=idem)
-        except BaseException:
-            _unlink(app[MEDIA_DIR] / task_id)
-            raise
-        if stored != task_id:  # lost a race with the same idempotency key
-            _unlink(app[MEDIA_DIR] / task_id)
-            return model_response(v1.TaskCreated(stored), headers=_REPLAYED)
-        app[DISPATCHER].submit(task_id)
-        return model_response(v1.TaskCreated(task_id))
+        yield form
     finally:
         await asyncio.shield(form.cleanup())
-
-
-def _unlink(path: os.PathLike[str]) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-async def _probe_video(request: web.Request, upload: UploadedFile) -> float:
-    """Probe and check the uploaded video in a worker; 400 with the contract code if bad."""
-    config = request.app[CONFIG]
-    try:
-        info = await request.app[SYNC_POOL].run(
-            ProbeJob(str(upload.path), config.media_limits), timeout=config.sync_timeout
-        )
-    except JobError as e:
-        raise ParameterError(e.message, code=e.code) from None
-    except (WorkerDied, TimeoutError):
-        raise ParameterError(
-            "The video file is broken or not a supported video: probing it failed.",
-            code=ErrorCode.VIDEO_FILE_BROKEN,
-        ) from None
-    return float(info["duration"])
 
 
 # -- status, retrieve, list -----------------------------------------------------------
@@ -260,42 +181,29 @@ async def _probe_video(request: web.Request, upload: UploadedFile) -> float:
 @_operation("task_status")
 async def task_status(request: web.Request) -> web.Response:
     _check_query(request, "task_status")
-    rec = await _task_or_404(request)
-    progress = request.app[DISPATCHER].progress.get(rec.id)
-    return model_response(task_model(rec, progress=progress), headers=_poll_headers(request))
+    view = await request.app[SERVICE].view(request[OWNER], request.match_info["task_id"])
+    return model_response(_task(view), headers=_poll_headers(request))
 
 
 @_operation("retrieve_task")
 async def retrieve_task(request: web.Request) -> web.Response:
     _check_query(request, "retrieve_task")
     wanted = [o for v in request.query.getall("embedding_option", []) for o in v.split(",") if o]
-    for option in wanted:
-        if option not in _ALL_OPTIONS:
-            raise invalid(
-                "embedding_option",
-                f"embedding_option should be one of {', '.join(_ALL_OPTIONS)}; "
-                f"{option[:40]!r} is not supported.",
-            )
-    rec = await _task_or_404(request)
-    model_options = MODELS[rec.model_name].video_options
-    for option in wanted:
-        if option not in model_options:
-            raise invalid(
-                "embedding_option",
-                f"embedding_option should be one of {', '.join(model_options)} "
-                f"for {rec.model_name}.",
-            )
-    options = [o for o in rec.options if o in wanted] if wanted else list(rec.options)
-    if rec.status != "ready":
-        progress = request.app[DISPATCHER].progress.get(rec.id)
-        task = task_model(rec, progress=progress, options=options)
-        return model_response(task, headers=_poll_headers(request))
-    segments = await request.app[STORE].get_segments(rec.id, options=options)
-    body = v1.unstructure(task_model(rec, options=options, segments=segments))
-    if len(segments) > 64:
+    task_id = request.match_info["task_id"]
+    view = await request.app[SERVICE].retrieve(request[OWNER], task_id, wanted)
+    if view.segments is None:
+        return model_response(_task(view), headers=_poll_headers(request))
+    body = v1.unstructure(_task(view))
+    if len(view.segments) > 64:
         # Thousands of vectors: serialise off the loop.
         return await asyncio.get_running_loop().run_in_executor(None, json_response, body)
     return json_response(body)
+
+
+def _task(view: TaskView) -> v1.EmbedTask:
+    return task_model(
+        view.record, progress=view.progress, options=view.options, segments=view.segments
+    )
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -338,7 +246,7 @@ def _time_param(request: web.Request, name: str) -> float | None:
 @_operation("list_tasks")
 async def list_tasks(request: web.Request) -> web.Response:
     _check_query(request, "list_tasks")
-    page = _int_param(request, "page", 1, 1, 1_000_000_000)
+    page_number = _int_param(request, "page", 1, 1, 1_000_000_000)
     limit = _int_param(request, "page_limit", 10, 1, 50)
     started = _time_param(request, "started_at")
     ended = _time_param(request, "ended_at")
@@ -348,22 +256,21 @@ async def list_tasks(request: web.Request) -> web.Response:
     for status in statuses:
         if status not in v1.STATUSES:
             raise invalid("status", "status should be processing, ready or failed.")
-    recs, total = await request.app[STORE].list_tasks(
+    page = await request.app[SERVICE].page(
         request[OWNER],
+        page=page_number,
+        limit=limit,
         statuses=statuses,
         created_from=started,
         created_to=ended,
-        offset=(page - 1) * limit,
-        limit=limit,
     )
-    progress = request.app[DISPATCHER].progress
     body = v1.TaskPage(
-        data=[task_model(r, progress=progress.get(r.id)) for r in recs],
+        data=[_task(view) for view in page.tasks],
         page_info=v1.PageInfo(
             limit_per_page=limit,
-            page=page,
-            total_page=math.ceil(total / limit),
-            total_results=total,
+            page=page_number,
+            total_page=math.ceil(page.total / limit),
+            total_results=page.total,
         ),
     )
     return model_response(body, headers=_poll_headers(request))
@@ -372,77 +279,35 @@ async def list_tasks(request: web.Request) -> web.Response:
 # -- POST /embed ----------------------------------------------------------------------
 
 
-def _media_error(param: str, message: str) -> ParameterError:
-    if message.startswith(f"The {param} parameter"):
-        return ParameterError(message)
-    return invalid(param, message)
-
-
 @_operation("embed")
 async def embed(request: web.Request) -> web.Response:
-    app = request.app
-    config = app[CONFIG]
-
     async def before_file(name: str, form: Form) -> bool:
         # Refuse early when the rules can already be decided.
         if form.has("model_name"):
             _embed_input(form, extra=name)
         return True
 
-    form = await read_form(
-        request,
-        v1.EMBED,
-        tmp_dir=app[TMP_DIR],
-        max_file_bytes=config.max_upload_bytes,
-        max_field_bytes=config.max_field_bytes,
-        before_file=before_file,
-    )
-    try:
+    async with _form(request, v1.EMBED, before_file) as form:
         model_name, source = _embed_input(form)
         offset = read_audio_offset(form, source)
-        if source == "text":
-            text = form.get("text") or ""
-            if not text.strip():
-                raise invalid("text", "text should not be empty.")
-            job: Any = TextJob(text, model_name, config.backend)
-        else:
-            path = await _embed_file(request, form, source)
-            if source.startswith("image"):
-                job = ImageJob(str(path), model_name, config.backend)
-            else:
-                job = AudioJob(str(path), model_name, offset, config.backend)
-        try:
-            result = await app[SYNC_POOL].run(job, timeout=config.sync_timeout)
-        except JobError as e:
-            if e.code == ErrorCode.INTERNAL_ERROR:
-                raise
-            raise _media_error(source, e.message) from None
-        except (WorkerDied, TimeoutError):
-            raise _media_error(source, f"{source} could not be processed.") from None
-    finally:
-        await asyncio.shield(form.cleanup())
-    if source == "text":
-        body = v1.EmbedResponse(model_name, text_embedding=v1.MediaEmbedding([_vector(result)]))
-    elif source.startswith("image"):
-        image = v1.MediaEmbedding([_vector(result)], _input_metadata(form, source))
-        body = v1.EmbedResponse(model_name, image_embedding=image)
-    else:
-        segments = [_vector(vec, s, e) for s, e, vec in result]
-        audio = v1.MediaEmbedding(segments, _input_metadata(form, source))
-        body = v1.EmbedResponse(model_name, audio_embedding=audio)
+        result = await request.app[SERVICE].embed_sync(
+            model_name,
+            source,
+            text=form.get("text") if source == "text" else None,
+            upload=form.files.get(source),
+            url=form.get(source) if source.endswith("_url") else None,
+            offset=offset,
+        )
+    segments = [_vector(vec, s, e) for s, e, vec in result.vectors]
+    media = v1.MediaEmbedding(segments, result.metadata)
+    kind = {"text": "text_embedding", "image": "image_embedding", "audio": "audio_embedding"}
+    body = v1.EmbedResponse(model_name, **{kind[source.split("_")[0]]: media})
     return model_response(body)
 
 
 def _vector(data: bytes, start: float | None = None, end: float | None = None) -> v1.Segment:
     vector: Sequence[float] = np.frombuffer(data, dtype="<f4")  # type: ignore[assignment]
     return v1.Segment(vector, start_offset_sec=start, end_offset_sec=end)
-
-
-def _input_metadata(form: Form, source: str) -> dict[str, Any]:
-    if source.endswith("_url"):
-        return {"input_url": form.get(source)}
-    upload = form.files.get(source)
-    return {"input_filename": upload.filename if upload is not None else None}
 
 
 def _embed_input(form: Form, *, extra: str | None = None) -> tuple[str, str]:
@@ -459,35 +324,6 @@ def _embed_input(form: Form, *, extra: str | None = None) -> tuple[str, str]:
     source = check_embed_input(model_name, given, known_models=MODELS)
     assert model_name is not None  # checked above
     return model_name, source
-
-
-async def _embed_file(request: web.Request, form: Form, source: str) -> os.PathLike[str]:
-    upload = form.files.get(source)
-    if upload is not None:
-        return upload.path
-    app, config = request.app, request.app[CONFIG]
-    url = form.get(source) or ""
-    dest = app[TMP_DIR] / f"{new_task_id()}.part"
-    fetched = await fetch_to_file(
-        app[URL_SESSION],
-        url,
-        dest,
-        param=source,
-        policy=app[URL_POLICY],
-        max_bytes=config.url_max_bytes,
-        timeout=config.url_fetch_timeout,
-        max_redirects=config.url_max_redirects,
-    )
-    # Registered with the form so its cleanup removes the download too.
-    form.files[source] = UploadedFile(
-        field=source,
-        path=fetched.path,
-        size=fetched.size,
-        sha256=fetched.sha256,
-        filename=fetched.filename,
-        content_type=None,
-    )
-    return fetched.path
 
 
 # -- service routes -------------------------------------------------------------------
@@ -528,7 +364,7 @@ async def metrics(request: web.Request) -> web.Response:
             "requests": counter.snapshot(),
             "total_requests": counter.total(),
             "tasks": await app[STORE].status_counts(),
-            "dispatcher": dispatcher.stats(),
+            "dispatcher": await dispatcher.stats(),
             "workers": dispatcher.pool.stats(),
             "sync_workers": app[SYNC_POOL].stats(),
             "rate_limit": None

@@ -6,7 +6,7 @@ SHA-256 on the way and capped at the configured size (``413
 video_filesize_too_large`` as soon as the cap is passed). Writes and hashing run
 in a thread, not on the event loop. Whatever happens (a bad field, the client
 hanging up, a crash of the handler), :meth:`Form.cleanup` removes the file unless
-the caller :meth:`~UploadedFile.claim`\\ ed it.
+the media store adopted (moved) it first.
 
 Fields are checked as they arrive: an unknown name is ``400 parameter_unknown``
 at once, and a ``before_file`` hook runs the form-only rules before the first
@@ -39,6 +39,7 @@ from ..errors import ErrorCode, ParameterError, PayloadTooLargeError
 
 __all__ = [
     "FORM_SLACK",
+    "BeforeFile",
     "Form",
     "UploadedFile",
     "read_form",
@@ -83,7 +84,7 @@ def safe_filename(name: str | None) -> str | None:
 
 @attrs.define
 class UploadedFile:
-    """A received file part, on disk at ``path`` until claimed or cleaned up."""
+    """A received file part, on disk at ``path`` until adopted (moved away) or cleaned up."""
 
     field: str
     path: Path
@@ -91,22 +92,6 @@ class UploadedFile:
     sha256: str
     filename: str | None
     content_type: str | None
-    claimed: bool = False
-
-    def claim(self, dest: Path) -> Path:
-        """Move the file to ``dest`` durably (fsync of the file, rename, fsync of the dir)."""
-        os.replace(self.path, dest)
-        _fsync_dir(dest.parent)
-        self.path, self.claimed = dest, True
-        return dest
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @attrs.define
@@ -134,7 +119,8 @@ class Form:
         return name in self.fields or name in self.files or name in self.discarded
 
     async def cleanup(self) -> None:
-        paths = [f.path for f in self.files.values() if not f.claimed]
+        # A file the media store adopted is gone already: unlinking it is a no-op.
+        paths = [f.path for f in self.files.values()]
         if paths:
             await asyncio.get_running_loop().run_in_executor(None, _unlink_all, paths)
 

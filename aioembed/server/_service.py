@@ -1,0 +1,342 @@
+"""What the server does, without HTTP: create, view, page, retrieve and embed_sync.
+
+Handlers parse a request, call one method here and render its result, so a new
+API version (or a transport other than aiohttp) reuses the whole domain. The
+service works over seams, each a ``Protocol`` with a conformance suite:
+
+* :class:`~._store.Store`: durable task state;
+* :class:`~._queue.TaskQueue`: which task runs next (the dispatcher consumes it);
+* :class:`~._media.MediaStore`: task inputs until they are embedded;
+
+plus a URL gate (the SSRF-checked fetcher), the sync worker pool and a view of
+live progress. It raises :mod:`aioembed.errors` exceptions; the adapter renders them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from .._params import MODELS, TaskParams, invalid
+from ..errors import ErrorCode, NotFoundError, ParameterError
+from ._config import ServerConfig
+from ._media import MediaStore
+from ._queue import TaskQueue
+from ._store import NewTask, SegmentRecord, Store, TaskRecord, new_task_id
+from ._workers import (
+    AudioJob,
+    ImageJob,
+    JobError,
+    ProbeJob,
+    TextJob,
+    WorkerDied,
+    check_offsets,
+)
+
+__all__ = [
+    "Created",
+    "LocalFile",
+    "Page",
+    "SyncResult",
+    "TaskService",
+    "TaskView",
+    "UrlGate",
+]
+
+_TASK_ID = re.compile(r"[0-9a-f]{24}")
+_ALL_OPTIONS = tuple(dict.fromkeys(o for m in MODELS.values() for o in m.video_options))
+Progress = tuple[int, int]
+
+
+class LocalFile(Protocol):
+    """A received or fetched file on local disk."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def filename(self) -> str | None: ...
+
+
+class UrlGate(Protocol):
+    """URL inputs: refused destinations (SSRF) and bounded downloads."""
+
+    async def check(self, url: str, param: str) -> None:
+        """Raise ``ParameterError`` naming ``param`` for a URL the server will not fetch."""
+        ...
+
+    async def fetch(self, url: str, dest: Path, param: str) -> LocalFile:
+        """Download ``url`` to ``dest`` (removed again on failure)."""
+        ...
+
+
+class JobRunner(Protocol):
+    async def run(self, job: Any, *, on_event: Any = None, timeout: float | None = None) -> Any: ...
+
+
+@attrs.frozen
+class Created:
+    id: str
+    replayed: bool = False
+
+
+@attrs.frozen
+class TaskView:
+    """A task as shown: its record, the freshest progress, the options asked for,
+    and its segments when it was retrieved ``ready``."""
+
+    record: TaskRecord
+    progress: Progress | None = None
+    options: tuple[str, ...] | None = None
+    segments: list[SegmentRecord] | None = None
+
+
+@attrs.frozen
+class Page:
+    tasks: list[TaskView]
+    page: int
+    limit: int
+    total: int
+
+
+@attrs.frozen
+class SyncResult:
+    """``embed_sync``'s vectors as ``(start, end, float32 bytes)``; offsets only for audio."""
+
+    model_name: str
+    source: str
+    vectors: list[tuple[float | None, float | None, bytes]]
+    metadata: dict[str, Any] | None
+
+
+def _media_error(param: str, message: str) -> ParameterError:
+    # TODO(engine): typed media errors naming their field replace this prefix test.
+    if message.startswith(f"The {param} parameter"):
+        return ParameterError(message)
+    return invalid(param, message)
+
+
+class TaskService:
+    """The domain behind every API version's handlers."""
+
+    def __init__(
+        self,
+        *,
+        config: ServerConfig,
+        store: Store,
+        queue: TaskQueue,
+        media: MediaStore,
+        urls: UrlGate,
+        sync_pool: JobRunner,
+        scratch: Path,
+        progress: Callable[[str], Progress | None],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.queue = queue
+        self.media = media
+        self.urls = urls
+        self.sync_pool = sync_pool
+        self.scratch = scratch
+        self._progress = progress
+
+    # -- create ---------------------------------------------------------------------
+
+    async def replayed(self, owner: str, key: str | None) -> str | None:
+        """The task an earlier create with this idempotency key made, if any."""
+        if key is None:
+            return None
+        return await self.store.find_idempotent(owner, key, max_age=self.config.idempotency_ttl)
+
+    async def create(
+        self,
+        owner: str,
+        params: TaskParams,
+        upload: LocalFile | None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Created:
+        """Check what the form cannot (URL destination, the video itself), keep the
+        media, store the task durably and queue it. A URL wins over a file."""
+        duration: float | None = None
+        if params.video_url is not None:
+            await self.urls.check(params.video_url, "video_url")
+            upload = None
+        elif upload is not None and self.config.probe_on_create:
+            duration = await self._probe(upload.path)
+            check_offsets(params.start, params.end, duration)
+        task = _new_task(owner, params, upload, duration)
+        if upload is not None:
+            await self.media.adopt(task.id, upload.path)
+        try:
+            stored = await self.store.create_task(task, idempotency_key=idempotency_key)
+        except BaseException:
+            await self.media.drop(task.id)
+            raise
+        if stored != task.id:  # lost a race with the same idempotency key
+            await self.media.drop(task.id)
+            return Created(stored, replayed=True)
+        await self.queue.submit(task.id)
+        return Created(task.id)
+
+    async def _probe(self, path: Path) -> float:
+        """Probe and check a video in a worker; ``ParameterError`` with the contract code."""
+        try:
+            info = await self.sync_pool.run(
+                ProbeJob(str(path), self.config.media_limits), timeout=self.config.sync_timeout
+            )
+        except JobError as e:
+            raise ParameterError(e.message, code=e.code) from None
+        except (WorkerDied, TimeoutError):
+            raise ParameterError(
+                "The video file is broken or not a supported video: probing it failed.",
+                code=ErrorCode.VIDEO_FILE_BROKEN,
+            ) from None
+        return float(info["duration"])
+
+    # -- view, retrieve, page -------------------------------------------------------
+
+    async def _record(self, owner: str, task_id: str) -> TaskRecord:
+        rec = None
+        if _TASK_ID.fullmatch(task_id):
+            rec = await self.store.get_task(task_id, owner=owner)
+        if rec is None:
+            shown = task_id if len(task_id) <= 40 else task_id[:37] + "..."
+            raise NotFoundError(
+                f"The embedding task {shown!r} does not exist.", code=ErrorCode.RESOURCE_NOT_EXIST
+            )
+        return rec
+
+    async def view(self, owner: str, task_id: str) -> TaskView:
+        """Status and metadata; ``NotFoundError`` for an unknown or another key's task."""
+        rec = await self._record(owner, task_id)
+        return TaskView(rec, progress=self._progress(rec.id))
+
+    async def retrieve(self, owner: str, task_id: str, wanted: Sequence[str]) -> TaskView:
+        """The task with the segments of the ``wanted`` options (all when empty) once ready."""
+        for option in wanted:
+            if option not in _ALL_OPTIONS:
+                raise invalid(
+                    "embedding_option",
+                    f"embedding_option should be one of {', '.join(_ALL_OPTIONS)}; "
+                    f"{option[:40]!r} is not supported.",
+                )
+        rec = await self._record(owner, task_id)
+        model_options = MODELS[rec.model_name].video_options
+        for option in wanted:
+            if option not in model_options:
+                raise invalid(
+                    "embedding_option",
+                    f"embedding_option should be one of {', '.join(model_options)} "
+                    f"for {rec.model_name}.",
+                )
+        options = tuple(o for o in rec.options if o in wanted) if wanted else rec.options
+        if rec.status != "ready":
+            return TaskView(rec, progress=self._progress(rec.id), options=options)
+        segments = await self.store.get_segments(rec.id, options=options)
+        return TaskView(rec, options=options, segments=segments)
+
+    async def page(
+        self,
+        owner: str,
+        *,
+        page: int,
+        limit: int,
+        statuses: Sequence[str] = (),
+        created_from: float | None = None,
+        created_to: float | None = None,
+    ) -> Page:
+        """One page of the owner's tasks, newest first."""
+        recs, total = await self.store.list_tasks(
+            owner,
+            statuses=statuses,
+            created_from=created_from,
+            created_to=created_to,
+            offset=(page - 1) * limit,
+            limit=limit,
+        )
+        views = [TaskView(r, progress=self._progress(r.id)) for r in recs]
+        return Page(views, page=page, limit=limit, total=total)
+
+    # -- embed_sync -----------------------------------------------------------------
+
+    async def embed_sync(
+        self,
+        model_name: str,
+        source: str,
+        *,
+        text: str | None = None,
+        upload: LocalFile | None = None,
+        url: str | None = None,
+        offset: float = 0.0,
+    ) -> SyncResult:
+        """Text, image or audio (``source`` names the input field) to vectors, now."""
+        if source == "text":
+            if not (text or "").strip():
+                raise invalid("text", "text should not be empty.")
+            result = await self._run_sync(
+                TextJob(text or "", model_name, self.config.backend), source
+            )
+            return SyncResult(model_name, source, [(None, None, result)], None)
+        async with self._input(source, upload, url) as local:
+            if source.startswith("image"):
+                job: Any = ImageJob(str(local.path), model_name, self.config.backend)
+            else:
+                job = AudioJob(str(local.path), model_name, offset, self.config.backend)
+            result = await self._run_sync(job, source)
+        metadata = {"input_url": url} if url is not None else {"input_filename": local.filename}
+        if source.startswith("image"):
+            return SyncResult(model_name, source, [(None, None, result)], metadata)
+        return SyncResult(model_name, source, [(s, e, v) for s, e, v in result], metadata)
+
+    @contextlib.asynccontextmanager
+    async def _input(self, source: str, upload: LocalFile | None, url: str | None) -> Any:
+        if upload is not None:
+            yield upload
+            return
+        dest = self.scratch / f"{secrets.token_hex(12)}.part"
+        fetched = await self.urls.fetch(url or "", dest, source)
+        try:
+            yield fetched
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                fetched.path.unlink()
+
+    async def _run_sync(self, job: Any, source: str) -> Any:
+        try:
+            return await self.sync_pool.run(job, timeout=self.config.sync_timeout)
+        except JobError as e:
+            if e.code == ErrorCode.INTERNAL_ERROR:
+                raise
+            raise _media_error(source, e.message) from None
+        except (WorkerDied, TimeoutError):
+            raise _media_error(source, f"{source} could not be processed.") from None
+
+
+def _new_task(
+    owner: str, params: TaskParams, upload: LocalFile | None, duration: float | None
+) -> NewTask:
+    return NewTask(
+        id=new_task_id(),
+        owner=owner,
+        model_name=params.model_name,
+        clip_length=params.clip_length,
+        scopes=params.scopes,
+        options=MODELS[params.model_name].video_options,
+        start=params.start,
+        end=params.end,
+        input_url=params.video_url,
+        input_filename=upload.filename if upload is not None else None,
+        duration=duration,
+        media_sha256=upload.sha256 if upload is not None else None,
+        media_size=upload.size if upload is not None else None,
+    )

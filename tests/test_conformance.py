@@ -1,0 +1,301 @@
+"""The seams' contracts, run against every implementation (fast: no server, no sleeps).
+
+A new implementation (PostgreSQL store and queue, S3 media) joins by adding a
+factory to the fixture's ``params``; it is then held to exactly these rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from aioembed.server._media import LocalMediaStore, MediaStore
+from aioembed.server._queue import InProcessQueue, LeaseLost, TaskQueue
+from aioembed.server._store import (
+    NewTask,
+    SegmentRecord,
+    SqliteStore,
+    Store,
+    new_task_id,
+)
+
+# -- Store ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    made: Store = {"sqlite": lambda: SqliteStore(tmp_path / "s.sqlite3")}[request.param]()
+    await made.open()
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+def _task(owner: str = "alice", **kw: object) -> NewTask:
+    fields: dict[str, object] = {
+        "id": new_task_id(),
+        "owner": owner,
+        "model_name": "marengo3.0",
+        "clip_length": 6.0,
+        "scopes": ("clip", "video"),
+        "options": ("visual", "audio"),
+    }
+    fields.update(kw)
+    return NewTask(**fields)  # type: ignore[arg-type]
+
+
+def _segment(option: str, start: float) -> SegmentRecord:
+    return SegmentRecord(start, start + 6.0, "clip", option, b"\0\0\x80?" * 2)
+
+
+async def test_store_scopes_tasks_to_their_owner(store: Store) -> None:
+    task = _task(input_url="https://example.com/v.mp4", end=12.5)
+    assert await store.create_task(task) == task.id
+    rec = await store.get_task(task.id, owner="alice")
+    assert rec is not None and rec.status == "processing"
+    assert (rec.scopes, rec.options, rec.end, rec.input_url) == (
+        task.scopes,
+        task.options,
+        12.5,
+        task.input_url,
+    )
+    assert await store.get_task(task.id, owner="bob") is None
+    assert (await store.get_task(task.id)) == rec  # the dispatcher reads without an owner
+
+
+async def test_store_idempotency_key_returns_the_original(store: Store) -> None:
+    first, second = _task(), _task()
+    assert await store.create_task(first, idempotency_key="k") == first.id
+    assert await store.create_task(second, idempotency_key="k") == first.id
+    assert await store.get_task(second.id) is None
+    assert await store.find_idempotent("alice", "k", max_age=60) == first.id
+    assert await store.find_idempotent("bob", "k", max_age=60) is None
+    assert await store.create_task(_task("bob"), idempotency_key="k") != first.id
+
+
+async def test_store_lists_newest_first_with_filters(store: Store) -> None:
+    ids = []
+    for _ in range(5):
+        task = _task()
+        ids.append(await store.create_task(task))
+    await store.create_task(_task("bob"))
+    await store.finish_failed(ids[1], "video_file_broken", "bad")
+    page, total = await store.list_tasks("alice", offset=1, limit=2)
+    assert total == 5 and [r.id for r in page] == [ids[3], ids[2]]
+    failed, n = await store.list_tasks("alice", statuses=["failed"])
+    assert n == 1 and failed[0].id == ids[1] and failed[0].error_code == "video_file_broken"
+    assert await store.status_counts() == {"processing": 5, "ready": 0, "failed": 1}
+
+
+async def test_store_result_commits_with_the_status(store: Store) -> None:
+    task_id = await store.create_task(_task())
+    assert await store.start_attempt(task_id) == 1
+    await store.set_progress(task_id, 1, 3)
+    rec = await store.get_task(task_id)
+    assert rec is not None and (rec.clips_done, rec.clips_total) == (1, 3)
+    segments = [_segment("visual", 0), _segment("audio", 0), _segment("visual", 6)]
+    await store.finish_ready(task_id, segments, duration=12.0)
+    rec = await store.get_task(task_id)
+    assert rec is not None and rec.status == "ready" and rec.duration == 12.0
+    assert rec.clips_total is None
+    assert await store.get_segments(task_id) == segments
+    assert await store.get_segments(task_id, options=["visual"]) == segments[::2]
+    # A terminal task does not change again, and counts no more attempts.
+    await store.finish_failed(task_id, "internal_error", "late")
+    assert (await store.get_task(task_id)).status == "ready"  # type: ignore[union-attr]
+    assert await store.start_attempt(task_id) == 0
+    assert task_id not in await store.processing_ids()
+
+
+async def test_store_resumes_processing_oldest_first(store: Store) -> None:
+    ids = [await store.create_task(_task()) for _ in range(3)]
+    await store.finish_failed(ids[1], "internal_error", "x")
+    assert await store.processing_ids() == [ids[0], ids[2]]
+    assert await store.prune_idempotency(older_than=0.0) == 0
+
+
+# -- TaskQueue --------------------------------------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+QueueFactory = Callable[[Clock], TaskQueue]
+_QUEUES: dict[str, QueueFactory] = {"in-process": lambda clock: InProcessQueue(clock=clock)}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=list(_QUEUES))
+def queue(request: pytest.FixtureRequest, clock: Clock) -> TaskQueue:
+    return _QUEUES[request.param](clock)
+
+
+async def test_queue_claims_in_order_and_submit_is_idempotent(queue: TaskQueue) -> None:
+    for task_id in ("a", "b", "a"):
+        await queue.submit(task_id)
+    assert await queue.counts() == {"queued": 2, "delayed": 0, "leased": 0}
+    first = await queue.claim(lease=10, wait=0)
+    assert first is not None and first.task_id == "a"
+    await queue.submit("a")  # leased: left as it is
+    second = await queue.claim(lease=10, wait=0)
+    assert second is not None and second.task_id == "b" and second.token != first.token
+    assert await queue.claim(lease=10, wait=0) is None
+    assert await queue.counts() == {"queued": 0, "delayed": 0, "leased": 2}
+    await queue.complete(first)
+    with pytest.raises(LeaseLost):
+        await queue.complete(first)  # completing twice is a stale holder too
+
+
+async def test_queue_heartbeat_extends_the_lease(queue: TaskQueue, clock: Clock) -> None:
+    await queue.submit("a")
+    lease = await queue.claim(lease=10, wait=0)
+    assert lease is not None
+    clock.now += 8
+    lease = await queue.heartbeat(lease, extend=10)
+    clock.now += 8  # past the first expiry, within the extended one
+    assert await queue.reclaim_expired() == 0
+    await queue.complete(lease)
+    assert await queue.counts() == {"queued": 0, "delayed": 0, "leased": 0}
+
+
+async def test_queue_expired_lease_is_reclaimed_and_the_stale_holder_fenced(
+    queue: TaskQueue, clock: Clock
+) -> None:
+    await queue.submit("a")
+    stale = await queue.claim(lease=10, wait=0)
+    assert stale is not None
+    clock.now += 11
+    with pytest.raises(LeaseLost):
+        await queue.heartbeat(stale, extend=10)  # expired: no resurrection
+    assert await queue.reclaim_expired() == 1
+    fresh = await queue.claim(lease=10, wait=0)
+    assert fresh is not None and fresh.task_id == "a" and fresh.token != stale.token
+    for refused in (queue.complete(stale), queue.fail(stale, retry_in=None)):
+        with pytest.raises(LeaseLost):
+            await refused
+    with pytest.raises(LeaseLost):
+        await queue.heartbeat(stale, extend=10)
+    await queue.complete(fresh)  # the new holder is unaffected
+
+
+async def test_queue_fail_retries_after_the_delay(queue: TaskQueue, clock: Clock) -> None:
+    await queue.submit("a")
+    lease = await queue.claim(lease=10, wait=0)
+    assert lease is not None
+    await queue.fail(lease, retry_in=5)
+    assert await queue.counts() == {"queued": 0, "delayed": 1, "leased": 0}
+    assert await queue.claim(lease=10, wait=0) is None
+    clock.now += 5
+    again = await queue.claim(lease=10, wait=0)
+    assert again is not None and again.task_id == "a"
+    await queue.fail(again, retry_in=None)
+    assert await queue.counts() == {"queued": 0, "delayed": 0, "leased": 0}
+
+
+async def test_queue_claim_waits_for_a_submit(queue: TaskQueue) -> None:
+    waiter = asyncio.ensure_future(queue.claim(lease=10, wait=30))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await queue.submit("late")
+    lease = await asyncio.wait_for(waiter, 5)
+    assert lease is not None and lease.task_id == "late"
+
+
+# -- MediaStore -------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["local"])
+def media(request: pytest.FixtureRequest, tmp_path: Path) -> MediaStore:
+    root = tmp_path / "media"
+    root.mkdir()
+    return {"local": lambda: LocalMediaStore(root)}[request.param]()
+
+
+def _upload(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / f"{new_task_id()}.part"
+    path.write_bytes(data)
+    return path
+
+
+async def test_media_adopt_read_drop(media: MediaStore, tmp_path: Path) -> None:
+    task_id, source = new_task_id(), _upload(tmp_path, b"video bytes")
+    await media.adopt(task_id, source)
+    assert not source.exists()
+    async with media.local(task_id) as path:
+        assert path is not None and path.read_bytes() == b"video bytes"
+    await media.drop(task_id)
+    await media.drop(task_id)  # dropping twice is fine
+    async with media.local(task_id) as path:
+        assert path is None
+
+
+async def test_media_sweep_keeps_only_the_listed(media: MediaStore, tmp_path: Path) -> None:
+    keep, orphan = new_task_id(), new_task_id()
+    for task_id in (keep, orphan):
+        await media.adopt(task_id, _upload(tmp_path, task_id.encode()))
+    assert await media.sweep([keep]) == 1
+    async with media.local(keep) as kept, media.local(orphan) as gone:
+        assert kept is not None and gone is None
+
+
+async def test_media_refuses_what_is_not_a_task_id(media: MediaStore, tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        await media.adopt("../../etc/passwd", _upload(tmp_path, b"x"))
+
+
+# -- the service core stands without HTTP -----------------------------------------------------
+
+
+def _imports(module: str) -> set[str]:
+    """Every module ``module`` imports, following aioembed's own modules (read, not run)."""
+    import ast
+    import importlib.util
+
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None or not name.startswith("aioembed"):
+            continue
+        package = name if spec.origin.endswith("__init__.py") else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(Path(spec.origin).read_text())):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif (
+                isinstance(node, ast.ImportFrom)
+                and node.module is not None
+                or (isinstance(node, ast.ImportFrom) and node.level)
+            ):
+                assert isinstance(node, ast.ImportFrom)
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    prefix = ".".join(parts[: len(parts) - node.level + 1])
+                    base = f"{prefix}.{base}" if base else prefix
+                todo.append(base)
+    return seen
+
+
+def test_the_service_core_imports_no_http_stack() -> None:
+    for module in ("aioembed.server._service", "aioembed.server._dispatch"):
+        reached = {m.split(".")[0] for m in _imports(module)}
+        assert "aiohttp" not in reached, module
