@@ -31,7 +31,6 @@ from aiohttp.web_request import BaseRequest
 
 from ..errors import (
     APIStatusError,
-    AuthenticationError,
     ErrorCode,
     NotFoundError,
     PayloadTooLargeError,
@@ -39,6 +38,8 @@ from ..errors import (
 )
 from ._config import ServerConfig
 from ._dispatch import Dispatcher
+from ._http import PUBLIC, error_reply, health, is_public, owner_for, renderer_for
+from ._http_v1 import ADAPTER as V1
 from ._keys import (
     CONFIG,
     DISPATCHER,
@@ -59,8 +60,7 @@ from ._media import LocalMediaStore, MediaStore
 from ._metrics import UNMATCHED, RequestCounter
 from ._queue import InProcessQueue
 from ._ratelimit import RateLimiter
-from ._render import error_response, new_request_id
-from ._routes import PUBLIC_ROUTES, routes
+from ._render import new_request_id
 from ._service import TaskService
 from ._store import SqliteStore, Store, owner_of
 from ._urlfetch import UrlPolicy, make_session
@@ -72,6 +72,10 @@ __all__ = ["ServerRunner", "create_app"]
 log = logging.getLogger("aioembed.server")
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Every API version this server speaks, each mounted under its prefix. A new
+#: version is a new contract package and adapter module, and one entry here.
+ADAPTERS = (V1,)
 
 
 def _from_http_exception(exc: web.HTTPException, request: web.BaseRequest) -> APIStatusError:
@@ -118,55 +122,46 @@ def _route_name(request: web.Request) -> str:
 
 @web.middleware
 async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    app = request.app
+    config = request.config_dict
     request_id = new_request_id()
     request[REQUEST_ID] = request_id
     headers: dict[str, str] = {}
     route = _route_name(request)
     resp: web.StreamResponse
     try:
-        if request.match_info.route.name not in PUBLIC_ROUTES:
-            key = request.headers.get("x-api-key", "")
-            owner = app[OWNERS].get(key) if key else None
-            if owner is None:
-                raise AuthenticationError(
-                    "The API key is missing or invalid; send a valid key in the x-api-key header.",
-                    code=ErrorCode.API_KEY_INVALID,
-                )
-            request[OWNER] = owner
-            limiter = app[RATE_LIMITER]
+        if not is_public(request):
+            owner = request[OWNER] = owner_for(request)
+            limiter = config[RATE_LIMITER]
             if limiter is not None:
                 decision = limiter.take(owner)
                 headers.update(decision.headers())
                 if not decision.allowed:
                     raise decision.error()
         resp = await handler(request)
-    except web.HTTPException as e:
-        resp = error_response(_from_http_exception(e, request), request_id)
-    except APIStatusError as e:
-        resp = error_response(e, request_id)
-    except asyncio.CancelledError:
-        app[METRICS].record(route, request.method, 499)
-        raise
-    except ConnectionError:
-        # The client went away (an aborted upload): nobody will read this
-        # answer. Counted as 499, nginx's "client closed request".
-        app[METRICS].record(route, request.method, 499)
-        resp = web.Response(status=499)
-        resp.force_close()
-        return resp
+    except (web.HTTPException, APIStatusError, asyncio.CancelledError, ConnectionError) as e:
+        if isinstance(e, (asyncio.CancelledError, ConnectionError)):
+            # The client went away (an aborted upload): nobody will read an answer.
+            # Counted as 499, nginx's "client closed request".
+            config[METRICS].record(route, request.method, 499)
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            resp = web.Response(status=499)
+            resp.force_close()
+            return resp
+        err = _from_http_exception(e, request) if isinstance(e, web.HTTPException) else e
+        resp = error_reply(err, request_id=request_id, render=renderer_for(request))
     except Exception as e:
         log.exception(
             "internal error handling %s %s (request %s)", request.method, request.path, request_id
         )
-        resp = error_response(_unexpected(e), request_id)
+        resp = error_reply(_unexpected(e), request_id=request_id, render=renderer_for(request))
     if resp.status >= 400 and request.body_exists and not request.content.at_eof():
         # The body was not read to the end (refused early): the connection
         # cannot carry another request.
         resp.force_close()
     resp.headers.update(headers)
     resp.headers["x-request-id"] = request_id
-    app[METRICS].record(route, request.method, resp.status)
+    config[METRICS].record(route, request.method, resp.status)
     return resp
 
 
@@ -297,7 +292,10 @@ def create_app(config: ServerConfig, *, store: Store | None = None) -> web.Appli
     app[RATE_LIMITER] = RateLimiter(config.rate_limit) if config.rate_limit is not None else None
     app[URL_POLICY] = UrlPolicy.from_entries(config.url_allow)
     app[OWNERS] = {key: owner_of(key) for key in config.api_keys}
-    app.add_routes(routes)
+    app[PUBLIC] = frozenset({"health"})
+    app.router.add_get("/health", health, name="health")
+    for adapter in ADAPTERS:
+        app.add_subapp(adapter.api.prefix, adapter.make_app())
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -337,11 +335,7 @@ class _JSONErrorRequestHandler(RequestHandler):
                 code=ErrorCode.PARAMETER_INVALID,
                 status=status,
             )
-        request_id = new_request_id()
-        resp = error_response(err, request_id)
-        resp.headers["x-request-id"] = request_id
-        resp.force_close()
-        return resp
+        return error_reply(err, close=True)
 
 
 class _JSONErrorServer(web.Server):

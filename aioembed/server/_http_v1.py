@@ -1,7 +1,9 @@
-"""The HTTP handlers, on one ``RouteTableDef``; methods and paths from the v1 contract table.
+"""Embed API v1's HTTP adapter: a sub-application mounted at ``/v1.3``.
 
-Handlers raise :mod:`aioembed.errors` exceptions; the app's one middleware
-turns them into the contract's JSON. Checks run in the contract's precedence:
+Handlers parse (form and query, by the v1 contract), call one
+:class:`~._service.TaskService` method and render the result through the v1
+models. They raise :mod:`aioembed.errors` exceptions; the root app's one
+middleware renders them. Checks run in the contract's precedence:
 ``parameter_unknown``, ``parameter_not_provided``, ``parameter_invalid``, then
 ``resource_not_exist`` (the key and the route were checked by the middleware).
 """
@@ -11,112 +13,64 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 
-from .. import __version__
-from .._params import EMBED_INPUTS, MODELS, check_embed_input, invalid, parse_number, unknown
+from .._params import EMBED_INPUTS, MODELS, check_embed_input, invalid, parse_number
 from ..contract import v1
 from ..contract._spec import FormSpec
 from ..contract.v1.forms import read_audio_offset, read_task_params
-from ..errors import (
-    APIStatusError,
-    AuthenticationError,
-    ErrorCode,
-)
+from ._http import ERROR_BODY, PUBLIC, HttpAdapter, check_query, expect_continue, health
+from ._http import poll_headers as _poll_headers
 from ._keys import (
     CONFIG,
     DISPATCHER,
     METRICS,
     OWNER,
-    OWNERS,
     RATE_LIMITER,
     SERVICE,
-    STARTED,
     STORE,
     SYNC_POOL,
     TMP_DIR,
 )
 from ._openapi import openapi_document
-from ._render import (
-    error_response,
-    json_response,
-    model_response,
-    new_request_id,
-    task_model,
-)
+from ._render import error_response, json_response, model_response, task_model
 from ._service import TaskView
-from ._uploads import FORM_SLACK, BeforeFile, Form, read_form, too_large
+from ._uploads import BeforeFile, Form, read_form
 
-__all__ = ["PREFIX", "PUBLIC_ROUTES", "routes"]
+__all__ = ["ADAPTER"]
 
-PREFIX = v1.PREFIX
-#: Route names answered without an API key.
-PUBLIC_ROUTES = frozenset({"health", *(op.name for op in v1.API.operations if op.public)})
-
-routes = web.RouteTableDef()
-
-_ID = re.compile(r"[0-9a-f]{24}")
-_ALL_OPTIONS = tuple(dict.fromkeys(o for m in MODELS.values() for o in m.video_options))
-
-_Handler = Callable[[web.Request], Any]
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_HANDLERS: dict[str, _Handler] = {}
 
 
 def _operation(name: str) -> Callable[[_Handler], _Handler]:
-    """Register a handler for the contract operation ``name`` (its method and path)."""
-    op = v1.API.operation(name)
-    extra = {"expect_handler": expect_continue} if op.upload else {}
-    return routes.route(op.method, PREFIX + op.path, name=name, **extra)
+    """Mark a handler as the contract operation ``name`` (its method and path come from there)."""
+
+    def register(handler: _Handler) -> _Handler:
+        _HANDLERS[name] = handler
+        return handler
+
+    return register
 
 
-async def expect_continue(request: web.Request) -> web.StreamResponse | None:
-    """``Expect: 100-continue`` (curl sends it for uploads over 1 MB): answer a bad key or
-    an oversized ``Content-Length`` *before* the client sends the body.
-
-    aiohttp runs this before the middleware, so it renders and counts its own refusals.
-    """
-    app = request.app
-    err: APIStatusError | None = None
-    if request.headers.get("Expect", "").lower() != "100-continue":
-        err = APIStatusError(
-            "The Expect header is invalid. Only 100-continue is supported.",
-            code=ErrorCode.PARAMETER_INVALID,
-            status=417,
-        )
-    elif app[OWNERS].get(request.headers.get("x-api-key", "")) is None:
-        err = AuthenticationError(
-            "The API key is missing or invalid; send a valid key in the x-api-key header.",
-            code=ErrorCode.API_KEY_INVALID,
-        )
-    elif (request.content_length or 0) > app[CONFIG].max_upload_bytes + FORM_SLACK:
-        err = too_large(app[CONFIG].max_upload_bytes, "request body")
-    if err is None:
-        if request.version == HttpVersion11:
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        return None
-    request_id = new_request_id()
-    resp = error_response(err, request_id)
-    resp.headers["x-request-id"] = request_id
-    resp.force_close()
-    route = request.match_info.route.resource
-    app[METRICS].record(route.canonical if route else "", request.method, err.status)
-    return resp
+def make_app() -> web.Application:
+    """The v1 routes, relative to the prefix the root app mounts this at."""
+    app = web.Application()
+    for op in v1.API.operations:
+        extra = {"expect_handler": expect_continue} if op.upload else {}
+        app.router.add_route(op.method, op.path, _HANDLERS[op.name], name=op.name, **extra)
+    app[ERROR_BODY] = error_response
+    app[PUBLIC] = frozenset(op.name for op in v1.API.operations if op.public)
+    return app
 
 
-def _check_query(request: web.Request, name: str) -> None:
-    allowed = v1.API.operation(name).query
-    for key in request.query:
-        if key not in allowed:
-            raise unknown(key)
-
-
-def _poll_headers(request: web.Request) -> dict[str, str]:
-    return {"x-poll-after": f"{request.app[CONFIG].poll_hint:g}"}
+def _check_query(request: web.Request, operation: str) -> None:
+    check_query(request, v1.API, operation)
 
 
 # -- create ---------------------------------------------------------------------------
@@ -136,7 +90,7 @@ def _idempotency_key(request: web.Request) -> str | None:
 
 @_operation("create_task")
 async def create_task(request: web.Request) -> web.Response:
-    service, owner = request.app[SERVICE], request[OWNER]
+    service, owner = request.config_dict[SERVICE], request[OWNER]
     idem = _idempotency_key(request)
     if (existing := await service.replayed(owner, idem)) is not None:
         return model_response(v1.TaskCreated(existing), headers=_REPLAYED)
@@ -160,11 +114,11 @@ async def create_task(request: web.Request) -> web.Response:
 @contextlib.asynccontextmanager
 async def _form(request: web.Request, spec: FormSpec, before_file: BeforeFile) -> Any:
     """The request's form under ``spec``; its files are removed when the block ends."""
-    config = request.app[CONFIG]
+    config = request.config_dict[CONFIG]
     form = await read_form(
         request,
         spec,
-        tmp_dir=request.app[TMP_DIR],
+        tmp_dir=request.config_dict[TMP_DIR],
         max_file_bytes=config.max_upload_bytes,
         max_field_bytes=config.max_field_bytes,
         before_file=before_file,
@@ -181,7 +135,7 @@ async def _form(request: web.Request, spec: FormSpec, before_file: BeforeFile) -
 @_operation("task_status")
 async def task_status(request: web.Request) -> web.Response:
     _check_query(request, "task_status")
-    view = await request.app[SERVICE].view(request[OWNER], request.match_info["task_id"])
+    view = await request.config_dict[SERVICE].view(request[OWNER], request.match_info["task_id"])
     return model_response(_task(view), headers=_poll_headers(request))
 
 
@@ -190,7 +144,7 @@ async def retrieve_task(request: web.Request) -> web.Response:
     _check_query(request, "retrieve_task")
     wanted = [o for v in request.query.getall("embedding_option", []) for o in v.split(",") if o]
     task_id = request.match_info["task_id"]
-    view = await request.app[SERVICE].retrieve(request[OWNER], task_id, wanted)
+    view = await request.config_dict[SERVICE].retrieve(request[OWNER], task_id, wanted)
     if view.segments is None:
         return model_response(_task(view), headers=_poll_headers(request))
     body = v1.unstructure(_task(view))
@@ -256,7 +210,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     for status in statuses:
         if status not in v1.STATUSES:
             raise invalid("status", "status should be processing, ready or failed.")
-    page = await request.app[SERVICE].page(
+    page = await request.config_dict[SERVICE].page(
         request[OWNER],
         page=page_number,
         limit=limit,
@@ -290,7 +244,7 @@ async def embed(request: web.Request) -> web.Response:
     async with _form(request, v1.EMBED, before_file) as form:
         model_name, source = _embed_input(form)
         offset = read_audio_offset(form, source)
-        result = await request.app[SERVICE].embed_sync(
+        result = await request.config_dict[SERVICE].embed_sync(
             model_name,
             source,
             text=form.get("text") if source == "text" else None,
@@ -329,32 +283,19 @@ def _embed_input(form: Form, *, extra: str | None = None) -> tuple[str, str]:
 # -- service routes -------------------------------------------------------------------
 
 
-async def _health(request: web.Request) -> web.Response:
-    app = request.app
-    return json_response(
-        {
-            "status": "ok",
-            "version": __version__,
-            "uptime_sec": round(asyncio.get_running_loop().time() - app[STARTED], 3),
-            "workers": app[DISPATCHER].pool.stats()["alive"],
-        }
-    )
-
-
-routes.get("/health", name="health")(_health)
-_operation("health_v")(_health)
+_operation("health_v")(health)
 
 
 @_operation("openapi")
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_document(request.app[CONFIG]))
+    return json_response(openapi_document(request.config_dict[CONFIG]))
 
 
 @_operation("metrics")
 async def metrics(request: web.Request) -> web.Response:
     """[ext] Request counts since start (this request excluded), tasks and workers."""
     _check_query(request, "metrics")
-    app = request.app
+    app = request.config_dict
     counter = app[METRICS]
     limiter = app[RATE_LIMITER]
     dispatcher = app[DISPATCHER]
@@ -372,3 +313,6 @@ async def metrics(request: web.Request) -> web.Response:
             else {"requests": limiter.limit.requests, "per_sec": limiter.limit.per},
         }
     )
+
+
+ADAPTER = HttpAdapter(v1.API, make_app)
