@@ -1,8 +1,9 @@
 """The application factory, its one middleware and its lifecycle.
 
-``create_app(config)`` builds the ``web.Application``; resources (data
-directory lock, store, worker pools, URL session, dispatcher) are opened and
-closed in ``cleanup_ctx``. One middleware does, in the contract's precedence:
+``create_app(config)`` builds the root ``web.Application`` and mounts each API
+version's HTTP adapter (:data:`ADAPTERS`) as a sub-application under its prefix;
+resources (data directory lock, store, worker pools, URL session, queue,
+dispatcher, service) are opened and closed in ``cleanup_ctx``. One middleware does, in the contract's precedence:
 request id, API key (401), rate limit (429), then the route (404/405 come from
 aiohttp's router as exceptions) and the handler; and it renders *every* error
 as the contract's JSON with ``request_id`` and ``x-request-id``.
