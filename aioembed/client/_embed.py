@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .._params import EMBED_INPUTS, check_embed_input
+from ..contract import v1
 from ..contract.v1 import structure
 from ..models import EmbedResponse
 from ._defaults import DEFAULT_MODEL
 from ._resource import EmbedTasks
-from ._tasks import fmt_number
 from ._transport import Transport
 from ._upload import FileInput, as_source
 
@@ -47,9 +47,7 @@ class Embed:
         name = check_embed_input(model_name, [k for k, v in values.items() if v is not None])
         value = values[name]
         assert value is not None  # check_embed_input named a given field
-        fields = [("model_name", model_name)]
-        if audio_start_offset_sec is not None:
-            fields.append(("audio_start_offset_sec", fmt_number(audio_start_offset_sec)))
+        fields = v1.encode_embed(model_name, audio_start_offset_sec=audio_start_offset_sec)
         if name.endswith("_file"):
             source = as_source(value, name=name, max_bytes=self._t.limits.max_upload_bytes)
             return await self._t.post_form(

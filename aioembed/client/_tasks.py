@@ -21,7 +21,7 @@ import attrs
 from .._params import DEFAULT_CLIP_LENGTH, check_task_params
 from .._retry import Backoff
 from .._wire import format_datetime
-from ..contract._spec import format_number as fmt_number
+from ..contract import v1
 from ..contract.v1 import structure
 from ..errors import TaskFailedError, WaitTimeoutError
 from ..models import EmbedTask, TaskPage, TaskStatus
@@ -29,7 +29,7 @@ from ._defaults import DEFAULT_MAX_INTERVAL, DEFAULT_MODEL, DEFAULT_SCOPES, DEFA
 from ._transport import Transport
 from ._upload import FileInput, ProgressCallback, as_source
 
-__all__ = ["StatusCallback", "TaskCalls", "TaskHandle", "fmt_number"]
+__all__ = ["StatusCallback", "TaskCalls", "TaskHandle"]
 
 #: Called with every status update; may be sync or async.
 StatusCallback = Callable[[EmbedTask], None | Awaitable[None]]
@@ -179,18 +179,14 @@ class TaskCalls:
             if video_file is not None
             else None
         )
-        fields = [("model_name", model_name)]
-        if video_url is not None:
-            fields.append(("video_url", video_url))
-        for key, number in (
-            ("video_start_offset_sec", video_start_offset_sec),
-            ("video_end_offset_sec", video_end_offset_sec),
-            ("video_clip_length", video_clip_length),
-        ):
-            if number is not None:
-                fields.append((key, fmt_number(number)))
-        if video_embedding_scope is not None:
-            fields.extend(("video_embedding_scope", s) for s in scopes)
+        fields = v1.encode_create_task(
+            model_name,
+            video_url=video_url,
+            start=video_start_offset_sec,
+            end=video_end_offset_sec,
+            clip_length=video_clip_length,
+            scopes=scopes if video_embedding_scope is not None else None,
+        )
 
         if idempotency_key is None and self._t.retry.idempotency_keys:
             idempotency_key = uuid.uuid4().hex
