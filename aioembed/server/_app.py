@@ -59,7 +59,7 @@ from ._keys import (
 )
 from ._media import LocalMediaStore, MediaStore
 from ._metrics import UNMATCHED, RequestCounter
-from ._queue import InProcessQueue
+from ._queue import InProcessQueue, TaskQueue
 from ._ratelimit import RateLimiter
 from ._render import new_request_id
 from ._service import TaskService
@@ -167,6 +167,7 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
 
 
 _LOCK_FD = web.AppKey("lock_fd", int)
+_QUEUE: web.AppKey[TaskQueue] = web.AppKey("queue")
 
 
 def _prepare_data_dir(data_dir: Path) -> tuple[Path, Path, int]:
@@ -245,7 +246,7 @@ async def _start_services(
         pool.prestart()
         sync_pool.prestart()
     urls = HttpUrlGate(session=lambda: app[URL_SESSION], policy=app[URL_POLICY], config=config)
-    queue = InProcessQueue()
+    queue = app[_QUEUE]
     dispatcher = Dispatcher(
         store=store, queue=queue, media=media, pool=pool, config=config, scratch=scratch, urls=urls
     )
@@ -276,10 +277,14 @@ def _check_backend(name: str | None) -> None:
         raise RuntimeError(f"unknown engine backend {name!r}; available: {', '.join(known)}")
 
 
-def create_app(config: ServerConfig, *, store: Store | None = None) -> web.Application:
+def create_app(
+    config: ServerConfig, *, store: Store | None = None, queue: TaskQueue | None = None
+) -> web.Application:
     """The local embed server as a ``web.Application``.
 
-    ``store`` replaces the default :class:`SqliteStore` in ``config.data_dir``.
+    ``store`` replaces the default :class:`SqliteStore` in ``config.data_dir``,
+    ``queue`` the default :class:`InProcessQueue` (both are seams with a
+    conformance suite, ``tests/test_conformance.py``).
     Start-up raises ``RuntimeError`` when the data directory is unusable or
     locked by another server. Request counts are at ``app[METRICS]``.
     """
@@ -289,6 +294,7 @@ def create_app(config: ServerConfig, *, store: Store | None = None) -> web.Appli
         store if store is not None else SqliteStore(config.data_dir / "aioembed.sqlite3")
     )
     app[STORE] = the_store
+    app[_QUEUE] = queue if queue is not None else InProcessQueue()
     app[METRICS] = RequestCounter()
     app[RATE_LIMITER] = RateLimiter(config.rate_limit) if config.rate_limit is not None else None
     app[URL_POLICY] = UrlPolicy.from_entries(config.url_allow)
