@@ -17,6 +17,13 @@ try:
 except ImportError:  # pragma: no cover - orjson is optional
     orjson = None  # type: ignore[assignment]
 
+# Imported with this module, not at the first response: importing NumPy takes
+# 0.1-0.2 s, which would otherwise block the event loop inside the first request.
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - NumPy is optional
+    np = None  # type: ignore[assignment]
+
 __all__ = [
     "dumps",
     "format_datetime",
@@ -48,9 +55,7 @@ def loads_vectors(body: bytes) -> Any:
     225 MB, as float32 about 30 MB. Without NumPy, or if the body is not shaped as
     expected, this is plain :func:`loads`.
     """
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - NumPy is optional
+    if np is None:  # pragma: no cover - NumPy is optional
         return loads(body)
     vectors = []
     for match in _VECTOR.finditer(body):

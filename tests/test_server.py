@@ -1281,9 +1281,11 @@ def test_cli_generates_a_key_and_reports_errors(server_process: Any, tmp_path: P
         assert proc.stdout is not None
         key_line = proc.stdout.readline()
         url_line = proc.stdout.readline()
-        assert re.fullmatch(r"aioembed api key: aioembed-[0-9a-f]{32}\n", key_line)
+        key_file = tmp_path / "gen" / "api.key"
+        assert key_line == f"aioembed api key: generated in {key_file}\n"  # never the key
         assert re.fullmatch(r"aioembed serving on http://127\.0\.0\.1:\d+/v1\.3\n", url_line)
-        key = key_line.split()[-1]
+        key = key_file.read_text().strip()
+        assert re.fullmatch(r"aioembed-[0-9a-f]{32}", key)
         import urllib.request
 
         req = urllib.request.Request(

@@ -4,347 +4,195 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import glob
 import hashlib
+import json
+import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
+import anyio.to_thread
 
 from .. import _wire
-from ..client import (
-    DEFAULT_CONCURRENCY,
-    AsyncClient,
-    BatchItem,
-    Journal,
-    Outcome,
-    StatusUpdate,
-)
+from .._params import DEFAULT_CLIP_LENGTH, MODELS
+from .._retry import is_transient
+from ..client import DEFAULT_SCOPES, Journal, Outcome
 from ..contract import v1
-from ..errors import AioEmbedError
-from ._embedded import default_data_dir, endpoint
-from ._export import FORMATS, rows_of, write
+from ..errors import (
+    AioEmbedError,
+    BadRequestError,
+    JournalError,
+    NotFoundError,
+    PayloadTooLargeError,
+    TaskFailedError,
+)
+from ..models import EmbedTask
+from ._args import parse
+from ._demo import run_demo
+from ._embedded import Endpoint, cache_dir, endpoint, private_dir
+from ._errors import CliError, UsageError
+from ._export import InputInfo, Provenance, Row, input_info, rows_of, write
+from ._inputs import expand_inputs
+from ._view import BatchView, err, out, print_tasks, progress_display, summary
 
 __all__ = ["main"]
 
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
-err = Console(stderr=True)
-out = Console()
-
-
-def expand_inputs(specs: Sequence[str]) -> list[str]:
-    """Paths, directories (recursively, video suffixes only), globs and URLs, in order, once each."""
-    found: list[str] = []
-    for spec in specs:
-        if spec.lower().startswith(("http://", "https://")):
-            found.append(spec)
-        elif Path(spec).is_dir():
-            found.extend(
-                str(p)
-                for p in sorted(Path(spec).rglob("*"))
-                if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-            )
-        elif glob.has_magic(spec):
-            found.extend(sorted(glob.glob(spec, recursive=True)))
-        else:
-            found.append(spec)  # a missing path becomes a failed outcome naming it
-    return list(dict.fromkeys(found))
-
-
-class BatchView:
-    """The live display: overall bar, one bar per upload in flight, status counts."""
-
-    def __init__(self, progress: Progress, total: int) -> None:
-        self.progress = progress
-        self.overall = progress.add_task("embedding", total=total)
-        self.uploads: dict[str, TaskID] = {}
-        self.statuses: Counter[str] = Counter()
-
-    def on_upload(self, item: BatchItem, sent: int, total: int | None) -> None:
-        bar = self.uploads.get(item.label)
-        if bar is None:
-            bar = self.uploads[item.label] = self.progress.add_task(
-                f"  upload {Path(item.label).name}", total=total
-            )
-        self.progress.update(bar, completed=sent)
-        if total is not None and sent >= total:
-            self.progress.remove_task(bar)
-
-    def on_status(self, update: StatusUpdate) -> None:
-        if update.task is not None and not update.final:
-            p = update.task.progress
-            if p is not None:
-                self.progress.update(
-                    self.overall,
-                    description=f"embedding ({p.clips_done}/{p.clips_total} clips in {update.task_id[:8]})",
-                )
-
-    def on_outcome(self, outcome: Outcome) -> None:
-        self.statuses["ready" if outcome.ok else "failed"] += 1
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items()))
-        self.progress.update(self.overall, advance=1, description=f"embedding [{summary}]")
-
 
 async def run_embed(args: argparse.Namespace) -> int:
-    inputs = expand_inputs(args.inputs)
+    inputs = await anyio.to_thread.run_sync(expand_inputs, args.inputs)
     if not inputs:
-        err.print("[red]no inputs matched[/]")
-        return 2
+        raise UsageError(f"no inputs matched {' '.join(args.inputs)}")
     out_path = Path(args.out) if args.out else None
-    if out_path is not None and out_path.suffix.lower() not in FORMATS:
-        err.print(f"[red]unknown output format {out_path.suffix!r}; use {', '.join(FORMATS)}[/]")
-        return 2
-    journal = Path(args.journal or _default_journal(out_path, inputs, args))
-    if not args.resume:
-        _remove_journal(journal)
+    options: dict[str, Any] = {}
+    if args.concurrency is not None:
+        options["concurrency"] = args.concurrency
     outcomes: list[Outcome] = []
     started = time.perf_counter()
-    async with (
-        endpoint(workers=args.workers) as ep,
-        AsyncClient(ep.api_key, base_url=ep.base_url) as client,
-    ):
+    async with endpoint(workers=args.workers) as ep, ep.client() as client:
+        journal = Path(args.journal) if args.journal else _default_journal(out_path, inputs, args, ep)
+        if not args.resume:  # start afresh; anything but a journal there is refused
+            await anyio.to_thread.run_sync(Journal.remove, journal)
+        else:  # refused now, before any display or upload, if it is not a usable journal
+            probe = Journal(journal)
+            await probe.open()
+            await probe.close()
         if ep.embedded:
             err.print(f"[dim]embedded local server at {ep.base_url}[/]")
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            DownloadColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=False,
-        ) as progress:
+        with progress_display() as progress:
             view = BatchView(progress, len(inputs))
             batch = client.embed.tasks.embed_many(
                 inputs,
                 model_name=args.model,
-                concurrency=args.concurrency,
                 video_clip_length=args.clip_length,
                 video_embedding_scope=args.scope,
                 embedding_option=args.option,
                 journal=journal,
                 on_upload=view.on_upload,
                 on_status=view.on_status,
+                **options,
             )
             async with batch as stream:
                 async for outcome in stream:
                     outcomes.append(outcome)
                     view.on_outcome(outcome)
-    elapsed = time.perf_counter() - started
     outcomes.sort(key=lambda o: o.index)
+    summary(outcomes, time.perf_counter() - started)
     if out_path is not None:
-        rows = [row for o in outcomes if o.ok and o.task for row in rows_of(o.task, o.item.label)]
-        n = write(rows, out_path)
-        err.print(f"wrote {n} segments to {out_path}")
-    _summary(outcomes, elapsed)
-    if any(not o.ok for o in outcomes):
-        err.print(f"[dim]journal kept at {journal}: rerun with --resume to retry the failures[/]")
+        await _export_batch(outcomes, args, out_path)
+    return _finish(outcomes, journal)
+
+
+def _finish(outcomes: list[Outcome], journal: Path) -> int:
+    failed = [o for o in outcomes if not o.ok]
+    retryable = [o for o in failed if _retryable(o)]
+    if retryable:
+        err.print(
+            f"[dim]journal kept at {journal}: rerun with --resume to retry "
+            f"{len(retryable)} failure(s) that may pass next time[/]"
+        )
         return 1
-    _remove_journal(journal)  # complete: nothing left to resume
+    Journal.remove(journal)  # nothing a rerun could resume
+    if failed:
+        err.print("[dim]every failure is permanent (see the notes): a rerun would fail the same way[/]")
+        return 1
     return 0
 
 
-def _default_journal(out_path: Path | None, inputs: list[str], args: argparse.Namespace) -> Path:
-    """Beside the output file, or (with no output) in the cache, named for the batch."""
+def _retryable(outcome: Outcome) -> bool:
+    """Would a ``--resume`` rerun give this item another chance (the journal's rule)?"""
+    error = outcome.error
+    if isinstance(error, TaskFailedError):
+        return is_transient(error)
+    # What the journal records as failed for good; timeouts, 401s and the like stay pending.
+    return not isinstance(error, (BadRequestError, PayloadTooLargeError, NotFoundError))
+
+
+async def _export_batch(outcomes: list[Outcome], args: argparse.Namespace, path: Path) -> None:
+    model = MODELS[args.model]
+    meta = Provenance(
+        model_name=model.name,
+        dimension=model.dims,
+        clip_length=args.clip_length or DEFAULT_CLIP_LENGTH,
+        scopes=args.scope or list(DEFAULT_SCOPES),
+        options=args.option or list(model.video_options),
+    )
+
+    def rows() -> list[Row]:
+        return [
+            row
+            for o in outcomes
+            if o.ok and o.task is not None
+            for row in rows_of(o.task, input_info(o.item.label))
+        ]
+
+    n = await anyio.to_thread.run_sync(lambda: write(rows(), meta, path))
+    ok = sum(o.ok for o in outcomes)
+    err.print(f"wrote {n} segments of {ok} input(s) to {path}")
+
+
+def _default_journal(
+    out_path: Path | None, inputs: list[str], args: argparse.Namespace, ep: Endpoint
+) -> Path:
+    """Beside the output file, or in the cache named for what defines the batch: its inputs,
+    model, clip length, scopes and options, and its server. Flags such as ``--resume`` or
+    ``--concurrency`` do not change the batch, so they do not change the name."""
     if out_path is not None:
         return Path(f"{out_path}.journal.sqlite")
-    digest = hashlib.sha1(repr((inputs, vars(args))).encode()).hexdigest()[:16]
-    return default_data_dir().parent / "journals" / f"{digest}.sqlite"
-
-
-def _remove_journal(journal: Path) -> None:
-    Journal.remove(journal)  # JournalError (nothing deleted) unless it is a journal
-
-
-def _summary(outcomes: list[Outcome], elapsed: float) -> None:
-    table = Table(title=f"{len(outcomes)} inputs in {elapsed:.1f} s")
-    for col in ("input", "task", "status", "segments", "note"):
-        table.add_column(col)
-    for o in outcomes:
-        note = "resumed" if o.resumed else "duplicate content" if o.deduplicated else ""
-        if o.error is not None:
-            note = f"{getattr(o.error, 'code', type(o.error).__name__)}: {o.error}"
-        status = str(o.status) if o.status else "error"
-        table.add_row(
-            o.item.label, o.task_id or "-", status, str(len(o.task.segments) if o.task else 0), note
-        )
-    out.print(table)
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        err.print(f"[red]{len(failed)} of {len(outcomes)} failed[/]")
+    identity = {
+        "inputs": [i if "://" in i else os.path.abspath(i) for i in inputs],
+        "model": args.model,
+        "clip_length": args.clip_length or DEFAULT_CLIP_LENGTH,
+        "scopes": sorted(args.scope or DEFAULT_SCOPES),
+        "options": sorted(args.option or []),
+        "server": "embedded" if ep.embedded else ep.base_url,
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return private_dir(cache_dir() / "journals") / f"{digest}.sqlite"  # Journal makes it 0600
 
 
 async def run_status(args: argparse.Namespace) -> int:
-    async with endpoint() as ep, AsyncClient(ep.api_key, base_url=ep.base_url) as client:
+    async with endpoint() as ep, ep.client() as client:
         task = await client.embed.tasks.status(args.task_id)
     out.print_json(_wire.dumps(v1.unstructure(task)).decode())
     return 0
 
 
 async def run_list(args: argparse.Namespace) -> int:
-    async with endpoint() as ep, AsyncClient(ep.api_key, base_url=ep.base_url) as client:
-        table = Table()
-        for col in ("id", "status", "model", "created", "input"):
-            table.add_column(col)
-        n = 0
+    tasks: list[EmbedTask] = []
+    async with endpoint() as ep, ep.client() as client:
         async for task in client.embed.tasks.list(page_limit=50, status=args.status):
-            md = task.metadata
-            table.add_row(
-                task.id,
-                str(task.status),
-                task.model_name or "",
-                _wire.format_datetime(task.created_at) if task.created_at else "",
-                (md.input_filename or md.input_url or "") if md else "",
-            )
-            n += 1
-            if n >= args.limit:
+            tasks.append(task)
+            if len(tasks) >= args.limit:
                 break
-    out.print(table)
+    print_tasks(tasks)
     return 0
 
 
 async def run_retrieve(args: argparse.Namespace) -> int:
-    async with endpoint() as ep, AsyncClient(ep.api_key, base_url=ep.base_url) as client:
+    async with endpoint() as ep, ep.client() as client:
         task = await client.embed.tasks.retrieve(args.task_id, embedding_option=args.option)
-    if args.out:
-        md = task.metadata
-        label = (md.input_filename or md.input_url or "") if md else ""
-        n = write(rows_of(task, label), args.out)
-        err.print(f"wrote {n} segments to {args.out}")
-    else:
+    if not args.out:
         out.print_json(_wire.dumps(v1.unstructure(task)).decode())
+        return 0
+    md = task.video_embedding.metadata if task.video_embedding else None
+    source = InputInfo((task.metadata.input_url or task.metadata.input_filename or "") if task.metadata else "")
+    rows = list(rows_of(task, source))
+    model = MODELS.get(task.model_name or "")
+    dims = len(rows[0].vector) if rows else model.dims if model else 0
+    meta = Provenance(
+        model_name=task.model_name or "",
+        dimension=dims,
+        clip_length=md.video_clip_length if md else None,
+        scopes=(md.video_embedding_scope if md else None) or [],
+        options=(md.video_embedding_option if md else None)
+        or args.option
+        or (list(model.video_options) if model else []),
+    )
+    n = await anyio.to_thread.run_sync(lambda: write(rows, meta, args.out))
+    err.print(f"wrote {n} segments to {args.out}")
     return 0
-
-
-async def run_demo(args: argparse.Namespace) -> int:
-    from ..samples import make_video, transform_video
-
-    work = Path(args.dir)
-    work.mkdir(parents=True, exist_ok=True)
-    err.print(f"making sample videos in {work} ...")
-    a = make_video(work / "ocean.mp4", duration=8, seed=1)
-    b = make_video(work / "city.mp4", duration=8, seed=2)
-    a2 = transform_video(
-        a,
-        work / "ocean-reencoded.mp4",
-        size=(360, 360),
-        crop=0.05,
-        brightness=0.05,
-        gain_db=-6,
-        bitrate=300_000,
-    )
-    inputs = [a, a2, b]
-    results: dict[str, Outcome] = {}
-    async with endpoint() as ep, AsyncClient(ep.api_key, base_url=ep.base_url) as client:
-        err.print(f"[dim]server: {ep.base_url}{' (embedded)' if ep.embedded else ''}[/]")
-
-        def show(update: StatusUpdate) -> None:
-            t = update.task
-            extra = (
-                f" {t.progress.clips_done}/{t.progress.clips_total} clips"
-                if t and t.progress
-                else ""
-            )
-            err.print(f"  {update.task_id}  {t.status if t else 'error'}{extra}")
-
-        batch = client.embed.tasks.embed_many(
-            inputs,
-            video_clip_length=4,
-            video_embedding_scope=["clip", "video"],
-            sleep_interval=0.5,
-            on_status=show,
-        )
-        async with batch as stream:
-            async for outcome in stream:
-                err.print(
-                    f"[green]done[/] {Path(outcome.item.label).name}: {outcome.status or outcome.error}"
-                )
-                results[Path(outcome.item.label).name] = outcome
-    if not all(o.ok for o in results.values()):
-        return 1
-    import numpy as np
-
-    names = [p.name for p in inputs]
-    for option in ("visual-text", "audio"):
-        table = Table(title=f"{option}: cosine similarity of 4-second clips")
-        table.add_column("clip")
-        clips: list[tuple[str, np.ndarray]] = []
-        for name in names:
-            task = results[name].task
-            assert task is not None and task.video_embedding is not None
-            for seg in task.video_embedding.select(option=option, scope="clip"):
-                short = Path(name).stem.replace("-reencoded", "'")
-                clips.append((f"{short}@{seg.start_offset_sec:g}s", seg.array()))
-        for label, _ in clips:
-            table.add_column(label, justify="right")
-        for label, v in clips:
-            cells = []
-            for _, w in clips:
-                sim = float(np.dot(v, w))
-                colour = "green" if sim > 0.9 else "yellow" if sim > 0.6 else "dim"
-                cells.append(f"[{colour}]{sim:.2f}[/]")
-            table.add_row(label, *cells)
-        out.print(table)
-    out.print(
-        "ocean' is ocean.mp4 re-encoded, cropped, brightened and 6 dB quieter: its clips match"
-        " ocean's clip for clip; city's match neither."
-    )
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aioembed", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser(
-        "serve", help="run the local server (see `aioembed serve --help`)", add_help=False
-    )
-
-    e = sub.add_parser("embed", help="embed many videos with progress and export the vectors")
-    e.add_argument("inputs", nargs="+", metavar="PATH|GLOB|DIR|URL")
-    e.add_argument("--out", help="results file: .jsonl, .parquet or .npz (written atomically)")
-    e.add_argument("--model", default="Marengo-retrieval-2.7")
-    e.add_argument(
-        "--concurrency",
-        type=int,
-        default=DEFAULT_CONCURRENCY,
-        help=f"items in flight (default {DEFAULT_CONCURRENCY})",
-    )
-    e.add_argument("--clip-length", type=float, default=None, help="seconds, 2-10 (default 6)")
-    e.add_argument("--scope", action="append", choices=["clip", "video"], help="repeatable")
-    e.add_argument("--option", action="append", help="embedding option, repeatable (default all)")
-    e.add_argument(
-        "--resume", action="store_true", help="continue an interrupted run from its journal"
-    )
-    e.add_argument("--journal", help="journal path (default: OUT.journal.sqlite)")
-    e.add_argument("--workers", type=int, default=None, help="embedded server's worker processes")
-
-    s = sub.add_parser("status", help="show a task's status")
-    s.add_argument("task_id")
-    ls = sub.add_parser("list", help="list tasks, newest first")
-    ls.add_argument("--status", choices=["processing", "ready", "failed"])
-    ls.add_argument("--limit", type=int, default=50)
-    r = sub.add_parser("retrieve", help="fetch a task's embeddings")
-    r.add_argument("task_id")
-    r.add_argument("--option", action="append")
-    r.add_argument("--out", help=".jsonl, .parquet or .npz; JSON to stdout without it")
-    d = sub.add_parser("demo", help="embed generated sample videos and show their similarities")
-    d.add_argument("--dir", default="aioembed-demo", help="where the sample videos go")
-    return p
 
 
 COMMANDS = {
@@ -362,12 +210,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ..server import main as serve
 
         return serve(argv[1:])
-    args = _parser().parse_args(argv)
+    args = parse(argv)
     try:
         return asyncio.run(COMMANDS[args.command](args))
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted; rerun with --resume to continue[/]")
+        hint = "; rerun with --resume to continue" if args.command == "embed" else ""
+        err.print(f"[yellow]interrupted{hint}[/]")
         return 130
+    except JournalError as e:  # not a journal (left untouched), corrupt or locked
+        print(f"aioembed {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except CliError as e:
+        print(f"aioembed {args.command}: error: {e}", file=sys.stderr)  # one line, never wrapped
+        return e.exit_code
     except AioEmbedError as e:
-        err.print(f"[red]{e}[/]")
+        print(f"aioembed {args.command}: {e}", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ every accepted task durable::
     from aioembed.server import ServerConfig, create_app
     app = create_app(ServerConfig(data_dir="data", api_keys=("k",), workers=2))
 
-or from a shell: ``python -m aioembed.server --port 8000 --api-key KEY``.
+or from a shell: ``python -m aioembed.server --port 8000 --api-key-file key.txt``.
 """
 
 from __future__ import annotations
@@ -16,16 +16,21 @@ import argparse
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
+from .._extras import extra_missing
 from ..contract import v1
-from ._app import ServerRunner, create_app
+
+try:
+    from ._app import ServerRunner, create_app
+except ImportError as e:  # NumPy or PyAV missing: name the extra to install
+    raise extra_missing("aioembed.server", "server", e) from None
 from ._config import MediaLimits, RateLimit, ServerConfig, parse_rate_limit
+from ._keyfiles import generated_key, read_key_files
 from ._keys import METRICS
 from ._metrics import RequestCounter
 from ._store import SqliteStore, Store
@@ -124,8 +129,16 @@ def _parser() -> argparse.ArgumentParser:
         "--api-key",
         action="append",
         default=None,
-        help="accepted key, repeatable (default: $AIOEMBED_API_KEYS, comma-separated, or "
-        "$AIOEMBED_API_KEY; else one is generated and printed)",
+        help="accepted key, repeatable; visible to local users in `ps`, so prefer "
+        "--api-key-file or $AIOEMBED_API_KEYS (comma-separated) / $AIOEMBED_API_KEY. "
+        "With none of these a key is generated once and kept in DATA_DIR/api.key (0600)",
+    )
+    p.add_argument(
+        "--api-key-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="file of accepted keys, one per line (repeatable)",
     )
     p.add_argument(
         "--rate-limit",
@@ -179,11 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    keys = list(args.api_key or []) or _keys_from_env()
+    try:
+        keys = [*(args.api_key or []), *read_key_files(args.api_key_file)] or _keys_from_env()
+    except ValueError as e:
+        print(f"aioembed serve: error: {e}", file=sys.stderr)
+        return 2
     if not keys:
-        key = "aioembed-" + secrets.token_hex(16)
+        key, path, created = generated_key(args.data_dir)
         keys = [key]
-        print(f"aioembed api key: {key}", flush=True)
+        print(f"aioembed api key: {'generated in' if created else 'from'} {path}", flush=True)
     options: dict[str, object] = {
         "host": args.host,
         "port": args.port,

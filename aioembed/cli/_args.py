@@ -1,0 +1,179 @@
+"""The ``aioembed`` argument parser: every value checked here, before any work starts.
+
+Bad arguments exit 2 with one line (argparse's ``usage`` + ``error``), whatever
+the mistake: an unknown output suffix, a clip length out of range, an embedding
+option the model does not have. Nothing is uploaded for a batch that would fail
+on its parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .._params import DEFAULT_CLIP_LENGTH, MAX_CLIP_LENGTH, MIN_CLIP_LENGTH, MODELS, SCOPES
+from .._version import __version__
+from ..client import DEFAULT_CONCURRENCY, DEFAULT_MODEL
+from ._embedded import SERVER_RULE
+from ._export import check_format
+
+__all__ = ["parse"]
+
+DESCRIPTION = """\
+aioembed: embed many videos with progress and export the vectors, inspect tasks,
+run the local wire-compatible server, or see a demo. Run `aioembed COMMAND --help`
+for a command's options."""
+
+_MODELS_HELP = "; ".join(
+    f"{m.name}: {m.dims}-d, options {', '.join(m.video_options)}" for m in MODELS.values()
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Mistakes as one line (``aioembed embed: error: ...``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} should be 1 or more")
+    return value
+
+
+def _clip_length(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not MIN_CLIP_LENGTH <= value <= MAX_CLIP_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"{text} s is outside {MIN_CLIP_LENGTH:g}-{MAX_CLIP_LENGTH:g} seconds"
+        )
+    return value
+
+
+def _output(text: str) -> str:
+    problem = check_format(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _server_help(p: argparse.ArgumentParser) -> None:
+    p.epilog = SERVER_RULE
+
+
+def _embed_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    e = sub.add_parser(
+        "embed",
+        help="embed many videos with progress and export the vectors",
+        description="Embed videos (files, directories, globs, URLs), showing progress, and "
+        "write the vectors to one file. A batch is resumable: rerun with --resume.",
+    )
+    _server_help(e)
+    e.add_argument("inputs", nargs="+", metavar="PATH|GLOB|DIR|URL")
+    e.add_argument(
+        "--out", type=_output, help="results file: .jsonl, .parquet or .npz (written atomically)"
+    )
+    e.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        choices=list(MODELS),
+        help=f"model (default {DEFAULT_MODEL}). {_MODELS_HELP}",
+    )
+    e.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        help=f"items in flight (default {DEFAULT_CONCURRENCY}, the SDK's)",
+    )
+    e.add_argument(
+        "--clip-length",
+        type=_clip_length,
+        default=None,
+        metavar="SECONDS",
+        help=f"{MIN_CLIP_LENGTH:g}-{MAX_CLIP_LENGTH:g} (default {DEFAULT_CLIP_LENGTH:g})",
+    )
+    e.add_argument(
+        "--scope",
+        action="append",
+        choices=list(SCOPES),
+        help="clip and/or video, repeatable (default clip)",
+    )
+    e.add_argument(
+        "--option",
+        action="append",
+        help="embedding option, repeatable (default: all the model's). " + _MODELS_HELP,
+    )
+    e.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its journal"
+    )
+    e.add_argument(
+        "--journal",
+        help="journal path (default: OUT.journal.sqlite, or one in the cache named for the batch)",
+    )
+    e.add_argument(
+        "--workers", type=_positive_int, default=None, help="embedded server's worker processes"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="aioembed",
+        description=DESCRIPTION,
+        epilog=textwrap.fill(SERVER_RULE, 80),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"aioembed {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "serve", help="run the local server (see `aioembed serve --help`)", add_help=False
+    )
+    _embed_parser(sub)
+    s = sub.add_parser("status", help="show a task's status as JSON")
+    _server_help(s)
+    s.add_argument("task_id")
+    ls = sub.add_parser("list", help="list tasks, newest first (tab-separated when piped)")
+    _server_help(ls)
+    ls.add_argument("--status", choices=["processing", "ready", "failed"])
+    ls.add_argument("--limit", type=_positive_int, default=50, help="at most this many (default 50)")
+    r = sub.add_parser("retrieve", help="fetch a task's embeddings")
+    _server_help(r)
+    r.add_argument("task_id")
+    r.add_argument("--option", action="append", help="embedding option, repeatable (default all)")
+    r.add_argument(
+        "--out", type=_output, help=".jsonl, .parquet or .npz; JSON to stdout without it"
+    )
+    d = sub.add_parser(
+        "demo",
+        help="embed generated sample videos and show their similarities",
+        description="Always on the embedded local server, whatever the environment says.",
+    )
+    d.add_argument(
+        "--dir", default=None, help="where the sample videos go (default: the aioembed cache)"
+    )
+    return p
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parsed and checked arguments; exits 2 with one line on any mistake."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "embed" and args.option:
+        valid = MODELS[args.model].video_options
+        for option in args.option:
+            if option not in valid:
+                parser.exit(
+                    2,
+                    f"aioembed embed: error: --option {option!r} is not an option of "
+                    f"{args.model}: use {' or '.join(valid)}\n",
+                )
+    return args
