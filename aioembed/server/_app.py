@@ -40,6 +40,8 @@ from ..errors import (
 from ._config import ServerConfig
 from ._dispatch import Dispatcher
 from ._http import PUBLIC, error_reply, health, is_public, owner_for, renderer_for
+from ._http_assets import PREFIX as ASSETS_PREFIX
+from ._http_assets import make_app as make_assets_app
 from ._http_v1 import ADAPTER as V1
 from ._keys import (
     CONFIG,
@@ -303,6 +305,7 @@ def create_app(
     app.router.add_get("/health", health, name="health")
     for adapter in ADAPTERS:
         app.add_subapp(adapter.api.prefix, adapter.make_app())
+    app.add_subapp(ASSETS_PREFIX, make_assets_app(app))
     app.cleanup_ctx.append(_lifecycle)
     return app
 
