@@ -54,7 +54,9 @@ async def test_direct_create_retrieve_list_delete(
     assert detail.size == video.stat().st_size
     assert detail.duration == pytest.approx(3.0, abs=0.2)
     stored = live_server.data_dir / "assets" / created.id
-    assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(video.read_bytes()).digest()
+    assert (
+        hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(video.read_bytes()).digest()
+    )
 
     listed = [a async for a in await sdk.assets.list(asset_types=["video"], filename="CLIP")]
     assert [a.id for a in listed] == [created.id]
@@ -93,7 +95,9 @@ async def test_bad_input_gets_the_v2_error_body(live_server: Any) -> None:
         r = await c.post("/assets", files={"method": (None, "ftp")})
         assert r.status_code == 400
         body = r.json()["error"]
-        assert body["code"] == "parameter_invalid" and body["request_id"] == r.headers["x-request-id"]
+        assert (
+            body["code"] == "parameter_invalid" and body["request_id"] == r.headers["x-request-id"]
+        )
         r = await c.post("/assets", files={"method": (None, "url"), "user_metadata": (None, "{")})
         assert r.json()["error"]["code"] == "parameter_invalid"
         r = await c.get("/assets", params={"bogus": "1"})
@@ -104,7 +108,9 @@ async def test_bad_input_gets_the_v2_error_body(live_server: Any) -> None:
         assert r.status_code == 401
 
 
-async def test_direct_create_over_the_limit_is_413(live_server_factory: Any, tmp_path: Path) -> None:
+async def test_direct_create_over_the_limit_is_413(
+    live_server_factory: Any, tmp_path: Path
+) -> None:
     # The image limit (32 MB by default) applies by kind; a tiny one here.
     from aioembed.server._assets import AssetLimits
 

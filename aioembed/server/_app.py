@@ -40,7 +40,6 @@ from ..errors import (
 from ._config import ServerConfig
 from ._dispatch import Dispatcher
 from ._http import PUBLIC, error_reply, health, is_public, owner_for, renderer_for
-from ._http_assets import PREFIX as ASSETS_PREFIX
 from ._http_assets import make_app as make_assets_app
 from ._http_v1 import ADAPTER as V1
 from ._keys import (
@@ -68,6 +67,7 @@ from ._service import TaskService
 from ._store import SqliteStore, Store, owner_of
 from ._urlfetch import UrlPolicy, make_session
 from ._urlgate import HttpUrlGate
+from ._v2_http import PREFIX as ASSETS_PREFIX
 from ._workers import WorkerPool, run_init
 
 __all__ = ["ServerRunner", "create_app"]

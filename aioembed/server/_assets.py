@@ -71,9 +71,7 @@ def _mime(filename: str | None, kind: str) -> str:
 
 def _not_found(asset_id: str) -> NotFoundError:
     shown = asset_id if len(asset_id) <= 40 else asset_id[:37] + "..."
-    return NotFoundError(
-        f"The asset {shown!r} does not exist.", code=ErrorCode.RESOURCE_NOT_EXIST
-    )
+    return NotFoundError(f"The asset {shown!r} does not exist.", code=ErrorCode.RESOURCE_NOT_EXIST)
 
 
 def new_id() -> str:
@@ -304,7 +302,9 @@ class AssetService:
         ``400 parameter_invalid`` when unknown or not ``ready`` (the v2 contract)."""
         rec = await self.store.get(asset_id, owner=owner) if _is_id(asset_id) else None
         if rec is None or rec.status != "ready":
-            raise invalid("asset_id", f"The asset {asset_id[:40]!r} does not exist or is not ready.")
+            raise invalid(
+                "asset_id", f"The asset {asset_id[:40]!r} does not exist or is not ready."
+            )
         self._holds[asset_id] += 1
         try:
             async with self.media.local(asset_id) as path:

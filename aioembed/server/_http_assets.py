@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,26 @@ from aiohttp import web
 
 from .._params import invalid, not_provided, unknown
 from ..contract._spec import Field, FormSpec
-from ..errors import APIStatusError
 from ._asset_store import AssetRecord, AssetStore
 from ._assets import AssetLimits, AssetService
 from ._http import ERROR_BODY, PUBLIC
+from ._http_uploads import UPLOADS, add_routes
 from ._keys import CONFIG, OWNER, SYNC_POOL, TMP_DIR, URL_POLICY, URL_SESSION
 from ._media import LocalMediaStore
+from ._parts import LocalPartStore
 from ._render import json_response
+from ._upload_store import UploadStore
 from ._uploads import read_form, safe_filename
+from ._uploads_multipart import UploadLimits, UploadService, load_secret
 from ._urlgate import HttpUrlGate
+from ._v2_http import page_info, parse_page, rfc3339, v2_error_response
 
-__all__ = ["ASSETS", "PREFIX", "make_app", "page_info", "parse_page", "v2_error_response"]
+__all__ = ["ASSETS", "make_app"]
 
-PREFIX = "/v1.3/assets"
 #: The asset domain, for the other adapters (v2 media sources, multipart uploads).
 ASSETS = web.AppKey("assets", AssetService)
 _LIMITS = web.AppKey("asset_limits", AssetLimits)
+_UPLOAD_LIMITS = web.AppKey("upload_limits", UploadLimits)
 
 _CREATE = FormSpec(
     (
@@ -50,21 +53,6 @@ _CREATE = FormSpec(
     )
 )
 _BOOLS = ("true", "false")
-
-
-def v2_error_response(exc: APIStatusError, request_id: str) -> web.Response:
-    """The v2 error body with the error's status and headers."""
-    body = {"error": {"code": str(exc.code), "message": exc.message, "request_id": request_id}}
-    resp = json_response(body, status=exc.status)
-    resp.headers.update(exc.headers)
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        resp.headers["Retry-After"] = str(int(retry_after))
-    return resp
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def asset_body(rec: AssetRecord) -> dict[str, Any]:
@@ -96,35 +84,6 @@ def _check_query(request: web.Request, allowed: tuple[str, ...]) -> None:
             raise unknown(key)
 
 
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    values = request.query.getall(name, [])
-    if not values:
-        return default
-    if len(values) > 1:
-        raise invalid(name, f"{name} should be given once.")
-    try:
-        value = int(values[0])
-    except ValueError:
-        raise invalid(name, f"{name} should be an integer.") from None
-    if not low <= value <= high:
-        raise invalid(name, f"{name} should be between {low} and {high}.")
-    return value
-
-
-def parse_page(request: web.Request) -> tuple[int, int]:
-    """``page`` (from 1) and ``page_limit`` (1-50, default 10)."""
-    return _int(request, "page", 1, 1, 1 << 31), _int(request, "page_limit", 10, 1, 50)
-
-
-def page_info(page: int, limit: int, total: int) -> dict[str, int]:
-    return {
-        "limit_per_page": limit,
-        "page": page,
-        "total_page": (total + limit - 1) // limit,
-        "total_results": total,
-    }
-
-
 def _metadata(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
@@ -140,7 +99,8 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
         )
         if not ok:
             raise invalid(
-                f"user_metadata.{key}"[:100], "Values should be strings, numbers, booleans or lists of strings."
+                f"user_metadata.{key}"[:100],
+                "Values should be strings, numbers, booleans or lists of strings.",
             )
     return value
 
@@ -229,12 +189,17 @@ async def delete(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def make_app(root: web.Application, limits: AssetLimits | None = None) -> web.Application:
+def make_app(
+    root: web.Application,
+    limits: AssetLimits | None = None,
+    upload_limits: UploadLimits | None = None,
+) -> web.Application:
     """The ``/assets`` routes, relative to :data:`PREFIX`; ``root`` holds the pools it uses."""
     app = web.Application()
     app[ERROR_BODY] = v2_error_response
-    app[PUBLIC] = frozenset()
     app[_LIMITS] = limits or AssetLimits()
+    app[_UPLOAD_LIMITS] = upload_limits or UploadLimits()
+    app[PUBLIC] = add_routes(app)
     app.router.add_post("", create, name="assets.create")
     app.router.add_get("", listing, name="assets.list")
     app.router.add_get("/{asset_id}", retrieve, name="assets.retrieve")
@@ -246,7 +211,9 @@ def make_app(root: web.Application, limits: AssetLimits | None = None) -> web.Ap
         await asyncio.get_running_loop().run_in_executor(None, _mkdir, media_dir)
         store = AssetStore(config.data_dir / "assets.sqlite3")
         await store.open()
-        urls = HttpUrlGate(session=lambda: root[URL_SESSION], policy=root[URL_POLICY], config=config)
+        urls = HttpUrlGate(
+            session=lambda: root[URL_SESSION], policy=root[URL_POLICY], config=config
+        )
         service = AssetService(
             store=store,
             media=LocalMediaStore(media_dir),
@@ -260,6 +227,10 @@ def make_app(root: web.Application, limits: AssetLimits | None = None) -> web.Ap
             await service.start()
             stack.push_async_callback(service.close)
             root[ASSETS] = service
+            uploads = await _uploads(root, service, app[_UPLOAD_LIMITS], stack)
+            root[UPLOADS] = uploads
+            sweeper = asyncio.get_running_loop().create_task(uploads.run_sweeper())
+            stack.callback(sweeper.cancel)
             yield
 
     app.cleanup_ctx.append(lifecycle)
@@ -268,3 +239,30 @@ def make_app(root: web.Application, limits: AssetLimits | None = None) -> web.Ap
 
 def _mkdir(path: Path) -> None:
     path.mkdir(mode=0o700, exist_ok=True)
+
+
+async def _uploads(
+    root: web.Application,
+    assets: AssetService,
+    limits: UploadLimits,
+    stack: contextlib.AsyncExitStack,
+) -> UploadService:
+    """The multipart-upload service over ``uploads.sqlite3``, ``parts/`` and the secret."""
+    data_dir = root[CONFIG].data_dir
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, _mkdir, data_dir / "parts")
+    secret = await loop.run_in_executor(None, load_secret, data_dir / "upload-secret")
+    store = UploadStore(data_dir / "uploads.sqlite3")
+    await store.open()
+    stack.push_async_callback(store.close)
+    service = UploadService(
+        store=store,
+        parts=LocalPartStore(data_dir / "parts"),
+        assets=assets,
+        secret=secret,
+        scratch=root[TMP_DIR],
+        limits=limits,
+    )
+    await service.start()
+    stack.push_async_callback(service.close)
+    return service

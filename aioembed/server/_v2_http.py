@@ -1,0 +1,63 @@
+"""What the v2-style HTTP routes (``/assets``, multipart uploads) share: the nested
+error body, RFC 3339 times, and page parsing/answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from .._params import invalid
+from ..errors import APIStatusError
+from ._render import json_response
+
+__all__ = ["PREFIX", "page_info", "parse_page", "rfc3339", "v2_error_response"]
+
+#: Where the ``/assets`` sub-application is mounted.
+PREFIX = "/v1.3/assets"
+
+
+def v2_error_response(exc: APIStatusError, request_id: str) -> web.Response:
+    """The v2 error body with the error's status and headers."""
+    body = {"error": {"code": str(exc.code), "message": exc.message, "request_id": request_id}}
+    resp = json_response(body, status=exc.status)
+    resp.headers.update(exc.headers)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(int(retry_after))
+    return resp
+
+
+def rfc3339(epoch: float) -> str:
+    return (
+        datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    values = request.query.getall(name, [])
+    if not values:
+        return default
+    if len(values) > 1:
+        raise invalid(name, f"{name} should be given once.")
+    try:
+        value = int(values[0])
+    except ValueError:
+        raise invalid(name, f"{name} should be an integer.") from None
+    if not low <= value <= high:
+        raise invalid(name, f"{name} should be between {low} and {high}.")
+    return value
+
+
+def parse_page(request: web.Request) -> tuple[int, int]:
+    """``page`` (from 1) and ``page_limit`` (1-50, default 10)."""
+    return _int(request, "page", 1, 1, 1 << 31), _int(request, "page_limit", 10, 1, 50)
+
+
+def page_info(page: int, limit: int, total: int) -> dict[str, int]:
+    return {
+        "limit_per_page": limit,
+        "page": page,
+        "total_page": (total + limit - 1) // limit,
+        "total_results": total,
+    }
