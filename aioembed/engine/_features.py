@@ -1,31 +1,42 @@
 """The default, weights-free backend: hand-made descriptors, centred and projected.
 
 Nothing here is learned. Each clip is described by interpretable features chosen
-to survive what near-duplicates do to a video (re-encoding, resizing, slight
-crops, brightness/contrast changes, a trimmed second, audio gain), then:
+to survive what near-duplicates do to a video (re-encoding, resizing, crops,
+letterbox and pillarbox bars, a horizontal mirror, brightness/contrast changes,
+burnt-in overlays, a trim, a speed change, audio gain and background noise), then:
 
 1. **standardised** with a fixed per-feature mean and scale
-   (:mod:`aioembed.engine._calibration`, measured once on generated sample
-   videos - see :func:`aioembed.engine._calibrate.main`), so unrelated clips sit
-   near cosine 0 instead of all near 1;
+   (:mod:`aioembed.engine._calibration`, measured once on the calibration part of
+   a real-media set - photographs and recordings from Debian and PyPI packages,
+   see ``tools/calibrate_engine.py`` and ``benchmarks/real_media.py``), so that
+   unrelated clips sit near cosine 0 instead of all near 1;
 2. **weighted** per feature group (colour, layout, texture, motion...);
 3. **projected** to the model's dimension by a fixed, seeded matrix with
    orthonormal columns (an isometry: cosines are kept exactly), and
 4. **L2-normalised** and cast to float32.
 
-Visual, per sampled frame (32x32): luminance layout (4x4 grid of per-frame
+Visual: frames arrive at 64x64. Flat, static lines at the picture's edges
+(letterbox and pillarbox bars, a plain border) are found over the whole clip and
+cut, and what is left is resampled to a 32x32 working grid, so a padded copy is
+described like its source. Per frame: luminance layout (4x4 grid of per-frame
 z-scored luma, so brightness/contrast cancel), colour layout (4x4 grid of
 opponent colours over luma contrast), a chroma-weighted hue histogram, luma
 quantiles, gradient-orientation histograms (2x2 cells x 8 orientations) and edge
 density. A clip pools them over time (mean and standard deviation) and adds
 motion statistics (frame differences per grid cell, global mean/std/max, colour
-change). A still image is a one-frame clip, so image -> clip search works.
+change). Finally every pair of features that a horizontal mirror swaps (left and
+right cells, orientations θ and π - θ) becomes its mean and half its absolute
+difference, so a mirrored copy has exactly the same descriptor. A still image
+is a one-frame clip, so image -> clip search works.
 
-Audio, per clip at 16 kHz: 40 log-mel bands relative to the clip's own level
-(gain cancels), their temporal variation and deltas, spectral centroid /
-flatness / roll-off, a chroma (pitch-class) profile, onset rate and spectral
-flux, loudness dynamics and envelope modulation. Silence (or no audio) gives a
-defined unit vector orthogonal to every non-silent clip.
+Audio, per clip at 16 kHz: the stationary noise (the mean spectrum of the
+quietest fifth of frames) is subtracted first and energies are floored 25 dB
+under the clip's mean, so hiss or noise added to a copy mostly cancels. Then 40
+log-mel bands relative to the clip's own level (gain cancels), weighted by frame
+energy, their temporal variation and deltas, spectral centroid / flatness /
+roll-off, a chroma (pitch-class) profile, onset rate and spectral flux, loudness
+dynamics and envelope modulation. Silence (or no audio) gives a defined unit
+vector orthogonal to every non-silent clip.
 
 Text: a deterministic hashed embedding of word unigrams, bigrams and character
 trigrams. It is **not cross-modal**: text vectors are comparable with text
@@ -62,6 +73,7 @@ __all__ = [
 F64 = npt.NDArray[np.float64]
 
 _GRID = 4
+_WORK = 32  # frames are described on a 32x32 grid, after bars are cut
 _HUE_BINS = 12
 _ORIENT_BINS = 8
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -120,6 +132,10 @@ AUDIO_GROUPS = (
     ("loudness", 3, 0.4),
 )
 AUDIO_DIMS = sum(g[1] for g in AUDIO_GROUPS)
+# Spectral subtraction: the noise estimate is the mean of the quietest 1/this of frames.
+_QUIET_SHARE = 5
+# Mel energies are floored this far under the clip's mean band energy (-25 dB).
+_FLOOR = 10 ** (-25 / 10)
 # Below this RMS (about -70 dBFS) a clip counts as silent.
 _SILENCE_RMS = 10 ** (-70 / 20)
 
@@ -168,10 +184,82 @@ def _cells(x: F64, k: int) -> F64:
 # --------------------------------------------------------------------------- visual
 
 
+# Bars and borders: a line (row or column) at an edge of the picture is a bar when it
+# is flat (this spread of values along it, in [0, 1] units), does not change over the
+# clip, and has the colour of the edge's first line. At most this share of the
+# picture per side is taken as bars; more is a flat picture, not a bar.
+_BAR_SPREAD = 0.035
+_BAR_COLOUR = 0.06
+_BAR_MAX = 0.4
+_BAR_FRAMES = 4
+
+
+def _edge_bars(lines: F64) -> tuple[int, int]:
+    """Bars at the two ends of axis 1 of ``lines`` ``(n, L, M, 3)``: ``(first, last)`` counts."""
+    length = lines.shape[1]
+    mean = lines.mean(axis=2)  # (n, L, 3)
+    spread = lines.std(axis=2).max(axis=(0, 2))
+    drift = np.abs(mean - mean[:1]).max(axis=(0, 2))
+    flat = (spread < _BAR_SPREAD) & (drift < _BAR_SPREAD)
+
+    def run(order: range) -> int:
+        ref = mean[:, order[0]]
+        k = 0
+        for i in order:
+            if not flat[i] or float(np.abs(mean[:, i] - ref).max()) > _BAR_COLOUR:
+                break
+            k += 1
+        # The line after a bar blends bar and picture (scaling): drop it too.
+        return k + 1 if 0 < k <= _BAR_MAX * length else 0
+
+    first, last = run(range(length)), run(range(length - 1, -1, -1))
+    if first + last >= length // 2:
+        return 0, 0
+    return first, last
+
+
+def content_box(x: F64) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` of the picture inside letterbox/pillarbox bars
+    (or any flat, static border) of frames ``x`` ``(n, H, W, 3)`` in [0, 1], over the
+    whole clip, so every frame is cut the same way. Bars do not move: a few frames
+    spread over the clip are enough to find them."""
+    if x.shape[0] > _BAR_FRAMES:
+        x = x[np.linspace(0, x.shape[0] - 1, _BAR_FRAMES).round().astype(np.int64)]
+    top, bottom = _edge_bars(x)
+    left, right = _edge_bars(x.transpose(0, 2, 1, 3))
+    return top, x.shape[1] - bottom, left, x.shape[2] - right
+
+
+def _box_resample(x: F64, axis: int, lo: int, hi: int, n_out: int) -> F64:
+    """Box-filter ``[lo, hi)`` of ``axis`` down to ``n_out`` samples (area averaging,
+    fractional edges included), through a running sum: a few passes over the data in
+    a fixed order, however the bounds fall."""
+    x = np.moveaxis(x, axis, 0)
+    if lo == 0 and hi == x.shape[0] and hi % n_out == 0:
+        k = hi // n_out
+        out: F64 = x.reshape(n_out, k, *x.shape[1:]).mean(axis=1)
+        return np.moveaxis(out, 0, axis)
+    cum = np.concatenate([np.zeros((1, *x.shape[1:])), np.cumsum(x, axis=0)])
+    edges = lo + (hi - lo) * np.arange(n_out + 1) / n_out
+    base = np.minimum(np.floor(edges).astype(np.int64), x.shape[0] - 1)
+    frac = (edges - base).reshape(-1, *([1] * (x.ndim - 1)))
+    at = cum[base] + frac * x[base]  # the running sum at each fractional edge
+    out = (at[1:] - at[:-1]) * (n_out / (hi - lo))
+    return np.moveaxis(out, 0, axis)
+
+
+def _work_frames(frames: npt.NDArray[np.uint8]) -> F64:
+    """Frames in [0, 1] with bars removed, resampled to the ``_WORK x _WORK`` grid."""
+    x = frames.astype(np.float64) / 255.0
+    top, bottom, left, right = content_box(x)
+    x = _box_resample(x, 1, top, bottom, _WORK)
+    return _box_resample(x, 2, left, right, _WORK)
+
+
 def frame_features(frames: npt.NDArray[np.uint8]) -> tuple[F64, F64, F64]:
     """Per-frame descriptors ``(n, FRAME_DIMS)``, plus the z-scored luma at 16x16 and
     the hue histograms, which clip pooling uses for motion."""
-    x = frames.astype(np.float64) / 255.0
+    x = _work_frames(frames)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     n = x.shape[0]
     luma = 0.299 * r + 0.587 * g + 0.114 * b
@@ -215,8 +303,48 @@ def frame_features(frames: npt.NDArray[np.uint8]) -> tuple[F64, F64, F64]:
     return feats, _cells(z, 16), hue_hist
 
 
+@functools.cache
+def _mirror_pairs() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Index pairs ``(i, j)``, ``i < j``, of the clip descriptor that a horizontal
+    mirror swaps: grid cells left <-> right, gradient orientations θ <-> π - θ
+    (bin k <-> 7 - k; the 2x2 gradient cells swap columns too)."""
+    grid = np.arange(_GRID * _GRID).reshape(_GRID, _GRID)
+    cells = grid[:, ::-1].ravel()
+    grads = np.arange(4 * _ORIENT_BINS).reshape(2, 2, _ORIENT_BINS)[:, ::-1, ::-1].ravel()
+    per_group = {
+        "layout": cells,
+        "colour_layout": np.concatenate([cells, cells + _GRID * _GRID]),
+        "gradients": grads,
+        "motion_grid": cells,
+    }
+    perm, i = [], 0
+    for name, size, _ in VISUAL_GROUPS:
+        base = name.split("_", 1)[1] if name.startswith(("mean_", "std_")) else name
+        local = per_group.get(base, np.arange(size))
+        perm.append(local + i)
+        i += size
+    p = np.concatenate(perm)
+    lo = np.nonzero(p > np.arange(p.size))[0]
+    return lo, p[lo]
+
+
+def mirror_invariant(f: F64) -> F64:
+    """``f`` with each mirror pair ``(a, b)`` replaced by ``((a + b) / 2, |a - b| / 2)``:
+    the same for a clip and its mirror image, and most of the information kept (only
+    which side is which is lost)."""
+    i, j = _mirror_pairs()
+    out = f.copy()
+    out[i] = 0.5 * (f[i] + f[j])
+    out[j] = 0.5 * np.abs(f[i] - f[j])
+    return out
+
+
 def visual_features(frames: npt.NDArray[np.uint8]) -> F64:
     """The clip descriptor ``(VISUAL_DIMS,)`` of ``n >= 1`` sampled frames."""
+    return mirror_invariant(_raw_visual(frames))
+
+
+def _raw_visual(frames: npt.NDArray[np.uint8]) -> F64:
     feats, small, hue_hist = frame_features(frames)
     mean = feats.mean(axis=0)
     std = feats.std(axis=0)
@@ -288,33 +416,58 @@ def is_silent(samples: npt.NDArray[np.float32]) -> bool:
     return bool(math.sqrt(float(np.mean(x * x))) < _SILENCE_RMS)
 
 
+def _spectrogram(x: F64) -> F64:
+    """Power spectra ``(T, N_FFT//2+1)`` of Hann-windowed frames, ``_HOP`` apart."""
+    n_frames = 1 + (x.size - _N_FFT) // _HOP
+    frames = np.lib.stride_tricks.sliding_window_view(x, _N_FFT)[::_HOP][:n_frames]
+    power: F64 = np.abs(np.fft.rfft(frames * _window(), axis=1)) ** 2
+    return power
+
+
+def denoise(power: F64) -> F64:
+    """Spectral subtraction of the clip's stationary noise: the mean spectrum of its
+    quietest fifth of frames (pauses, in speech) is taken from every frame.
+
+    Noise that is there all the time (hiss, hum, a noisy room, pink noise added to a
+    copy) then mostly cancels: a noisy copy's quiet frames hold the source's quiet
+    frames plus the noise, so what remains is about what remains of the source.
+    Averaging whole frames (chosen by their total energy) rather than a per-bin
+    minimum keeps the estimate unbiased.
+    """
+    energy = power.sum(axis=1)
+    quiet = np.argsort(energy, kind="stable")[: max(1, power.shape[0] // _QUIET_SHARE)]
+    noise = power[quiet].mean(axis=0)
+    out: F64 = np.maximum(power - noise, 0.0)
+    return out
+
+
 def audio_features(samples: npt.NDArray[np.float32]) -> F64:
     """The clip descriptor ``(AUDIO_DIMS,)`` of non-silent mono 16 kHz samples."""
     x = samples.astype(np.float64)
-    n_frames = 1 + (x.size - _N_FFT) // _HOP
-    frames = np.lib.stride_tricks.sliding_window_view(x, _N_FFT)[::_HOP][:n_frames]
-    power = np.abs(np.fft.rfft(frames * _window(), axis=1)) ** 2  # (T, 257)
+    power = denoise(_spectrogram(x))  # (T, 257)
+    n_frames = power.shape[0]
     mel = _dot(power, _mel_filters())  # (T, 40)
-    # A floor 60 dB under the clip's peak: quieter bands are codec noise or clipping
-    # harmonics, whose frame-to-frame jitter would otherwise dominate the deltas.
-    floor = max(float(mel.max()), 1e-20) * 1e-6
+    # A floor under the clip's mean band energy: what the subtraction left of the
+    # noise, and bands with nothing in them, all sit on it alike.
+    floor = max(float(mel.mean()), 1e-20) * _FLOOR
     logmel = 10.0 * np.log10(mel + floor)
-    level = logmel.mean()
-    rel = logmel - level  # the clip's own level cancels any gain change
+    rel = logmel - logmel.mean()  # the clip's own level cancels any gain change
 
-    mel_mean = rel.mean(axis=0) / 10.0
-    mel_std = rel.std(axis=0) / 10.0
+    energy = mel.sum(axis=1)
+    # Frames weigh by their energy: pauses (where the noise was) count little.
+    weights = energy / max(float(energy.sum()), 1e-30)
+    mel_mean = np.einsum("t,tb->b", weights, rel, optimize=False) / 10.0
+    spread = np.einsum("t,tb->b", weights, (rel - mel_mean * 10.0) ** 2, optimize=False)
+    mel_std = np.sqrt(np.maximum(spread, 0.0)) / 10.0
     delta = np.abs(np.diff(rel, axis=0)) if n_frames > 1 else np.zeros((1, _N_MELS))
     mel_delta = delta.reshape(delta.shape[0], 10, 4).mean(axis=(0, 2)) / 10.0
 
-    energy = power.sum(axis=1)
-    weights = energy / max(float(energy.sum()), 1e-30)
-    freqs = np.arange(power.shape[1]) * _RATE / _N_FFT
+    bands = np.arange(_N_MELS) / _N_MELS
     safe = np.maximum(energy, 1e-30)
-    centroid = (power * freqs).sum(axis=1) / safe / (_RATE / 2)
-    flatness = np.exp(np.log(power + 1e-30).mean(axis=1)) / (safe / power.shape[1])
-    cum = np.cumsum(power, axis=1)
-    rolloff = (cum < 0.85 * cum[:, -1:]).sum(axis=1) / power.shape[1]
+    centroid = (mel * bands).sum(axis=1) / safe
+    flatness = np.exp(np.log(mel + floor).mean(axis=1)) / (safe / _N_MELS + floor)
+    cum = np.cumsum(mel, axis=1)
+    rolloff = (cum < 0.85 * cum[:, -1:]).sum(axis=1) / _N_MELS
     spectral = []
     for values in (centroid, flatness, rolloff):
         m = float((weights * values).sum())
@@ -330,9 +483,9 @@ def audio_features(samples: npt.NDArray[np.float32]) -> F64:
     onsets = np.array([peaks.sum() / seconds / 4.0, flux.mean() / 5.0, flux.std() / 5.0])
 
     # Frame loudness relative to the clip's 95th percentile (not its single loudest
-    # frame, which a trim or a transient moves), floored at -50 dB.
-    env = 10.0 * np.log10(energy + 1e-30)
-    env = np.maximum(env - np.percentile(env, 95), -50.0)
+    # frame, which a trim or a transient moves), floored at -30 dB.
+    env = 10.0 * np.log10(energy + floor * _N_MELS)
+    env = np.maximum(env - np.percentile(env, 95), -30.0)
     loudness = np.quantile(env, (0.1, 0.5, 0.9)) / 20.0
     spec = np.abs(np.fft.rfft(env - env.mean()))
     mod_freqs = np.fft.rfftfreq(env.size, _HOP / _RATE)
@@ -452,7 +605,9 @@ class FeatureBackend:
 
     name = "features"
     sample_fps = 4.0
-    frame_size = (32, 32)
+    # Twice the working grid, so that letterbox bars are found before the picture
+    # is resampled to it.
+    frame_size = (2 * _WORK, 2 * _WORK)
 
     def visual(
         self,
