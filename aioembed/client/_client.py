@@ -8,6 +8,7 @@ from types import TracebackType
 import aiohttp
 
 from ..contract import v1
+from ._assets import Assets
 from ._config import Limits, RetryPolicy, Timeouts
 from ._embed import Embed
 from ._transport import Transport
@@ -48,6 +49,7 @@ class AsyncClient:
             session=session,
         )
         self.embed = Embed(self._transport)
+        self.assets = Assets(self._transport)
 
     @classmethod
     def from_env(cls, **kw: object) -> AsyncClient:

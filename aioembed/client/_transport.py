@@ -54,7 +54,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _VERSION = re.compile(r"/v\d+(\.\d+)*(/|$)")
 
 Query = Sequence[tuple[str, str]]
-FormFactory = Callable[[], aiohttp.FormData]
+FormFactory = Callable[[], aiohttp.FormData | aiohttp.payload.Payload]
 #: Turns an answer's JSON into what the caller wants; raising means "malformed answer".
 Parse = Callable[[Any], T]
 
@@ -135,6 +135,10 @@ class Transport:
 
     async def open(self) -> None:
         self._open()
+
+    def session(self) -> aiohttp.ClientSession:
+        """The session, for requests that must not carry the API key (presigned URLs)."""
+        return self._open()
 
     async def aclose(self) -> None:
         if self._state is _State.CLOSED:
@@ -312,6 +316,8 @@ class Transport:
             data = _wire.loads(body)
         except ValueError:
             data = None
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            data = data["error"]  # v2 routes nest the error body
         if isinstance(data, dict):
             code = str(data.get("code") or code)
             message = str(data.get("message") or message)
@@ -339,6 +345,8 @@ class Transport:
                 request_id=answer.headers.get("x-request-id"),
             )
 
+        if answer.status == 204 and not answer.body:
+            return parse(None)  # No Content (DELETE /assets/{id})
         try:
             if len(answer.body) > _BIG_BODY:
                 data = await anyio.to_thread.run_sync(_wire.loads_vectors, answer.body)

@@ -234,7 +234,17 @@ def make_app(
             yield
 
     app.cleanup_ctx.append(lifecycle)
+    # The root closes its pools and URL session before sub-applications clean up:
+    # stop the background fetches, probes and joins first (shutdown runs earlier).
+    root.on_shutdown.append(_stop_jobs)
     return app
+
+
+async def _stop_jobs(root: web.Application) -> None:
+    if UPLOADS in root:
+        await root[UPLOADS].close()
+    if ASSETS in root:
+        await root[ASSETS].close()
 
 
 def _mkdir(path: Path) -> None:

@@ -100,7 +100,7 @@ class UploadService:
         self.scratch = scratch
         self.limits = limits
         self._jobs: set[asyncio.Task[None]] = set()
-        #: [ext] part PUTs received, by upload id (tests count re-sent parts).
+        #: Part bodies received whole, by upload id (tests count re-sent parts).
         self.received: dict[str, int] = {}
 
     async def start(self) -> None:
@@ -234,11 +234,12 @@ class UploadService:
         used = before is not None and before.signature == signature
         if before is not None and before.status == "completed" and not used:
             return before.etag or ""  # already reported: changes nothing
-        self.received[upload_id] = self.received.get(upload_id, 0) + 1
         try:
             part = await self.parts.write(upload_id, index, body, limit=want)
         except PartTooLargeError:
             part = None
+        if part is not None:
+            self.received[upload_id] = self.received.get(upload_id, 0) + 1
         if part is None or part.size != want:
             await self._fail_chunk(rec, index, f"The chunk should be {want} bytes.")
             raise invalid("chunk", f"The chunk should be exactly {want} bytes.")

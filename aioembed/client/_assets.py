@@ -1,0 +1,225 @@
+"""``client.assets``: create (file or URL), retrieve, list, delete, wait until ready, upload.
+
+:meth:`Assets.upload` picks a direct upload (up to ``direct_limit``) or a
+resumable multipart upload (:mod:`._multipart`) and returns the asset once it
+is ``ready``; a ``failed`` asset raises :class:`AssetFailedError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import attrs
+
+from .._retry import Backoff
+from ..errors import AioEmbedError, WaitTimeoutError
+from ._multipart import upload_multipart
+from ._transport import Transport
+from ._upload import FileInput, ProgressCallback, as_source
+
+__all__ = ["Asset", "AssetFailedError", "Assets"]
+
+_MB = 1 << 20
+#: The contract's direct-upload limit; larger files go multipart.
+DIRECT_LIMIT = 200 * _MB
+
+
+@attrs.frozen
+class Asset:
+    """An asset as the server shows it (detail fields are ``None`` until ``ready``)."""
+
+    id: str
+    status: str
+    method: str | None = None
+    filename: str | None = None
+    file_type: str | None = None
+    created_at: str | None = None
+    size: int | None = None
+    duration: float | None = None
+    user_metadata: dict[str, Any] | None = None
+    error: str | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> Asset:
+        if not isinstance(data, dict) or not isinstance(data.get("_id"), str):
+            raise ValueError("expected an asset object with a string '_id'")  # noqa: TRY004
+        error = data.get("error")
+        return cls(
+            id=data["_id"],
+            status=str(data.get("status")),
+            method=data.get("method"),
+            filename=data.get("filename"),
+            file_type=data.get("file_type"),
+            created_at=data.get("created_at"),
+            size=data.get("size"),
+            duration=data.get("duration"),
+            user_metadata=data.get("user_metadata"),
+            error=error.get("message") if isinstance(error, dict) else None,
+        )
+
+
+class AssetFailedError(AioEmbedError):
+    """The asset ended ``failed``; ``message`` is the server's reason."""
+
+    def __init__(self, asset_id: str, message: str | None) -> None:
+        super().__init__(f"asset {asset_id} failed: {message or 'no reason given'}")
+        self.asset_id = asset_id
+        self.message = message
+
+
+def _path(asset_id: str) -> str:
+    if not isinstance(asset_id, str) or not asset_id:
+        raise ValueError("asset_id must be a non-empty string")
+    return f"assets/{quote(asset_id, safe='')}"
+
+
+class Assets:
+    """``/assets`` calls."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def create(
+        self,
+        *,
+        file: FileInput | None = None,
+        url: str | None = None,
+        filename: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Asset:
+        """A direct (``file``) or URL asset; answers ``processing`` at once."""
+        if (file is None) == (url is None):
+            raise ValueError("give exactly one of file or url")
+        fields = [("method", "direct" if file is not None else "url")]
+        if url is not None:
+            fields.append(("url", url))
+        if filename is not None:
+            fields.append(("filename", filename))
+        if user_metadata is not None:
+            fields.append(("user_metadata", json.dumps(user_metadata)))
+        source = None
+        if file is not None:
+            source = as_source(file, name=filename or "file", max_bytes=DIRECT_LIMIT)
+        return await self._transport.post_form(
+            "assets",
+            fields,
+            Asset.parse,
+            file_field="file" if source is not None else None,
+            source=source,
+            progress=progress,
+            idempotent=False,
+        )
+
+    async def retrieve(self, asset_id: str) -> Asset:
+        return await self._transport.request("GET", _path(asset_id), Asset.parse)
+
+    async def delete(self, asset_id: str) -> None:
+        await self._transport.request("DELETE", _path(asset_id), lambda _: None)
+
+    async def list(
+        self,
+        *,
+        asset_ids: Sequence[str] = (),
+        asset_types: Sequence[str] = (),
+        filename: str | None = None,
+        page_limit: int = 50,
+    ) -> AsyncIterator[Asset]:
+        """Every matching asset, newest first, a page at a time."""
+        page = 1
+        while True:
+            params = [("page", str(page)), ("page_limit", str(page_limit))]
+            params += [("asset_ids", i) for i in asset_ids]
+            params += [("asset_types", t) for t in asset_types]
+            if filename is not None:
+                params.append(("filename", filename))
+            data = await self._transport.request("GET", "assets", _page, params=params)
+            items, total_page = data
+            for item in items:
+                yield item
+            if not items or page >= total_page:
+                return
+            page += 1
+
+    async def wait_for_ready(
+        self,
+        asset_id: str,
+        *,
+        sleep_interval: float = 0.5,
+        max_interval: float = 5.0,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[Asset, None]:
+        """Yield the asset on every poll until ``ready`` (last item); ``failed`` raises
+        :class:`AssetFailedError`, the deadline :class:`~aioembed.WaitTimeoutError`."""
+        backoff = Backoff(initial=sleep_interval, maximum=max_interval, factor=1.5, jitter=0.1)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        while True:
+            asset = await self.retrieve(asset_id)
+            yield asset
+            if asset.status == "ready":
+                return
+            if asset.status == "failed":
+                raise AssetFailedError(asset_id, asset.error)
+            attempt += 1
+            delay = backoff.base(attempt)
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise WaitTimeoutError(asset_id, timeout or 0.0)
+            await anyio.sleep(delay)
+
+    async def ready(self, asset_id: str, *, timeout: float | None = None) -> Asset:
+        """The asset once ``ready`` (see :meth:`wait_for_ready`)."""
+        last: Asset | None = None
+        async for last in self.wait_for_ready(asset_id, timeout=timeout):
+            pass
+        assert last is not None
+        return last
+
+    async def upload(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        filename: str | None = None,
+        file_type: str = "video",
+        user_metadata: dict[str, Any] | None = None,
+        direct_limit: int = DIRECT_LIMIT,
+        part_concurrency: int = 4,
+        progress: ProgressCallback | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+    ) -> Asset:
+        """Upload a local file and return it ``ready``: direct up to ``direct_limit``
+        bytes, else multipart, resumable (see :func:`~._multipart.upload_multipart`)."""
+        source = Path(path)
+        size = source.stat().st_size
+        if size <= direct_limit:
+            created = await self.create(
+                file=source, filename=filename, user_metadata=user_metadata, progress=progress
+            )
+            asset_id = created.id
+        else:
+            asset_id = await upload_multipart(
+                self._transport,
+                source,
+                filename=filename or source.name,
+                file_type=file_type,
+                user_metadata=user_metadata,
+                part_concurrency=part_concurrency,
+                progress=progress,
+                state_dir=Path(state_dir) if state_dir is not None else None,
+            )
+        return await self.ready(asset_id, timeout=timeout)
+
+
+def _page(data: Any) -> tuple[list[Asset], int]:
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ValueError("expected an object with a 'data' list")  # noqa: TRY004
+    info = data.get("page_info") or {}
+    return [Asset.parse(item) for item in data["data"]], int(info.get("total_page", 0))

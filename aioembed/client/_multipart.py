@@ -1,0 +1,306 @@
+"""Resumable multipart uploads to ``/assets/multipart-uploads``.
+
+Parts are read straight from the source file at their offsets (``os.pread`` on
+a worker thread; no temporary copies), ``part_concurrency`` in flight, each
+also holding one of the client's ``Limits.max_uploads`` slots. A part PUT goes
+to the presigned URL with the server's ``upload_headers`` and never the API
+key (the URL may be another origin); transient failures are retried, an
+expired or refused URL is refreshed. Finished parts are reported in batches.
+
+Resume: a small pointer file (``state_dir``, default
+``$XDG_CACHE_HOME/aioembed/uploads``, 0600) keyed by the file's path, size and
+mtime and the API base URL holds the upload id. A rerun asks the server which
+chunks are ``completed`` and sends only the others. The pointer goes once the
+upload completes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+
+from .._retry import Backoff
+from ..errors import AioEmbedError, APIStatusError
+from ._transport import Transport
+from ._upload import ProgressCallback
+
+__all__ = ["MultipartUploadError", "upload_multipart"]
+
+log = logging.getLogger("aioembed")
+
+_REPORT_BATCH = 8
+_PART_ATTEMPTS = 5
+#: Refresh a URL that expires sooner than this (seconds).
+_URL_MARGIN = 60.0
+
+
+class MultipartUploadError(AioEmbedError):
+    """A part could not be uploaded after its retries."""
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "aioembed" / "uploads"
+
+
+def _fingerprint(path: Path, base_url: str) -> str:
+    st = path.stat()
+    key = f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{base_url}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _save(state_file: Path, state: dict[str, Any]) -> None:
+    state_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = state_file.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, state_file)
+
+
+def _load(state_file: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("upload_id"), str) else None
+
+
+def _epoch(stamp: Any) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(stamp)).timestamp()
+    except ValueError:
+        return time.time() + 300  # unknown format: treat as short-lived
+
+
+def _json(body: Any) -> Callable[[], aiohttp.payload.Payload]:
+    return lambda: aiohttp.JsonPayload(body)
+
+
+def _read_part(path: Path, offset: int, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+    if len(data) != size:
+        raise MultipartUploadError(f"{path} changed size during the upload")
+    return data
+
+
+class _Upload:
+    def __init__(
+        self,
+        transport: Transport,
+        path: Path,
+        state: dict[str, Any],
+        part_concurrency: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.t = transport
+        self.path = path
+        self.state = state
+        self.id: str = state["upload_id"]
+        self.size: int = state["total_size"]
+        self.chunk: int = state["chunk_size"]
+        self.total: int = state["total_chunks"]
+        self.headers: dict[str, str] = dict(state.get("upload_headers") or {})
+        self.concurrency = max(1, part_concurrency)
+        self.progress = progress
+        self.urls: dict[int, tuple[str, float]] = {}
+        self.pending: list[dict[str, Any]] = []
+        self.sent_bytes = 0
+        self.done_url: str | None = None
+        self._report_lock = anyio.Lock()
+        self._url_lock = anyio.Lock()
+
+    def part_size(self, index: int) -> int:
+        return self.chunk if index < self.total else self.size - self.chunk * (self.total - 1)
+
+    def add_urls(self, items: Iterable[Any]) -> None:
+        for u in items:
+            self.urls[int(u["chunk_index"])] = (str(u["url"]), _epoch(u.get("expires_at")))
+
+    async def url(self, index: int, *, fresh: bool = False) -> str:
+        async with self._url_lock:
+            have = self.urls.get(index)
+            if fresh or have is None or have[1] - time.time() < _URL_MARGIN:
+                count = min(50, self.total - index + 1)
+                data = await self.t.request(
+                    "POST",
+                    f"assets/multipart-uploads/{self.id}/presigned-urls",
+                    lambda d: d,
+                    form=_json({"start": index, "count": count}),
+                )
+                self.add_urls(data.get("upload_urls") or [])
+            return self.urls[index][0]
+
+    async def completed(self) -> set[int]:
+        done: set[int] = set()
+        page = 1
+        while True:
+            data = await self.t.request(
+                "GET",
+                f"assets/multipart-uploads/{self.id}",
+                lambda d: d,
+                params=[("page", str(page)), ("page_limit", "50")],
+            )
+            chunks = data.get("uploaded_chunks") or []
+            done.update(int(c["index"]) for c in chunks if c.get("status") == "completed")
+            if data.get("status") == "completed":
+                return set(range(1, self.total + 1))
+            if not chunks:
+                return done
+            page += 1
+
+    async def put(self, index: int) -> None:
+        size = self.part_size(index)
+        data = await anyio.to_thread.run_sync(_read_part, self.path, (index - 1) * self.chunk, size)
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        session = self.t.session()
+        backoff = Backoff(initial=0.25, maximum=5.0)
+        headers = {"Content-Type": "application/octet-stream", **self.headers}
+        fresh = False
+        for attempt in range(1, _PART_ATTEMPTS + 1):
+            url = await self.url(index, fresh=fresh)
+            fresh = False
+            try:
+                async with self.t.uploads, session.put(url, data=data, headers=headers) as resp:
+                    body = await resp.read()
+                    if resp.status == 403:
+                        fresh = True  # expired or refused: a new URL
+                        continue
+                    if resp.status >= 500 or resp.status == 429:
+                        raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
+                    if resp.status >= 400:
+                        raise MultipartUploadError(
+                            f"part {index} refused ({resp.status}): {body[:200]!r}"
+                        )
+                    etag = resp.headers.get("ETag", "").strip('"')
+            except (aiohttp.ClientError, TimeoutError) as e:
+                if attempt == _PART_ATTEMPTS:
+                    raise MultipartUploadError(f"part {index} failed: {e!r}") from e
+                await anyio.sleep(backoff.delay(attempt))
+                continue
+            if etag != md5:
+                raise MultipartUploadError(f"part {index}: the server's ETag does not match")
+            await self.finished(index, etag, size)
+            return
+        raise MultipartUploadError(f"part {index}: every presigned URL was refused")
+
+    async def finished(self, index: int, etag: str, size: int) -> None:
+        self.sent_bytes += size
+        if self.progress is not None:
+            self.progress(self.sent_bytes, self.size)
+        self.pending.append(
+            {"chunk_index": index, "proof": etag, "proof_type": "etag", "chunk_size": size}
+        )
+        if len(self.pending) >= _REPORT_BATCH:
+            await self.report()
+
+    async def report(self) -> None:
+        async with self._report_lock:
+            batch, self.pending = self.pending, []
+            if not batch:
+                return
+            answer = await self.t.request(
+                "POST",
+                f"assets/multipart-uploads/{self.id}",
+                lambda d: d,
+                form=_json({"completed_chunks": batch}),
+            )
+            if answer.get("url"):
+                self.done_url = answer["url"]
+
+    async def run(self, missing: list[int]) -> None:
+        send, receive = anyio.create_memory_object_stream[int](len(missing) or 1)
+        for index in missing:
+            send.send_nowait(index)
+        send.close()
+
+        async def worker() -> None:
+            async with receive.clone() as queue:
+                async for index in queue:
+                    await self.put(index)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(min(self.concurrency, len(missing) or 1)):
+                    tg.start_soon(worker)
+        finally:
+            receive.close()
+        await self.report()
+
+
+async def upload_multipart(
+    transport: Transport,
+    path: Path,
+    *,
+    filename: str,
+    file_type: str,
+    user_metadata: dict[str, Any] | None,
+    part_concurrency: int,
+    progress: ProgressCallback | None,
+    state_dir: Path | None,
+) -> str:
+    """Upload ``path`` (resuming an earlier run's session); returns the asset id."""
+    state_file = (
+        state_dir or _default_state_dir()
+    ) / f"{_fingerprint(path, transport.base_url)}.json"
+    state = await anyio.to_thread.run_sync(_load, state_file)
+    size = path.stat().st_size
+    done: set[int] = set()
+    upload: _Upload | None = None
+    if state is not None:
+        upload = _Upload(transport, path, state, part_concurrency, progress)
+        try:
+            done = await upload.completed()
+        except APIStatusError as e:
+            if e.status != 404:
+                raise
+            upload = None
+        else:
+            log.info("resuming upload %s: %d of %d parts there", upload.id, len(done), upload.total)
+    if upload is not None and len(done) < upload.total:
+        # An expired session cannot be resumed.
+        with contextlib.suppress(APIStatusError):
+            await upload.url(min(set(range(1, upload.total + 1)) - done), fresh=True)
+        if not upload.urls:
+            upload = None
+    if upload is None:
+        body: dict[str, Any] = {"filename": filename, "type": file_type, "total_size": size}
+        if user_metadata is not None:
+            body["user_metadata"] = user_metadata
+        created = await transport.request(
+            "POST", "assets/multipart-uploads", lambda d: d, form=_json(body), idempotent=False
+        )
+        state = {
+            "upload_id": created["upload_id"],
+            "asset_id": created["asset_id"],
+            "total_size": size,
+            "chunk_size": created["chunk_size"],
+            "total_chunks": created["total_chunks"],
+            "upload_headers": created.get("upload_headers") or {},
+        }
+        await anyio.to_thread.run_sync(_save, state_file, state)
+        upload = _Upload(transport, path, state, part_concurrency, progress)
+        upload.add_urls(created.get("upload_urls") or [])
+        done = set()
+    missing = [i for i in range(1, upload.total + 1) if i not in done]
+    upload.sent_bytes = sum(upload.part_size(i) for i in done)
+    await upload.run(missing)
+    with contextlib.suppress(OSError):
+        await anyio.to_thread.run_sync(state_file.unlink)
+    return str(upload.state["asset_id"])
