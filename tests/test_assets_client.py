@@ -125,3 +125,74 @@ async def test_an_interrupted_upload_resumes_sending_only_missing_parts(
 
     await wait_until(processed, timeout=60)  # random bytes: it ends failed, bytes kept
     assert _sha(server.data_dir / "assets" / asset_id) == _sha(blob)
+
+
+_CHILD = """
+import asyncio, sys, time
+from pathlib import Path
+from aioembed import AsyncClient
+from aioembed.client._multipart import upload_multipart
+
+async def main() -> None:
+    def progress(done, total):
+        print(done, flush=True)
+        time.sleep(0.05)  # slow enough to be killed mid-upload
+
+    async with AsyncClient(sys.argv[1], base_url=sys.argv[2]) as client:
+        await upload_multipart(
+            client._transport, Path(sys.argv[3]), filename="blob.mp4", file_type="video",
+            user_metadata=None, part_concurrency=1, progress=progress, state_dir=Path(sys.argv[4]),
+        )
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_client_resumes_sending_only_missing_parts(
+    server: Any, tmp_path: Path
+) -> None:
+    import asyncio
+    import signal
+    import sys
+
+    blob = tmp_path / "blob.mp4"
+    blob.write_bytes(os.urandom(20 * CHUNK + 7))
+    state = tmp_path / "state"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _CHILD,
+        server.api_key,
+        server.base_url,
+        str(blob),
+        str(state),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    lines = 0
+    while lines < 12:
+        line = await asyncio.wait_for(child.stdout.readline(), timeout=60)
+        assert line, "the child ended before it was killed"
+        lines += 1
+    child.send_signal(signal.SIGKILL)
+    await child.wait()
+    service = server.app[UPLOADS]
+    (upload_id,) = service.received
+    before = service.received[upload_id]
+    rec = await service.store.get(upload_id)
+    chunks = await service.store.chunks(upload_id)
+    completed = sum(1 for c in chunks.values() if c.status == "completed")
+    assert 0 < completed < rec.total_chunks
+    async with AsyncClient(server.api_key, base_url=server.base_url) as client:
+        await upload_multipart(
+            client._transport,
+            blob,
+            filename="blob.mp4",
+            file_type="video",
+            user_metadata=None,
+            part_concurrency=2,
+            progress=None,
+            state_dir=state,
+        )
+    assert service.received[upload_id] - before == rec.total_chunks - completed
+    assert (await service.store.get(upload_id)).status == "completed"
