@@ -5,7 +5,8 @@ a worker thread; no temporary copies), ``part_concurrency`` in flight, each
 also holding one of the client's ``Limits.max_uploads`` slots. A part PUT goes
 to the presigned URL with the server's ``upload_headers`` and never the API
 key (the URL may be another origin); transient failures are retried, an
-expired or refused URL is refreshed. Finished parts are reported in batches.
+expired or refused URL is refreshed. Finished parts are reported as they finish, batched while a report is in
+flight (so a crash loses at most the parts in flight).
 
 Resume: a small pointer file (``state_dir``, default
 ``$XDG_CACHE_HOME/aioembed/uploads``, 0600) keyed by the file's path, size and
@@ -207,7 +208,9 @@ class _Upload:
         self.pending.append(
             {"chunk_index": index, "proof": etag, "proof_type": "etag", "chunk_size": size}
         )
-        if len(self.pending) >= _REPORT_BATCH:
+        # Report at once unless a report is on its way; parts finishing meanwhile
+        # make the next batch. A crash then loses at most the parts in flight.
+        if not self._report_lock.locked() or len(self.pending) >= _REPORT_BATCH:
             await self.report()
 
     async def report(self) -> None:
