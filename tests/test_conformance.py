@@ -7,7 +7,7 @@ factory to the fixture's ``params``; it is then held to exactly these rules.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -131,8 +131,20 @@ class Clock:
         return self.now
 
 
-QueueFactory = Callable[[Clock], TaskQueue]
-_QUEUES: dict[str, QueueFactory] = {"in-process": lambda clock: InProcessQueue(clock=clock)}
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throw-away PostgreSQL for the whole session (the ``pgserver`` wheel: PostgreSQL 16
+    on a unix socket, no network, nothing installed system-wide)."""
+    pgserver = pytest.importorskip("pgserver", reason="pgserver (the `test` extra) is missing")
+    pytest.importorskip("asyncpg", reason="asyncpg (the `scale` extra) is missing")
+    try:
+        server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    except Exception as exc:  # noqa: BLE001 - any start failure means: cannot be had here
+        pytest.skip(f"PostgreSQL (pgserver) could not start on this machine: {exc!r}")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture
@@ -140,9 +152,17 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=list(_QUEUES))
-def queue(request: pytest.FixtureRequest, clock: Clock) -> TaskQueue:
-    return _QUEUES[request.param](clock)
+@pytest.fixture(params=["in-process", "postgresql"])
+async def queue(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[TaskQueue]:
+    if request.param == "in-process":
+        yield InProcessQueue(clock=clock)
+        return
+    from aioembed.server._pg_queue import PostgresQueue
+
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    schema = f"t_{new_task_id().lower()}"  # a fresh schema per test
+    async with PostgresQueue(dsn, schema=schema, clock=clock, poll=0.2) as made:
+        yield made
 
 
 async def test_queue_claims_in_order_and_submit_is_idempotent(queue: TaskQueue) -> None:
@@ -214,6 +234,42 @@ async def test_queue_claim_waits_for_a_submit(queue: TaskQueue) -> None:
     await queue.submit("late")
     lease = await asyncio.wait_for(waiter, 5)
     assert lease is not None and lease.task_id == "late"
+
+
+async def test_queue_concurrent_claimers_never_share_a_task(queue: TaskQueue) -> None:
+    ids = [f"t{i}" for i in range(24)]
+    for task_id in ids:
+        await queue.submit(task_id)
+
+    async def drain() -> list[str]:
+        got = []
+        while (lease := await queue.claim(lease=10, wait=0)) is not None:
+            got.append(lease.task_id)
+            await queue.complete(lease)
+        return got
+
+    taken = [t for part in await asyncio.gather(*(drain() for _ in range(4))) for t in part]
+    assert sorted(taken) == sorted(ids)  # each exactly once
+
+
+async def test_postgres_queue_wakes_a_claimer_in_another_process_by_notify(
+    postgres_dsn: str,
+) -> None:
+    from aioembed.server._pg_queue import PostgresQueue
+
+    schema = f"t_{new_task_id()}"
+    # poll=60: only the NOTIFY (sent by another connection, as another host would) can wake it.
+    async with (
+        PostgresQueue(postgres_dsn, schema=schema, poll=60) as worker,
+        PostgresQueue(postgres_dsn, schema=schema) as replica,
+    ):
+        waiter = asyncio.ensure_future(worker.claim(lease=10, wait=60))
+        await asyncio.sleep(0.5)
+        assert not waiter.done()
+        await replica.submit("from-the-replica")
+        lease = await asyncio.wait_for(waiter, 10)
+        assert lease is not None and lease.task_id == "from-the-replica"
+        assert await replica.counts() == {"queued": 0, "delayed": 0, "leased": 1}
 
 
 # -- MediaStore -------------------------------------------------------------------------------
