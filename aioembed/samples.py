@@ -31,18 +31,24 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MAX_DISSOLVE",
+    "SceneChange",
     "make_audio",
     "make_image",
     "make_video",
     "render_audio",
     "render_frame",
     "retag",
+    "scene_changes",
     "transform_video",
 ]
 
 StrPath = str | os.PathLike[str]
 _AUDIO_RATE = 48_000
 _PATTERNS = ("shapes", "static", "black")
+_TRANSITIONS = ("cut", "dissolve", "mixed")
+#: Longest dissolve: scenes last 1.5 s or more, so dissolves never overlap.
+MAX_DISSOLVE = 1.5
 
 # extension -> (video codec, audio codec)
 _DEFAULT_CODECS: dict[str, tuple[str, str]] = {
@@ -152,6 +158,72 @@ def _scene_at(scenes: list[_Scene], t: float) -> _Scene:
     return scenes[-1]
 
 
+@attrs.frozen
+class SceneChange:
+    """A scene change of a generated file: ``time`` in seconds is a cut's instant or the
+    midpoint of a dissolve (``length`` s long, 0 for a cut) or of a silence gap."""
+
+    time: float
+    kind: str  # "cut", "dissolve"; audio: "change", "silence"
+    length: float = 0.0
+
+
+def scene_changes(
+    seed: int,
+    duration: float,
+    *,
+    transition: str = "cut",
+    dissolve: float = 1.0,
+    audio: bool = False,
+    gap: float = 0.0,
+) -> list[SceneChange]:
+    """Where the scenes of ``seed`` change within ``(0, duration)``: the ground truth of
+    shot-boundary detection for :func:`make_video` (same ``transition``/``dissolve``)
+    or, with ``audio=True``, of audio-change detection for :func:`make_audio` (same
+    ``gap``): every change is spectral, and with ``gap`` > 0 about half of them are
+    a silence of ``gap`` s centred on the change instead.
+    """
+    if transition not in _TRANSITIONS:
+        raise ValueError(f"transition should be one of {', '.join(_TRANSITIONS)}")
+    if not 0 < dissolve <= MAX_DISSOLVE:
+        raise ValueError(f"dissolve should be within (0, {MAX_DISSOLVE}] s, got {dissolve!r}")
+    # Its own stream: the scene plan of a seed does not depend on these choices.
+    rng = np.random.default_rng([seed, 0xD155])
+    out: list[SceneChange] = []
+    for scene in _scenes(seed, duration)[1:]:
+        coin = bool(rng.uniform() < 0.5)  # drawn for every change, used or not
+        if scene.start >= duration:
+            break
+        if audio:
+            silent = gap > 0 and coin
+            out.append(SceneChange(scene.start, "silence" if silent else "change", gap * silent))
+        elif transition == "dissolve" or (transition == "mixed" and coin):
+            out.append(SceneChange(scene.start, "dissolve", dissolve))
+        else:
+            out.append(SceneChange(scene.start, "cut"))
+    return out
+
+
+def _render_at(
+    canvas: _Canvas,
+    scenes: list[_Scene],
+    changes: list[SceneChange],
+    t: float,
+    pattern: str,
+) -> npt.NDArray[np.uint8]:
+    """The frame at ``t``, cross-fading the two scenes inside a dissolve."""
+    for change in changes if pattern != "black" else ():
+        half = change.length / 2
+        if change.kind == "dissolve" and change.time - half <= t < change.time + half:
+            before = _scene_at(scenes, change.time - 1e-6)
+            after = _scene_at(scenes, change.time)
+            alpha = (t - (change.time - half)) / change.length
+            a = _render_scene(canvas, before, t, pattern).astype(np.float32)
+            b = _render_scene(canvas, after, t, pattern).astype(np.float32)
+            return (a * (1 - alpha) + b * alpha + 0.5).astype(np.uint8)
+    return _render(canvas, scenes, t, pattern)
+
+
 class _Canvas:
     """Coordinate grids and scene backgrounds reused for every frame of one size."""
 
@@ -175,15 +247,23 @@ class _Canvas:
                 + np.asarray(scene.bg_b, np.float32)[None, None, :] * ramp[..., None]
             )
             bg = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-            self._backgrounds = {key: bg}  # one scene at a time: frames come in order
+            # Two scenes at a time: frames come in order, and a dissolve shows two.
+            while len(self._backgrounds) >= 2:
+                del self._backgrounds[next(iter(self._backgrounds))]
+            self._backgrounds[key] = bg
         return bg
 
 
 def _render(canvas: _Canvas, scenes: list[_Scene], t: float, pattern: str) -> npt.NDArray[np.uint8]:
-    h, w = canvas.height, canvas.width
     if pattern == "black":
-        return np.zeros((h, w, 3), np.uint8)
-    scene = _scene_at(scenes, t)
+        return np.zeros((canvas.height, canvas.width, 3), np.uint8)
+    return _render_scene(canvas, _scene_at(scenes, t), t, pattern)
+
+
+def _render_scene(
+    canvas: _Canvas, scene: _Scene, t: float, pattern: str
+) -> npt.NDArray[np.uint8]:
+    h, w = canvas.height, canvas.width
     local = t - scene.start if pattern == "shapes" else 0.0
     img = canvas.background(scene).copy()
     for shape in scene.shapes:
@@ -231,8 +311,10 @@ def render_audio(
     rate: int = _AUDIO_RATE,
     silent: bool = False,
     gain_db: float = 0.0,
+    gap: float = 0.0,
 ) -> npt.NDArray[np.float32]:
-    """The mono soundtrack of ``seed`` as float32 samples in [-1, 1]."""
+    """The mono soundtrack of ``seed`` as float32 samples in [-1, 1]; ``gap`` > 0
+    silences about half of the scene changes for ``gap`` s (see :func:`scene_changes`)."""
     n = round(duration * rate)
     if silent or n == 0:
         return np.zeros(n, np.float32)
@@ -259,6 +341,11 @@ def render_audio(
         # Short fades at scene boundaries avoid clicks.
         fade = np.minimum(1.0, np.minimum(local, scene.end - tt) / 0.01)
         out[a:b] = fade * (0.25 * tone * pulse + 0.2 * noise * bursts)
+    if gap > 0:
+        for change in scene_changes(seed, duration, audio=True, gap=gap):
+            if change.kind == "silence":
+                a = max(round((change.time - gap / 2) * rate), 0)
+                out[a : round((change.time + gap / 2) * rate)] = 0.0
     out *= 10 ** (gain_db / 20)
     return np.clip(out, -1, 1).astype(np.float32)
 
@@ -431,6 +518,8 @@ def make_video(
     rotate: int = 0,
     codec_options: dict[str, str] | None = None,
     audio_duration: float | None = None,
+    transition: str = "cut",
+    dissolve: float = 1.0,
 ) -> Path:
     """Encode a synthetic video of ``seed`` and return its path.
 
@@ -442,7 +531,11 @@ def make_video(
     bits/s (default: constant quality). ``rotate`` sets display-matrix rotation
     metadata (degrees). ``codec_options`` replace the video encoder's options
     (default for H.264: ``preset=ultrafast``, fast to make). ``audio_duration``
-    makes the soundtrack longer or shorter than the pictures (seconds). Raises :class:`ValueError` for a bad ``pattern`` or ``audio``.
+    makes the soundtrack longer or shorter than the pictures (seconds).
+    ``transition``: how scenes change, ``"cut"``, ``"dissolve"`` (cross-fades of
+    ``dissolve`` s centred on the change) or ``"mixed"`` (about half each);
+    :func:`scene_changes` gives the ground truth. Raises :class:`ValueError` for a
+    bad ``pattern``, ``audio``, ``transition`` or ``dissolve``.
     """
     path = Path(path)
     pattern = pattern or "shapes"
@@ -451,8 +544,11 @@ def make_video(
         raise ValueError(f"audio should be True, False or 'silence', got {audio!r}")
     n_frames = max(1, round(duration * fps))
     scenes = _scenes(seed, duration)
+    changes = scene_changes(seed, duration, transition=transition, dissolve=dissolve)
     canvas = _Canvas(width, height)
-    frames = ((i / fps, _render(canvas, scenes, i / fps, pattern)) for i in range(n_frames))
+    frames = (
+        (i / fps, _render_at(canvas, scenes, changes, i / fps, pattern)) for i in range(n_frames)
+    )
     sound_seconds = n_frames / fps if audio_duration is None else audio_duration
     samples = render_audio(seed, sound_seconds, silent=audio == "silence") if audio else None
     _write(
@@ -479,10 +575,12 @@ def make_audio(
     gain_db: float = 0.0,
     silent: bool = False,
     codec: str | None = None,
+    gap: float = 0.0,
 ) -> Path:
-    """Encode the soundtrack of ``seed`` alone (no video stream); codec by extension."""
+    """Encode the soundtrack of ``seed`` alone (no video stream); codec by extension.
+    ``gap``: silences at about half of the scene changes (see :func:`scene_changes`)."""
     path = Path(path)
-    samples = render_audio(seed, duration, silent=silent, gain_db=gain_db)
+    samples = render_audio(seed, duration, silent=silent, gain_db=gain_db, gap=gap)
     codec = codec or _AUDIO_CODECS.get(path.suffix.lower(), "aac")
     container: Any = av.open(str(path), mode="w")
     try:
