@@ -18,9 +18,10 @@ codecs default to H.264 + AAC, or VP8 + Opus for WebM. Requires the ``engine`` e
 
 from __future__ import annotations
 
+import io
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import numpy.typing as npt
 __all__ = [
     "MAX_DISSOLVE",
     "SceneChange",
+    "add_subtitles",
     "make_audio",
     "make_image",
     "make_video",
@@ -647,6 +649,52 @@ def retag(src: StrPath, dst: StrPath, title: str) -> Path:
                 continue
             packet.stream = streams[packet.stream.index]
             out.mux(packet)
+    return dst
+
+
+def _srt(cues: Sequence[tuple[float, float, str]]) -> bytes:
+    def stamp(t: float) -> str:
+        ms = round(t * 1000)
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    blocks = [f"{i}\n{stamp(a)} --> {stamp(b)}\n{text}\n" for i, (a, b, text) in enumerate(cues, 1)]
+    return "\n".join(blocks).encode("utf-8")
+
+
+def add_subtitles(
+    src: StrPath,
+    dst: StrPath,
+    *tracks: Sequence[tuple[float, float, str]],
+    default: int | None = None,
+) -> Path:
+    """Copy ``src`` to ``dst`` (Matroska: end it in ``.mkv``) with one SubRip subtitle
+    stream per track of ``(start, end, text)`` cues, without re-encoding.
+
+    ``default``: index of the track flagged *default* (none by default). PyAV muxes
+    subtitle packets demuxed from an in-memory ``.srt``, as ``ffmpeg -i a.srt -c copy``
+    would.
+    """
+    dst = Path(dst)
+    inputs: list[Any] = [av.open(str(src))]
+    try:
+        inputs += [av.open(io.BytesIO(_srt(cues)), format="srt") for cues in tracks]
+        with av.open(str(dst), "w") as out:
+            streams = {
+                (i, s.index): out.add_stream_from_template(s)
+                for i, inp in enumerate(inputs)
+                for s in inp.streams
+            }
+            if default is not None:
+                streams[(default + 1, 0)].disposition = av.stream.Disposition.default
+            for i, inp in enumerate(inputs):
+                for packet in inp.demux():
+                    if packet.dts is None:  # the demuxer's end-of-stream marker
+                        continue
+                    packet.stream = streams[(i, packet.stream.index)]
+                    out.mux(packet)
+    finally:
+        for inp in inputs:
+            inp.close()
     return dst
 
 
