@@ -51,7 +51,9 @@ TRANSFORMS: dict[str, tuple[dict[str, Any], str, float]] = {
 
 def _source(args: tuple[Path, int, float]) -> Path:
     root, seed, duration = args
-    return samples.make_video(root / f"s{seed}.mp4", duration=duration, width=480, height=270, seed=seed)
+    return samples.make_video(
+        root / f"s{seed}.mp4", duration=duration, width=480, height=270, seed=seed
+    )
 
 
 def _copy(args: tuple[Path, Path, str]) -> Path:
@@ -63,7 +65,13 @@ def _copy(args: tuple[Path, Path, str]) -> Path:
 def _embed(path: Path) -> dict[str, list[tuple[str, float, float, np.ndarray]]]:
     out = {}
     for model in MODELS:
-        request = V2Request(model=model, input_kind="video", segmentation=Fixed(CLIP), scopes=("clip",), options=("visual", "audio"))
+        request = V2Request(
+            model=model,
+            input_kind="video",
+            segmentation=Fixed(CLIP),
+            scopes=("clip",),
+            options=("visual", "audio"),
+        )
         out[model] = [
             (s.option.value, float(s.start or 0), float(s.end or 0), s.vector)
             for s in embed_v2(path, request).segments
@@ -92,7 +100,10 @@ def _recall(src: list[Any], copies: list[tuple[int, float, Any]], option: str, d
         for o, s, e, v in segs:
             if o != option:
                 continue
-            overlap = [min(e + shift, de) - max(s + shift, ds) if dv == vid else -1.0 for dv, ds, de in keys]
+            overlap = [
+                min(e + shift, de) - max(s + shift, ds) if dv == vid else -1.0
+                for dv, ds, de in keys
+            ]
             q = v[:d].astype(np.float64)
             sims = db @ (q / np.linalg.norm(q))
             hits.append(int(np.argmax(sims)) == int(np.argmax(overlap)))
@@ -115,16 +126,29 @@ def main() -> None:
         copies = _map(_copy, jobs, args.workers)
         src_emb = _map(_embed, srcs, args.workers)
         copy_emb = _map(_embed, copies, args.workers)
-    print(f"## marengo3.5 prefixes: recall@1 ({n} sources x {len(TRANSFORMS)} transforms, "
-          f"{duration:g} s, {CLIP:g} s clips)\n")
+    print(
+        f"## marengo3.5 prefixes: recall@1 ({n} sources x {len(TRANSFORMS)} transforms, "
+        f"{duration:g} s, {CLIP:g} s clips)\n"
+    )
     print("| option | model (order) | " + " | ".join(f"d={d}" for d in DIMS) + " |")
     print("|---|---|" + "---|" * len(DIMS))
     for option in ("visual", "audio"):
         for model in MODELS:
             src = [e[model] for e in src_emb]
-            qs = [(srcs.index(p), TRANSFORMS[name][2], e[model]) for (p, _, name), e in zip(jobs, copy_emb, strict=True)]
-            label = "3.5 (information order)" if model == "marengo3.5" else "3.0 (projection order, baseline)"
-            print(f"| {option} | {label} | " + " | ".join(f"{_recall(src, qs, option, d):.3f}" for d in DIMS) + " |")
+            qs = [
+                (srcs.index(p), TRANSFORMS[name][2], e[model])
+                for (p, _, name), e in zip(jobs, copy_emb, strict=True)
+            ]
+            label = (
+                "3.5 (information order)"
+                if model == "marengo3.5"
+                else "3.0 (projection order, baseline)"
+            )
+            print(
+                f"| {option} | {label} | "
+                + " | ".join(f"{_recall(src, qs, option, d):.3f}" for d in DIMS)
+                + " |"
+            )
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 

@@ -20,7 +20,6 @@ import time
 import tracemalloc
 from pathlib import Path
 
-
 from aioembed import samples
 from aioembed.engine._decode import iter_clips
 from aioembed.engine._segments import fixed_spans
@@ -71,8 +70,13 @@ def detection(root: Path, videos: int) -> list[str]:
         counts = []
         for seed in range(900, 900 + videos):
             path = samples.make_video(
-                root / f"{transition}{seed}.mp4", duration=DURATION, width=320, height=180,
-                seed=seed, transition=transition, audio=False,
+                root / f"{transition}{seed}.mp4",
+                duration=DURATION,
+                width=320,
+                height=180,
+                seed=seed,
+                transition=transition,
+                audio=False,
             )
             truth = [c.time for c in samples.scene_changes(seed, DURATION, transition=transition)]
             found = [b.time for b in video_boundaries(path, DURATION)]
@@ -81,7 +85,9 @@ def detection(root: Path, videos: int) -> list[str]:
     for gap in (0.0, 0.5):
         counts = []
         for seed in range(900, 900 + videos):
-            path = samples.make_audio(root / f"a{seed}-{gap}.wav", duration=DURATION, seed=seed, gap=gap)
+            path = samples.make_audio(
+                root / f"a{seed}-{gap}.wav", duration=DURATION, seed=seed, gap=gap
+            )
             truth = [c.time for c in samples.scene_changes(seed, DURATION, audio=True, gap=gap)]
             found = [b.time for b in audio_boundaries(path, DURATION)]
             counts.append((match(found, truth), len(found), len(truth)))
@@ -90,10 +96,16 @@ def detection(root: Path, videos: int) -> list[str]:
 
 
 def peak_memory(root: Path, duration: float) -> tuple[float, float]:
-    path = samples.make_video(root / f"m{duration:g}.mp4", duration=duration, width=320, height=180, seed=42)
+    path = samples.make_video(
+        root / f"m{duration:g}.mp4", duration=duration, width=320, height=180, seed=42
+    )
     request = V2Request(
-        model="marengo3.5", input_kind="video", segmentation=Dynamic(2),
-        types=("separate_embedding", "fused_embedding"), scopes=("clip",), uncertainty=True,
+        model="marengo3.5",
+        input_kind="video",
+        segmentation=Dynamic(2),
+        types=("separate_embedding", "fused_embedding"),
+        scopes=("clip",),
+        uncertainty=True,
     )
     tracemalloc.start()
     t0 = time.perf_counter()

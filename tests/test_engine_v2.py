@@ -53,7 +53,9 @@ def _flat(spans: list[tuple[float, float]]) -> list[float]:
         (0.1, 20.1, 10, [(0.1, 10.1), (10.1, 20.1)]),
     ],
 )
-def test_fixed_spans(start: float, end: float, d: float, expected: list[tuple[float, float]]) -> None:
+def test_fixed_spans(
+    start: float, end: float, d: float, expected: list[tuple[float, float]]
+) -> None:
     assert fixed_spans(start, end, d) == [(float(a), float(b)) for a, b in expected]
 
 
@@ -205,9 +207,7 @@ def test_items_come_in_contract_order_with_fused_vectors(clip12: Path) -> None:
     )
     result = embed_v2(clip12, request)
     got = [(s.scope, s.start, s.option) for s in result.segments]
-    clips = [
-        (Scope.CLIP, float(a), o) for a in (0, 4, 8) for o in ("audio", "visual", "fused")
-    ]
+    clips = [(Scope.CLIP, float(a), o) for a in (0, 4, 8) for o in ("audio", "visual", "fused")]
     assert got == clips + [(Scope.ASSET, 0.0, o) for o in ("audio", "visual", "fused")]
     for s in result.segments:
         assert s.vector.dtype == np.float32 and s.vector.shape == (512,)
@@ -285,7 +285,9 @@ def test_time_based_metadata_joins_the_fused_vectors_it_overlaps(clip12: Path) -
     np.testing.assert_array_equal(
         by[(6.0, "fused")], fuse([by[(6.0, "visual")], by[(6.0, "audio")], text])
     )
-    np.testing.assert_array_equal(by[(0.0, "fused")], fuse([by[(0.0, "visual")], by[(0.0, "audio")]]))
+    np.testing.assert_array_equal(
+        by[(0.0, "fused")], fuse([by[(0.0, "visual")], by[(0.0, "audio")]])
+    )
 
 
 def test_range_and_uncertainty(clip12: Path) -> None:
@@ -319,15 +321,27 @@ def test_transcription_from_the_default_subtitle_stream(subtitled: Path) -> None
     assert result.media is not None and result.media.has_subtitles
     got = {(s.scope, s.start): s.vector for s in result.segments}
     # [4, 6) has "and stops"; [2, 4) "turns left"; [0, 2) "the red car": all three clips.
-    assert sorted(got) == [(Scope.ASSET, 0.0), (Scope.CLIP, 0.0), (Scope.CLIP, 2.0), (Scope.CLIP, 4.0)]
+    assert sorted(got) == [
+        (Scope.ASSET, 0.0),
+        (Scope.CLIP, 0.0),
+        (Scope.CLIP, 2.0),
+        (Scope.CLIP, 4.0),
+    ]
     text, _ = embed_text_v2("turns left", model="marengo3.0")
     np.testing.assert_array_equal(got[(Scope.CLIP, 2.0)], text)
     whole, _ = embed_text_v2("the red car turns left and stops", model="marengo3.0")
     np.testing.assert_array_equal(got[(Scope.ASSET, 0.0)], whole)
     # A segment without a cue gets no transcription item; the others still come.
     request = attrs.evolve(request, segmentation=Fixed(3), options=("visual", "transcription"))
-    items = [(s.start, s.option) for s in embed_v2(subtitled, request).segments if s.scope == "clip"]
-    assert items == [(0.0, "visual"), (0.0, "transcription"), (3.0, "visual"), (3.0, "transcription")]
+    items = [
+        (s.start, s.option) for s in embed_v2(subtitled, request).segments if s.scope == "clip"
+    ]
+    assert items == [
+        (0.0, "visual"),
+        (0.0, "transcription"),
+        (3.0, "visual"),
+        (3.0, "transcription"),
+    ]
 
 
 def test_no_subtitle_stream_means_no_transcription_item(clip12: Path) -> None:
@@ -379,3 +393,8 @@ def test_text_and_bad_input(tmp_path: Path) -> None:
         embed_v2(broken, V2Request(model="marengo3.0", input_kind="video", dimension=256))
     with pytest.raises(KeyError):
         embed_v2(broken, V2Request(model="Marengo-retrieval-2.7", input_kind="video"))
+
+
+def test_fixed_spans_with_short_segments_tile_the_range() -> None:
+    spans = fixed_spans(0, 30, 0.5)
+    assert len(spans) == 60 and spans[-1] == (29.5, 30.0)

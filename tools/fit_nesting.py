@@ -40,7 +40,11 @@ def _vectors(videos: int) -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(3000, 3000 + videos):
             path = samples.make_video(
-                Path(tmp) / f"{seed}.mp4", duration=12, width=320, height=180, seed=seed,
+                Path(tmp) / f"{seed}.mp4",
+                duration=12,
+                width=320,
+                height=180,
+                seed=seed,
                 transition="mixed",
             )
             for length in (2.0, 3.0, 6.0):

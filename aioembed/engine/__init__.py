@@ -8,6 +8,7 @@ Plain synchronous functions (the server runs them in worker processes)::
     embed_image("x.png", model_name="marengo3.0")     # same space as visual clips
     embed_audio("a.wav", model_name="marengo3.0")     # 10 s segments, same space as audio clips
     embed_text("a red car", model_name="marengo3.0")  # hashed n-grams: not cross-modal
+    embed_v2("a.mp4", V2Request(model="marengo3.5", input_kind="video"))  # Embed API v2
 
 Vectors come from a :class:`Backend` chosen by name (``backend=``); the default
 ``"features"`` is weights-free and deterministic. Others plug in through
@@ -28,27 +29,65 @@ from ._backend import (
 )
 from ._decode import AUDIO_RATE, ClipMedia, iter_clips
 from ._media import MediaError, MediaInfo, MediaLimits, check_media, probe
+from ._v2 import (
+    Dynamic,
+    EmbeddingType,
+    Fixed,
+    MediaMetadata,
+    MetadataEntry,
+    Scope,
+    Usage,
+    V2Request,
+    V2Result,
+    V2Segment,
+    count_tokens,
+    embed_text_v2,
+    embed_v2,
+    fuse,
+    media_vector,
+)
+from ._v2models import V2_MODELS, InputKind, Option, V2Model, get_v2_model
 
 __all__ = [
     "AUDIO_RATE",
     "DEFAULT_BACKEND",
     "ENTRY_POINT_GROUP",
+    "V2_MODELS",
     "Backend",
     "ClipMedia",
+    "Dynamic",
+    "EmbeddingType",
+    "Fixed",
+    "InputKind",
     "MediaError",
     "MediaInfo",
     "MediaLimits",
+    "MediaMetadata",
+    "MetadataEntry",
     "Model",
+    "Option",
+    "Scope",
     "SegmentVector",
+    "Usage",
+    "V2Model",
+    "V2Request",
+    "V2Result",
+    "V2Segment",
     "available_backends",
     "check_media",
+    "count_tokens",
     "embed_audio",
     "embed_image",
     "embed_text",
+    "embed_text_v2",
+    "embed_v2",
     "embed_video",
+    "fuse",
     "get_backend",
     "get_model",
+    "get_v2_model",
     "iter_clips",
+    "media_vector",
     "probe",
     "register_backend",
 ]

@@ -59,8 +59,8 @@ def fixed_spans(start: float, end: float, duration: float) -> list[Span]:
         if end - a <= _EPS:
             break
         b = min(a + duration, end)
-        if b - a < MIN_LAST_SEGMENT - _EPS and spans:
-            break
+        if b - a < min(duration, MIN_LAST_SEGMENT) - _EPS and spans:
+            break  # a final remainder, and a short one
         spans.append(_span(a, b))
         k += 1
     return spans
@@ -70,8 +70,10 @@ def split_long(start: float, end: float) -> list[Span]:
     """``[start, end)`` as ``ceil(length / 10)`` equal parts (one if it is 10 s or less)."""
     parts = max(1, math.ceil((end - start) / MAX_SEGMENT - _EPS))
     step = (end - start) / parts
-    return [_span(start + i * step, end if i == parts - 1 else start + (i + 1) * step)
-            for i in range(parts)]
+    return [
+        _span(start + i * step, end if i == parts - 1 else start + (i + 1) * step)
+        for i in range(parts)
+    ]
 
 
 class DynamicCutter:

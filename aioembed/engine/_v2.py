@@ -54,9 +54,10 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import ErrorCode
 from ._backend import Backend, get_backend, normalise
 from ._decode import decode_clips, decode_image
-from ._media import MediaError, MediaSource, container_info, media_duration, open_media
+from ._media import MediaError, MediaSource, _broken, container_info, media_duration, open_media
 from ._segments import DynamicCutter, fixed_spans
 from ._shots import AudioChangeDetector, ShotDetector
 from ._subtitles import Cue, cue_text, read_cues
@@ -287,9 +288,7 @@ def media_vector(
     return items[0].vector if len(items) == 1 else fuse(s.vector for s in items)
 
 
-def embed_v2(
-    source: MediaSource, request: V2Request, *, backend: str | None = None
-) -> V2Result:
+def embed_v2(source: MediaSource, request: V2Request, *, backend: str | None = None) -> V2Result:
     """Embed a video, audio or image input as ``request`` says (see the module docstring)."""
     spec = get_v2_model(request.model)
     options = _check(request, spec)
@@ -379,7 +378,7 @@ class _MediaPass:
             )
         else:
             if not container.streams.audio:
-                raise MediaError("parameter_invalid", "The audio file has no audio stream.")
+                raise MediaError(ErrorCode.PARAMETER_INVALID, "The audio file has no audio stream.")
             video = container.streams.video[0] if container.streams.video else None
             duration = media_duration(container, video, container.streams.audio[0])
             has_audio = True
@@ -387,7 +386,7 @@ class _MediaPass:
         stop = duration if self.request.end_sec is None else min(self.request.end_sec, duration)
         if start >= stop:
             raise MediaError(
-                "parameter_invalid",
+                ErrorCode.PARAMETER_INVALID,
                 f"The start_sec parameter is invalid. start_sec should be less than the "
                 f"media's duration ({duration:.2f} s).",
             )
@@ -401,16 +400,12 @@ class _MediaPass:
             seg = Fixed(value) if how == "fixed" else Dynamic(value)
         need_video = self.video and (Option.VISUAL in self.options or isinstance(seg, Dynamic))
         need_audio = Option.AUDIO in self.options or not self.video
-        if not (need_video or need_audio) or (
-            not need_video and not container.streams.audio
-        ):
+        if not (need_video or need_audio) or (not need_video and not container.streams.audio):
             # Nothing to decode (transcription alone, or sound from a silent file).
             yield from self._plan(seg, start, stop, ())
             return
-        ticks = fixed_spans(start, stop, TICK) if stop - start > TICK else [(start, stop)]
-        # A tick remainder under 2 s is dropped by fixed_spans' rule: cover it.
-        if ticks[-1][1] < stop:
-            ticks.append((ticks[-1][1], stop))
+        n = max(1, math.ceil((stop - start) / TICK - 1e-9))
+        ticks = [(start + i * TICK, min(start + (i + 1) * TICK, stop)) for i in range(n)]
         clips = decode_clips(
             container,
             ticks,
@@ -437,7 +432,9 @@ class _MediaPass:
         shots, sounds = ShotDetector(), AudioChangeDetector(start)
         for clip in clips:
             # Pictures cut a video, sound an audio input.
-            found = self._buffer(clip, shots if self.video else None, None if self.video else sounds)
+            found = self._buffer(
+                clip, shots if self.video else None, None if self.video else sounds
+            )
             for b in found:
                 yield from cutter.boundary(b.time)
             yield from cutter.advance(shots.horizon if self.video else sounds.horizon)
@@ -507,14 +504,18 @@ class _MediaPass:
             elif option is Option.AUDIO:
                 vectors[option], per = self._audio(samples, want_spread)
             else:
-                cues = [c for c in self.cues if c.start < end and (c.end > start or c.start >= start)]
+                cues = [
+                    c for c in self.cues if c.start < end and (c.end > start or c.start >= start)
+                ]
                 if not cues:
                     continue  # no words in this segment: no transcription item
                 vectors[option] = v2_text(self.be, cue_text(cues, start, end), self.spec)
                 per = [v2_text(self.be, c.text, self.spec) for c in cues] if want_spread else []
             if want_spread:
                 spreads[option] = _spread(
-                    per if option is Option.TRANSCRIPTION else [nest(v, self.spec, option) for v in per]
+                    per
+                    if option is Option.TRANSCRIPTION
+                    else [nest(v, self.spec, option) for v in per]
                 )
         return _Span(start, end, vectors, spreads)
 
@@ -522,14 +523,18 @@ class _MediaPass:
         self, frames: list[tuple[float, npt.NDArray[np.uint8]]], per_frame: bool
     ) -> tuple[Vector, list[Vector]]:
         if not frames:
-            raise MediaError("video_file_broken", "The video file is broken: no picture decoded.")
+            raise _broken("its video stream has no picture in the range")
         arr = np.stack([f for _, f in frames])
         times = np.array([t for t, _ in frames], np.float64)
         vec = self.be.visual(arr, times, self.model, Option.VISUAL.value)
-        per = [
-            self.be.visual(arr[i : i + 1], times[i : i + 1], self.model, Option.VISUAL.value)
-            for i in range(len(frames))
-        ] if per_frame else []
+        per = (
+            [
+                self.be.visual(arr[i : i + 1], times[i : i + 1], self.model, Option.VISUAL.value)
+                for i in range(len(frames))
+            ]
+            if per_frame
+            else []
+        )
         return vec, per
 
     def _audio(
@@ -589,7 +594,9 @@ class _MediaPass:
                 var = sum(span.spreads[o].astype(np.float64) ** 2 for o in present)
                 norm = max(float(np.sqrt(np.sum(total * total))), 1e-12)
                 spread = _cut((np.sqrt(var) / norm).astype(np.float32), dim)
-            yield V2Segment(Option.FUSED, scope, span.start, span.end, _cut(fuse(parts), dim), spread)
+            yield V2Segment(
+                Option.FUSED, scope, span.start, span.end, _cut(fuse(parts), dim), spread
+            )
 
     def _metadata_vectors(self, start: float, end: float) -> list[Vector]:
         return [
