@@ -12,9 +12,10 @@ of half the histograms' L1 distance and the thumbnails' mean absolute difference
 lower quartile of the last ~5 s, at least 0.04; half that to go on) form a *run*.
 When a run ends:
 
-* a *cut* is a spike in it: a step of at least 0.25 and 3x the run's other steps
-  (a single-step run is a spike); it sits halfway between its two frames;
-* otherwise a run of at most 3 s whose end frames differ by at least 0.25 overall
+* a *cut* is a spike in it: a step of at least 0.12 and 2.5x the median of the
+  run's other steps (a single-step run is a spike; two cuts in one run are two
+  spikes); it sits halfway between its two frames;
+* otherwise a run of at most 3 s whose end frames differ by at least 0.1 overall
   is a *dissolve* (or fade), placed at the step-weighted centre of the run. Longer
   runs are motion (pans, zooms) and cut only at spikes.
 
@@ -92,9 +93,10 @@ class ShotDetector:
     def __init__(self) -> None:
         self._prev: tuple[float, F64] | None = None
         self._steps: deque[tuple[float, float]] = deque()  # (time, step) for the noise level
-        # The open run: the frame before it, and its steps (time of both frames, size).
-        self._anchor: tuple[float, F64] | None = None
-        self._run: list[tuple[float, float, float]] = []
+        # The open run: the frame before it, then per step (time of both frames,
+        # size, signature of the later frame). At most _GRADUAL_MAX s of them.
+        self._anchor: F64 | None = None
+        self._run: list[tuple[float, float, float, F64]] = []
         self.horizon = -math.inf
 
     def push(self, time: float, frame: npt.NDArray[np.uint8]) -> list[Boundary]:
@@ -114,18 +116,18 @@ class ShotDetector:
         # the uneven steps of a dissolve sampled on a frame grid do not split it.
         if step >= (low / 2 if self._run else low):
             if not self._run:
-                self._anchor = prev
-            self._run.append((prev[0], time, step))
+                self._anchor = prev[1]
+            self._run.append((prev[0], time, step, sig))
             if time - self._run[0][0] > _GRADUAL_MAX:
-                out = self._close(sig)  # too long for a dissolve: keep only its cuts
+                out = self._close()  # too long for one dissolve: judge it now
         elif self._run:
-            out = self._close(prev[1])
+            out = self._close()
         self.horizon = self._run[0][0] if self._run else time
         return out
 
     def finish(self) -> list[Boundary]:
         """End of the pictures: judge an open run."""
-        out = self._close(self._prev[1]) if self._run and self._prev is not None else []
+        out = self._close() if self._run else []
         self.horizon = math.inf
         return out
 
@@ -133,27 +135,45 @@ class ShotDetector:
         # The lower quartile: transitions are a minority of steps even when frequent.
         return float(np.quantile([s for _, s in self._steps], 0.25)) if self._steps else 0.0
 
-    def _close(self, last: F64) -> list[Boundary]:
+    def _close(self) -> list[Boundary]:
         run, anchor = self._run, self._anchor
         self._run, self._anchor = [], None
-        sizes = [s for _, _, s in run]
-        cuts: list[Boundary] = []
-        for i, (a, b, s) in enumerate(run):
-            others = sizes[:i] + sizes[i + 1 :]
-            if s >= _CUT_MIN and (not others or s >= _CUT_RATIO * max(others)):
-                cuts.append(Boundary(round((a + b) / 2, 6), BoundaryKind.CUT))
-        if cuts:
-            return cuts
-        span = run[-1][1] - run[0][0]
-        if (
-            anchor is None
-            or len(run) < 2
-            or span > _GRADUAL_MAX
-            or _distance(anchor[1], last) < _GRADUAL_MIN
-        ):
+        if anchor is None:
             return []
-        centre = sum((a + b) / 2 * s for a, b, s in run) / sum(sizes)
-        return [Boundary(round(centre, 6), BoundaryKind.DISSOLVE)]
+        sizes = [s for _, _, s, _ in run]
+        cuts: list[Boundary] = []
+        for i, (a, b, s, _) in enumerate(run):
+            others = sizes[:i] + sizes[i + 1 :]
+            if s >= _CUT_MIN and (not others or s >= _CUT_RATIO * float(np.median(others))):
+                cuts.append(Boundary(round((a + b) / 2, 6), BoundaryKind.CUT))
+        return cuts or _gradual(anchor, run)
+
+
+def _gradual(anchor: F64, run: list[tuple[float, float, float, F64]]) -> list[Boundary]:
+    """Dissolves in a run without spikes: split at a valley of the steps between two
+    parts that each change the picture enough (two dissolves close together), then
+    each part of 2+ steps, at most _GRADUAL_MAX s, changing enough, is one."""
+    sizes = [s for _, _, s, _ in run]
+    best: int | None = None
+    for m in range(1, len(run) - 1):
+        valley = sizes[m] <= 0.5 * max(sizes[:m]) and sizes[m] <= 0.5 * max(sizes[m + 1 :])
+        if (
+            valley
+            and _distance(anchor, run[m - 1][3]) >= _GRADUAL_MIN
+            and _distance(run[m][3], run[-1][3]) >= _GRADUAL_MIN
+            and (best is None or sizes[m] < sizes[best])
+        ):
+            best = m
+    if best is not None:
+        return _gradual(anchor, run[:best]) + _gradual(run[best][3], run[best + 1 :])
+    if (
+        len(run) < 2
+        or run[-1][1] - run[0][0] > _GRADUAL_MAX
+        or _distance(anchor, run[-1][3]) < _GRADUAL_MIN
+    ):
+        return []
+    centre = sum((a + b) / 2 * s for a, b, s, _ in run) / sum(sizes)
+    return [Boundary(round(centre, 6), BoundaryKind.DISSOLVE)]
 
 
 # --------------------------------------------------------------------------- sound
