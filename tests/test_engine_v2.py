@@ -377,6 +377,10 @@ def test_text_and_bad_input(tmp_path: Path) -> None:
     vec, usage = embed_text_v2("a red car, turning", model="marengo3.0")
     np.testing.assert_array_equal(vec, embed_text("a red car, turning", model_name="marengo3.0"))
     assert usage.input_tokens == {"text": 5} == {"text": count_tokens("a red car, turning")}
+    cut, usage = embed_text_v2("a red car, turning", model="marengo3.5", truncate_at=3)
+    assert usage.input_tokens == {"text": 3} and usage.truncated
+    np.testing.assert_array_equal(cut, embed_text_v2("a red car", model="marengo3.5")[0])
+    assert not embed_text_v2("a red car", model="marengo3.5", truncate_at=3)[1].truncated
     near, _ = embed_text_v2("the red car turning left", model="marengo3.5", dimension=64)
     far, _ = embed_text_v2("quarterly tax report", model="marengo3.5", dimension=64)
     query, _ = embed_text_v2("a red car, turning", model="marengo3.5", dimension=64)

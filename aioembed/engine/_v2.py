@@ -266,16 +266,31 @@ def _check(request: V2Request, model: V2Model) -> tuple[Option, ...]:
 
 
 def embed_text_v2(
-    text: str, *, model: str, dimension: int | None = None, backend: str | None = None
+    text: str,
+    *,
+    model: str,
+    dimension: int | None = None,
+    truncate_at: int | None = None,
+    backend: str | None = None,
 ) -> tuple[Vector, Usage]:
     """The vector of a text input (hashed n-grams: comparable with text vectors only)
-    and its usage. Raises :class:`ValueError` for an empty text; token limits are
-    the wire layer's (use :func:`count_tokens`)."""
+    and its usage.
+
+    ``truncate_at``: embed only the first that many tokens (``auto_truncate``;
+    ``usage.truncated`` says whether it cut). Refusing an over-long text is the
+    wire layer's (:func:`count_tokens`). Raises :class:`ValueError` for an empty text.
+    """
     if not text.strip():
         raise ValueError("text should not be empty")
     spec = get_v2_model(model)
+    tokens = list(_TOKEN.finditer(text))
+    truncated = False
+    if truncate_at is not None and len(tokens) > truncate_at:
+        if truncate_at < 1:
+            raise ValueError(f"truncate_at should be 1 or more, got {truncate_at}")
+        text, tokens, truncated = text[: tokens[truncate_at - 1].end()], tokens[:truncate_at], True
     vec = v2_text(get_backend(backend), text, spec)
-    return _cut(vec, dimension or DIMS), Usage({"text": count_tokens(text)})
+    return _cut(vec, dimension or DIMS), Usage({"text": len(tokens)}, truncated)
 
 
 def media_vector(
