@@ -347,13 +347,11 @@ class _MediaPass:
         options: tuple[Option, ...],
         be: Backend,
     ) -> None:
-        self.source, self.request, self.spec, self.options, self.be = (
-            source,
-            request,
-            spec,
-            options,
-            be,
-        )
+        self.source = source
+        self.request = request
+        self.spec = spec
+        self.options = options
+        self.be = be
         self.model = spec.backend_model
         self.video = request.input_kind is InputKind.VIDEO
         self.frames: list[tuple[float, npt.NDArray[np.uint8]]] = []
