@@ -6,7 +6,7 @@ marengo3.5 answers ``embedding_dimension: d`` with the first ``d`` of its 512
 values (the engine orders them by decreasing information, ``tools/fit_nesting.py``).
 N generated source videos (seeds 700+; the ordering was fitted on seeds 3000+) are
 transformed into near-duplicates (re-encode, resize, crop, brightness/contrast,
-1 s trim, audio gain, all at once); every 2 s clip of a copy queries the clips of
+1 s trim, audio gain, all at once); every 3 s clip of a copy queries the clips of
 all sources, ranked by the cosine of the first ``d`` values; the relevant clip is
 the source clip it overlaps most. Reported per option and ``d``: recall@1 and the
 margin (mean cosine to the relevant clip minus the 99th percentile of cosines to
@@ -32,7 +32,7 @@ from aioembed import samples
 from aioembed.engine._v2 import Fixed, V2Request, embed_v2
 from aioembed.engine._v2models import _reflections
 
-CLIP = 2.0
+CLIP = 3.0
 DIMS = (8, 16, 32, 64, 128, 256, 512)
 ORDERS = ("projection", "information")
 Segs = list[tuple[str, float, float, np.ndarray]]
