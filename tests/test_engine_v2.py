@@ -22,6 +22,7 @@ from aioembed.engine._segments import (
     split_long,
 )
 from aioembed.engine._shots import AudioChangeDetector, Boundary, ShotDetector
+from aioembed.engine._subtitles import Cue, read_cues
 from aioembed.engine._v2 import (
     Dynamic,
     Fixed,
@@ -430,3 +431,20 @@ def test_peak_memory_does_not_grow_with_length(tmp_path: Path) -> None:
     # Holding the whole input would add ~76 kB per second (sound and frames): 1.8 MB,
     # and measures 4.3 MB -> 6.9 MB with one tick for the whole file.
     assert long < short * 1.25 + 300_000, (short, long)
+
+
+def test_subtitle_stream_choice_and_empty_cues(tmp_path: Path, subtitled: Path) -> None:
+    video = samples.make_video(tmp_path / "v.mkv", duration=4, seed=6, **SIZE)
+    first = samples.add_subtitles(video, tmp_path / "first.mkv", [(1, 2, "one")], [(1, 2, "two")])
+    assert read_cues(first) == [Cue(1.0, 2.0, "one")]  # no default flag: the first stream
+    assert [c.text for c in read_cues(subtitled) or []] == [
+        "the red car",
+        "turns left",
+        "and stops",
+    ]
+    assert read_cues(video) is None
+    blank = samples.add_subtitles(video, tmp_path / "blank.mkv", [(0.5, 3.0, "<i> </i>")])
+    request = V2Request(model="marengo3.0", input_kind="video", segmentation=Fixed(2))
+    result = embed_v2(blank, request)
+    assert {s.option for s in result.segments} == {"visual", "audio"}
+    assert result.media is not None and result.media.has_subtitles

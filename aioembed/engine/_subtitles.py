@@ -9,6 +9,7 @@ file cannot make the task hold unbounded text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,10 +42,15 @@ def _pick(streams: Sequence[Any]) -> Any:
     return streams[0]
 
 
+# ASS override blocks ({\i1}, {\pos(1,2)}) and escapes (\N, \n hard/soft breaks, \h).
+_ASS_MARKUP = re.compile(r"\{[^}]*\}|\\[Nnh]")
+
+
 def _text(sub: Any) -> str:
+    """A decoded subtitle's words: FFmpeg hands every text format over as ASS."""
     raw = getattr(sub, "dialogue", None) or getattr(sub, "text", None) or b""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return " ".join(text.split())[:MAX_CUE_CHARS]
+    return " ".join(_ASS_MARKUP.sub(" ", text).split())[:MAX_CUE_CHARS]
 
 
 def read_cues(source: MediaSource) -> list[Cue] | None:
