@@ -18,7 +18,7 @@ import av
 
 from ._media import MediaError, MediaSource, _broken, _short, open_media
 
-__all__ = ["MAX_CUE_CHARS", "MAX_CUES", "Cue", "cue_text", "read_cues"]
+__all__ = ["MAX_CUES", "MAX_CUE_CHARS", "Cue", "cue_text", "read_cues"]
 
 #: Cues after this many are ignored.
 MAX_CUES = 20_000
