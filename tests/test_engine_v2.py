@@ -34,6 +34,7 @@ from aioembed.engine._v2 import (
     embed_v2,
     fuse,
     media_vector,
+    probe_v2,
 )
 
 # --------------------------------------------------------------------------- rules
@@ -355,6 +356,10 @@ def test_no_subtitle_stream_means_no_transcription_item(clip12: Path) -> None:
 
 def test_audio_and_image_inputs(tmp_path: Path) -> None:
     wav = samples.make_audio(tmp_path / "a.wav", duration=14, seed=22, gap=0.5)
+    assert probe_v2(wav, "audio").duration == pytest.approx(14, abs=0.05)
+    with pytest.raises(MediaError) as err:
+        probe_v2(wav, "video")
+    assert err.value.code == "video_file_broken"
     result = embed_v2(wav, V2Request(model="marengo3.0", input_kind="audio"))
     clips = [(s.start, s.end, s.option) for s in result.segments if s.scope == "clip"]
     # 3.0 audio: fixed 6 s by default; no subtitles, so audio items only.

@@ -45,6 +45,7 @@ from ._v2 import (
     embed_v2,
     fuse,
     media_vector,
+    probe_v2,
 )
 from ._v2models import V2_MODELS, InputKind, Option, V2Model, get_v2_model
 
@@ -89,5 +90,6 @@ __all__ = [
     "iter_clips",
     "media_vector",
     "probe",
+    "probe_v2",
     "register_backend",
 ]

@@ -15,7 +15,8 @@ shared with the SDK), then calls, inside a worker process::
         metadata=(MetadataEntry(3.0, 3.0, "goal"),),     # time_based_metadata (3.5)
     ))
     result.segments   # tuple[V2Segment]: option, scope, start, end, vector (float32), uncertainty
-    result.media      # MediaMetadata: duration, start/end offsets, size, streams; None for text
+    result.media      # MediaMetadata: duration, start/end offsets, size, streams; None for images
+    probe_v2(path, "audio")          # MediaMetadata before a task: duration, size (cheap)
     result.usage      # Usage: input_tokens {"video": seconds, ...}, truncated
 
     vec, usage = embed_text_v2("a red car", model="marengo3.0")   # text input
@@ -79,6 +80,7 @@ __all__ = [
     "embed_v2",
     "fuse",
     "media_vector",
+    "probe_v2",
 ]
 
 Vector = npt.NDArray[np.float32]
@@ -323,6 +325,30 @@ def _embed_image(source: MediaSource, request: V2Request, spec: V2Model, be: Bac
     return V2Result((item,), None, Usage({"image": IMAGE_TOKENS}))
 
 
+def probe_v2(source: MediaSource, kind: str) -> MediaMetadata:
+    """Duration, size and streams of a video or audio input, checked cheaply (a video's
+    first frame is decoded), for media checks at create time.
+
+    Raises :class:`MediaError` ``video_file_broken`` (a video that does not open or
+    decode) or ``parameter_invalid`` (an audio input without sound).
+    """
+    with open_media(source) as container:
+        return _describe(container, InputKind(kind), decode_first=True)
+
+
+def _describe(container: Any, kind: InputKind, *, decode_first: bool) -> MediaMetadata:
+    if kind is InputKind.VIDEO:
+        info = container_info(container, decode_first=decode_first)
+        return MediaMetadata(
+            info.duration, 0.0, info.duration, info.width, info.height, info.has_audio
+        )
+    if not container.streams.audio:
+        raise MediaError(ErrorCode.PARAMETER_INVALID, "The audio file has no audio stream.")
+    video = container.streams.video[0] if container.streams.video else None
+    duration = media_duration(container, video, container.streams.audio[0])
+    return MediaMetadata(duration, 0.0, duration, has_audio=True)
+
+
 # --------------------------------------------------------------------------- the pass
 
 
@@ -379,22 +405,8 @@ class _MediaPass:
     # ---- range and decoding
 
     def _range(self, container: Any) -> tuple[MediaMetadata, float, float]:
-        width: int | None = None
-        height: int | None = None
-        if self.video:
-            info = container_info(container, decode_first=False)
-            duration, width, height, has_audio = (
-                info.duration,
-                info.width,
-                info.height,
-                info.has_audio,
-            )
-        else:
-            if not container.streams.audio:
-                raise MediaError(ErrorCode.PARAMETER_INVALID, "The audio file has no audio stream.")
-            video = container.streams.video[0] if container.streams.video else None
-            duration = media_duration(container, video, container.streams.audio[0])
-            has_audio = True
+        described = _describe(container, self.request.input_kind, decode_first=False)
+        duration = described.duration
         start = self.request.start_sec
         stop = duration if self.request.end_sec is None else min(self.request.end_sec, duration)
         if start >= stop:
@@ -403,8 +415,8 @@ class _MediaPass:
                 f"The start_sec parameter is invalid. start_sec should be less than the "
                 f"media's duration ({duration:.2f} s).",
             )
-        media = MediaMetadata(duration, start, round(stop, 6), width, height, has_audio)
-        return media, start, round(stop, 6)
+        stop = round(stop, 6)
+        return attrs.evolve(described, start_offset_sec=start, end_offset_sec=stop), start, stop
 
     def _segments(self, container: Any, start: float, stop: float) -> Iterator[tuple[float, float]]:
         seg = self.request.segmentation
