@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Iterable, Sequence
 from importlib import resources
+from typing import Any
 
 import attrs
 import numpy as np
@@ -31,8 +33,11 @@ __all__ = [
     "InputKind",
     "Option",
     "V2Model",
+    "cut",
+    "fuse",
     "get_v2_model",
     "nest",
+    "spread",
     "v2_text",
 ]
 
@@ -151,3 +156,30 @@ def v2_text(backend: Backend, text: str, model: V2Model) -> Vector:
         # Each block weighs its share of the 512 values: the whole stays unit length.
         parts.append(block.astype(np.float64) * np.sqrt(size / DIMS))
     return normalise(np.concatenate(parts))
+
+
+def fuse(vectors: Iterable[npt.NDArray[np.floating[Any]]]) -> Vector:
+    """``L2-normalise(sum of vectors)``: fused items, ``text_image`` and ``multi_input``.
+
+    Raises :class:`ValueError` for no vectors.
+    """
+    rows = [np.asarray(v, np.float64) for v in vectors]
+    if not rows:
+        raise ValueError("fuse needs at least one vector")
+    acc = np.zeros(rows[0].shape[0], np.float64)
+    for row in rows:  # a fixed summation order: bit-identical results
+        acc += row
+    return normalise(acc)
+
+
+def cut(vector: Vector, dimension: int) -> Vector:
+    """The first ``dimension`` values (a nested model's answer), contiguous float32."""
+    return np.ascontiguousarray(vector[:dimension], np.float32)
+
+
+def spread(vectors: Sequence[Vector]) -> Vector:
+    """Per-dimension standard deviation over ``vectors`` (zeros for one)."""
+    if len(vectors) < 2:
+        return np.zeros(DIMS, np.float32)
+    out: Vector = np.std(np.stack(vectors).astype(np.float64), axis=0).astype(np.float32)
+    return out
