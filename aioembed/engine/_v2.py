@@ -16,10 +16,11 @@ shared with the SDK), then calls, inside a worker process::
     ))
     result.segments   # tuple[V2Segment]: option, scope, start, end, vector (float32), uncertainty
     result.media      # MediaMetadata: duration, start/end offsets, size, streams; None for images
-    probe_v2(path, "audio")          # MediaMetadata before a task: duration, size (cheap)
     result.usage      # Usage: input_tokens {"video": seconds, ...}, truncated
 
-    vec, usage = embed_text_v2("a red car", model="marengo3.0")   # text input
+    probe_v2(path, "audio")          # MediaMetadata before a task: duration, size (cheap)
+    vec, usage = embed_text_v2("a red car", model="marengo3.5", dimension=256, truncate_at=2000)
+    count_tokens(text)               # the engine's tokens, for the wire's text limits
     fuse([v1, v2, ...])              # text_image / multi_input: L2-normalise(sum)
     media_vector(path, "video", model="marengo3.0")   # a multi_input source's vector
 
@@ -29,12 +30,11 @@ Image items have scope ``asset`` and no times. Every vector has ``dimension``
 values (512 by default); on ``marengo3.5`` it is the prefix of the 512-value
 vector, not renormalised.
 
-One decode pass per call: pictures are sampled (the backend's ``sample_fps``)
-and sound decoded in half-second ticks; shot or audio-change boundaries are
-found online, and a segment's frames and samples are dropped once its vectors
-exist, so memory stays flat in the media's length (see
-:mod:`aioembed.engine._segments` for the one bound: a shot with no cut for
-two minutes is closed there). Subtitles are read by demuxing their stream alone.
+One decode pass per call, memory flat in the media's length
+(:mod:`aioembed.engine._v2pass`); subtitles are read by demuxing their stream
+alone (:mod:`aioembed.engine._subtitles`). Models, defaults and 3.5's dimension
+order: :mod:`aioembed.engine._v2models`; segmentation rules and shot detection:
+:mod:`aioembed.engine._segments`, :mod:`aioembed.engine._shots`.
 
 Errors: :class:`~aioembed.engine.MediaError` for bad media (``video_file_broken``
 for a file that does not decode; ``parameter_invalid`` for a range outside the
