@@ -125,7 +125,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         rows = detection(root, videos)
-        peak_memory(root, 4.0)  # warm-up: one-time caches (projections, filters) are not the pass's
+        peak_memory(root, 4.0)  # warm-up: one-time caches are not the pass's
         mem = {d: peak_memory(root, d) for d in (20.0, 80.0)}
     print(f"## Boundary detection ({videos} x {DURATION:g} s per row, tolerance {TOLERANCE} s)\n")
     print("| media | true | detected | precision | recall | F1 |")
