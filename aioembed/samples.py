@@ -655,7 +655,8 @@ def retag(src: StrPath, dst: StrPath, title: str) -> Path:
 def _srt(cues: Sequence[tuple[float, float, str]]) -> bytes:
     def stamp(t: float) -> str:
         ms = round(t * 1000)
-        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+        h, m, sec = ms // 3_600_000, ms // 60_000 % 60, ms // 1000 % 60
+        return f"{h:02d}:{m:02d}:{sec:02d},{ms % 1000:03d}"
 
     blocks = [f"{i}\n{stamp(a)} --> {stamp(b)}\n{text}\n" for i, (a, b, text) in enumerate(cues, 1)]
     return "\n".join(blocks).encode("utf-8")

@@ -8,7 +8,7 @@ shared with the SDK), then calls, inside a worker process::
     result = embed_v2(path_or_bytes, V2Request(
         model="marengo3.5", input_kind="video",          # "video" | "audio" | "image"
         start_sec=0.0, end_sec=None,                     # None: to the end of the media
-        segmentation=Dynamic(min_duration_sec=2),        # or Fixed(duration_sec=6); None: model default
+        segmentation=Dynamic(min_duration_sec=2),        # or Fixed(duration_sec=6); None: default
         options=("visual", "audio"),                     # None: the model's default for the kind
         scopes=("clip", "asset"), types=("separate_embedding", "fused_embedding"),
         dimension=256, uncertainty=False,                # dimension: 3.5 only (None: 512)

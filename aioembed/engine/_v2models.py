@@ -8,9 +8,10 @@ are the v1 ``marengo3.0`` ones.
 ``marengo3.5`` is *nested*: ``embedding_dimension: d`` answers the first ``d``
 values of the 512, not renormalised, so every prefix must be a meaningful
 embedding on its own. :func:`nest` rotates a 3.5 visual or audio vector so its
-dimensions come by decreasing information (see its docstring); text is hashed in blocks of doubling size
-(64, 64, 128, 256 values, each an independent hashed n-gram embedding) so that
-every prefix of 64, 128 or 256 values is a complete hashed embedding.
+dimensions come by decreasing information (see its docstring); text is hashed
+in blocks of doubling size (64, 64, 128, 256 values, each an independent hashed
+n-gram embedding) so that every prefix of 64, 128 or 256 values is a complete
+hashed embedding.
 """
 
 from __future__ import annotations
