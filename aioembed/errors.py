@@ -83,6 +83,10 @@ class ErrorCode(StrEnum):
     #: [ext] a failed task's reasons that are the server's, not the input's.
     WORKER_CRASHED = "worker_crashed"
     PROCESSING_TIMEOUT = "processing_timeout"
+    #: [ext] connection limits: a request body that stopped arriving (408), a server at
+    #: its open-connection cap (503).
+    REQUEST_TIMEOUT = "request_timeout"
+    SERVER_BUSY = "server_busy"
     #: v2 (Embed API v2, assets, multipart uploads).
     CONTENT_TOO_LARGE = "content_too_large"
     UPLOAD_SESSION_EXPIRED = "upload_session_expired"

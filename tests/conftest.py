@@ -13,7 +13,8 @@ Fixtures (all loopback-only):
   for other configurations (rate limits, slow backend, several keys...).
 * ``server_process`` -> ``start(data_dir=None, *args, **kw) -> ServerProcess``: ``python -m
   aioembed.server`` as a subprocess; ``.kill()`` (SIGKILL), ``.stop()`` (SIGTERM),
-  ``.restart()``, ``.base_url``, ``.pid``, ``.api_key``, ``.counts()`` (via ``/metrics``).
+  ``.restart()``, ``.base_url``, ``.pid``, ``.api_key``, ``.counts(key=)`` (via ``/metrics``:
+  the key's own requests; every request with an ``--admin-key``).
 * ``static_server`` -> :class:`StaticServer`: files from a tmp dir over HTTP
   (``.add(path)`` -> URL), plus ``/status/{code}``, ``/redirect?to=``, ``/stall``
   and ``/endless`` for URL-fetch failure tests; ``.hits`` counts requests by path.
@@ -345,15 +346,18 @@ class ServerProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
 
-    def get_json(self, path: str) -> Any:
-        """A blocking GET (for helpers outside the event loop)."""
-        req = urllib.request.Request(self.url(path), headers=self.headers)
+    def get_json(self, path: str, *, key: str | None = None) -> Any:
+        """A blocking GET (for helpers outside the event loop), with this server's key
+        or ``key``."""
+        headers = self.headers if key is None else {"x-api-key": key}
+        req = urllib.request.Request(self.url(path), headers=headers)
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
-    def counts(self) -> dict[tuple[str, str, int], int]:
-        """Request counts from the server's ``/metrics`` (this read not included)."""
-        data = self.get_json("metrics")
+    def counts(self, *, key: str | None = None) -> dict[tuple[str, str, int], int]:
+        """Request counts from the server's ``/metrics`` (this read not included): this
+        server's key's own requests, or with an operator ``key`` (``--admin-key``) all."""
+        data = self.get_json("metrics", key=key)
         return {(r["route"], r["method"], r["status"]): r["count"] for r in data["requests"]}
 
 

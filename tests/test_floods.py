@@ -27,7 +27,8 @@ MB = 1024 * 1024
 
 
 def metrics(srv: Any, key: str) -> Any:
-    """``/metrics`` with another key (rate limits are per key: the storm's bucket is untouched)."""
+    """``/metrics`` with another key (rate limits are per key: the storm's bucket is untouched);
+    an operator key (``--admin-key``) sees every key's requests, a plain key its own."""
     import json
     import urllib.request
 
@@ -69,7 +70,7 @@ async def test_429_storm_batch_completes_honouring_retry_after(
     server_process: Any, video_factory: Any, tmp_path: Path, rate: str, per_sec: float
 ) -> None:
     srv = server_process(
-        tmp_path / "storm-data", "--workers", "2", "--rate-limit", rate, "--api-key", "observer"
+        tmp_path / "storm-data", "--workers", "2", "--rate-limit", rate, "--admin-key", "observer"
     )
     video = video_factory(duration=4, fps=5, seed=81)
     items = [BatchItem(video_file=video, key=f"item-{i}") for i in range(200)]
@@ -82,7 +83,11 @@ async def test_429_storm_batch_completes_honouring_retry_after(
     try:
         async with AsyncClient(srv.api_key, base_url=srv.base_url) as client:  # default policy
             batch = client.embed.tasks.embed_many(
-                items, concurrency=32, dedupe=False, embedding_option=["visual-text"], sleep_interval=0.5
+                items,
+                concurrency=32,
+                dedupe=False,
+                embedding_option=["visual-text"],
+                sleep_interval=0.5,
             )
             async with batch as stream:
                 outcomes = [o async for o in stream]
@@ -125,7 +130,7 @@ async def test_a_crowd_told_to_wait_is_not_failed(
     """30 concurrent calls against 5 requests/s: the last ones are told "Retry-After: 1"
     five times or more before their turn comes. Waiting one's turn is not a failure:
     with the default policy every call succeeds, paced by the server's Retry-After."""
-    srv = server_process(tmp_path / "crowd-data", "--rate-limit", "5/1s", "--api-key", "observer")
+    srv = server_process(tmp_path / "crowd-data", "--rate-limit", "5/1s", "--admin-key", "observer")
     video = video_factory(duration=4, fps=5, seed=85)
     async with AsyncClient(srv.api_key, base_url=srv.base_url) as c:
         task = await c.embed.tasks.create(video_file=video)  # one token of the 5 taken
@@ -159,7 +164,9 @@ async def test_a_crowd_told_to_wait_is_not_failed(
 async def test_many_concurrent_clients_polling_status(
     server_process: Any, video_factory: Any, tmp_path: Path, clients: int, polls: int
 ) -> None:
-    srv = server_process(tmp_path / "poll-data", "--workers", "2")
+    # Every client is on 127.0.0.1: the per-address connection cap must fit them all.
+    caps = ["--max-connections", str(clients + 256), "--max-connections-per-ip", str(clients + 64)]
+    srv = server_process(tmp_path / "poll-data", "--workers", "2", *caps)
     video = video_factory(duration=4, fps=5, seed=82)
     async with AsyncClient(srv.api_key, base_url=srv.base_url) as c:
         ids = [(await c.embed.tasks.create(video_file=video)).id for _ in range(10)]

@@ -46,6 +46,7 @@ from aioembed import (
 from aioembed.client import Journal
 from aioembed.server.testing import SLOW_BACKEND, WORKER_INIT
 
+ADMIN_KEY = "operator-key"
 TASKS = "/v1.3/embed/tasks"
 RETRIEVE = re.compile(r"/v1\.3/embed/tasks/[0-9a-f]{24}$")
 #: Long enough to ride through a server restart (about a second), retrying briskly.
@@ -514,10 +515,12 @@ async def test_workers_killed_mid_task_fail_those_tasks_clearly_and_serving_goes
         SLOW_BACKEND,
         "--worker-init",
         WORKER_INIT,
+        "--admin-key",
+        ADMIN_KEY,
         env={"AIOEMBED_TEST_CLIP_DELAY": "0.3"},
     )
     killed: dict[str, int] = {}
-    http = aiohttp.ClientSession(headers=srv.headers)
+    http = aiohttp.ClientSession(headers={"x-api-key": ADMIN_KEY})  # worker PIDs: operators only
 
     async def metrics() -> Any:
         async with http.get(srv.url("metrics")) as resp:
@@ -659,6 +662,8 @@ async def test_disk_full_is_a_clean_500_and_the_store_survives(
         SLOW_BACKEND,
         "--worker-init",
         WORKER_INIT,
+        "--admin-key",
+        ADMIN_KEY,
         env={"AIOEMBED_TEST_CLIP_DELAY": "0.2"},
     )
     http = aiohttp.ClientSession()
@@ -687,7 +692,8 @@ async def test_disk_full_is_a_clean_500_and_the_store_survives(
         ballast = fill(small_disk / "ballast")
 
         async def deferred() -> bool:
-            async with http.get(srv.url("metrics"), headers=srv.headers) as resp:
+            admin = {"x-api-key": ADMIN_KEY}  # the queue is the operator's view
+            async with http.get(srv.url("metrics"), headers=admin) as resp:
                 return bool((await resp.json())["dispatcher"]["retrying"])
 
         await wait_until(deferred, timeout=30)

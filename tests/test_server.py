@@ -803,7 +803,7 @@ async def test_video_url_failures_end_failed(
 async def test_url_size_cap_and_timeout(
     live_server_factory: Any, http: aiohttp.ClientSession, static_server: Any
 ) -> None:
-    s = await live_server_factory(url_max_bytes=1_000_000, url_fetch_timeout=1.0)
+    s = await live_server_factory(max_upload_bytes=1_000_000, url_fetch_timeout=1.0)
     _, body = await create(http, s, video_url=static_server.url("endless"))
     done = await wait_done(http, s, body["_id"])
     assert done["error"]["code"] == "video_filesize_too_large", done

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -33,6 +34,7 @@ from ._config import MediaLimits, RateLimit, ServerConfig, parse_rate_limit
 from ._keyfiles import generated_key, read_key_files
 from ._keys import METRICS
 from ._metrics import RequestCounter
+from ._redact import RedactingAccessLogger
 from ._store import SqliteStore, Store
 
 __all__ = [
@@ -70,8 +72,10 @@ async def serve(
     Start-up errors (unusable data directory, port in use) propagate.
     """
     app = create_app(config)
-    kwargs = {} if access_log else {"access_log": None}
-    runner = ServerRunner(app, **kwargs)  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {"access_log_class": RedactingAccessLogger}
+    if not access_log:
+        kwargs["access_log"] = None
+    runner = ServerRunner(app, **kwargs)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port)
@@ -141,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
         help="file of accepted keys, one per line (repeatable)",
     )
     p.add_argument(
+        "--admin-key",
+        action="append",
+        default=None,
+        help="operator key, repeatable: GET /v1.3/metrics shows it the whole server "
+        "(default: $AIOEMBED_ADMIN_KEYS, comma-separated; else none)",
+    )
+    p.add_argument(
         "--rate-limit",
         type=_rate,
         default=None,
@@ -154,7 +165,12 @@ def _parser() -> argparse.ArgumentParser:
         help="let video_url/image_url/audio_url reach this private/loopback destination "
         "(repeatable; default: none)",
     )
-    p.add_argument("--max-upload-bytes", type=_size, default=None, help="upload cap (default 2G)")
+    p.add_argument(
+        "--max-upload-bytes",
+        type=_size,
+        default=None,
+        help="size limit of every input: uploads and URL downloads (default 2G)",
+    )
     p.add_argument("--url-fetch-timeout", type=float, default=None, help="seconds (default 300)")
     p.add_argument("--task-timeout", type=float, default=None, help="seconds per video task")
     p.add_argument("--backend", default=None, help="engine backend name (default: the engine's)")
@@ -170,15 +186,79 @@ def _parser() -> argparse.ArgumentParser:
         help="check videos in the task (ends failed) instead of at create (400)",
     )
     p.add_argument("--prestart-workers", action="store_true", help="start workers at start-up")
+    _limit_flags(p)
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return p
 
 
-def _keys_from_env() -> list[str]:
-    many = os.environ.get("AIOEMBED_API_KEYS", "")
+#: Limits without a flag of their own above: flag -> (ServerConfig field, type, help).
+_LIMIT_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "--max-connections": ("max_connections", int, "open connections at most (default 1024)"),
+    "--max-connections-per-ip": (
+        "max_connections_per_ip",
+        int,
+        "open connections from one client address at most (default 512)",
+    ),
+    "--header-timeout": (
+        "header_timeout",
+        float,
+        "seconds from a request's first byte to the end of its headers (default 10)",
+    ),
+    "--idle-timeout": ("idle_timeout", float, "seconds an idle connection is kept (default 20)"),
+    "--body-timeout": (
+        "body_timeout",
+        float,
+        "window in seconds over which a body must average --min-body-rate (default 30)",
+    ),
+    "--min-body-rate": (
+        "min_body_rate",
+        int,
+        "bytes/s a request body must average; slower is 408 (default 1024)",
+    ),
+    "--url-fetch-per-key": (
+        "url_fetch_per_key",
+        int,
+        "URL downloads in flight at most for one API key (default 4)",
+    ),
+    "--url-fetch-concurrency": (
+        "url_fetch_concurrency",
+        int,
+        "URL downloads in flight at most, server-wide (default 32)",
+    ),
+    "--url-min-rate": (
+        "url_min_rate",
+        int,
+        "bytes/s a URL download must average over each 10 s window; 0: off (default 8192)",
+    ),
+    "--shutdown-grace": (
+        "shutdown_grace",
+        float,
+        "seconds in-flight requests get to finish on SIGTERM (default 10)",
+    ),
+}
+
+
+def _limit_flags(p: argparse.ArgumentParser) -> None:
+    for flag, (_, kind, text) in _LIMIT_FLAGS.items():
+        p.add_argument(flag, type=kind, default=None, help=text)
+
+
+def _limit_options(args: argparse.Namespace) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for field, _, _ in _LIMIT_FLAGS.values():
+        value = getattr(args, field)
+        if value is not None:
+            out[field] = value
+    return out
+
+
+def _keys_from_env(
+    many_var: str = "AIOEMBED_API_KEYS", one_var: str = "AIOEMBED_API_KEY"
+) -> list[str]:
+    many = os.environ.get(many_var, "")
     keys = [k.strip() for k in many.split(",") if k.strip()]
-    one = os.environ.get("AIOEMBED_API_KEY", "").strip()
+    one = os.environ.get(one_var, "").strip()
     if one:
         keys.append(one)
     return keys
@@ -207,6 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "data_dir": args.data_dir,
         "sync_workers": args.sync_workers,
         "api_keys": tuple(dict.fromkeys(keys)),
+        "admin_keys": tuple(
+            dict.fromkeys(
+                args.admin_key or _keys_from_env("AIOEMBED_ADMIN_KEYS", "AIOEMBED_ADMIN_KEY")
+            )
+        ),
         "rate_limit": args.rate_limit,
         "url_allow": tuple(args.allow_url_host),
         "backend": args.backend,
@@ -222,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options["url_fetch_timeout"] = args.url_fetch_timeout
     if args.task_timeout is not None:
         options["task_timeout"] = args.task_timeout
+    options.update(_limit_options(args))
     try:
         config = ServerConfig(**options)  # type: ignore[arg-type]
     except (ValueError, TypeError) as e:

@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -38,11 +39,13 @@ from ..errors import (
     ServerError,
 )
 from ._config import ServerConfig
+from ._connguard import GuardedRequestHandler, guard_runner
 from ._dispatch import Dispatcher
 from ._http import PUBLIC, error_reply, health, is_public, owner_for, renderer_for
 from ._http_assets import make_app as make_assets_app
 from ._http_v1 import ADAPTER as V1
 from ._keys import (
+    ADMINS,
     CONFIG,
     DISPATCHER,
     METRICS,
@@ -60,6 +63,7 @@ from ._keys import (
 )
 from ._media import LocalMediaStore, MediaStore
 from ._metrics import UNMATCHED, RequestCounter
+from ._private import private_dir
 from ._queue import InProcessQueue, TaskQueue
 from ._ratelimit import RateLimiter
 from ._render import new_request_id
@@ -145,7 +149,7 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
         if isinstance(e, (asyncio.CancelledError, ConnectionError)):
             # The client went away (an aborted upload): nobody will read an answer.
             # Counted as 499, nginx's "client closed request".
-            config[METRICS].record(route, request.method, 499)
+            config[METRICS].record(route, request.method, 499, owner=request.get(OWNER))
             if isinstance(e, asyncio.CancelledError):
                 raise
             resp = web.Response(status=499)
@@ -164,7 +168,7 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
         resp.force_close()
     resp.headers.update(headers)
     resp.headers["x-request-id"] = request_id
-    config[METRICS].record(route, request.method, resp.status)
+    config[METRICS].record(route, request.method, resp.status, owner=request.get(OWNER))
     return resp
 
 
@@ -177,7 +181,7 @@ def _prepare_data_dir(data_dir: Path) -> tuple[Path, Path, int]:
     media, tmp = data_dir / "media", data_dir / "uploads"
     try:
         for d in (data_dir, media, tmp):
-            d.mkdir(parents=True, exist_ok=True)
+            private_dir(d)
         probe = tmp / f".write-test-{os.getpid()}"
         with open(probe, "wb") as f:
             f.write(b"ok")
@@ -236,7 +240,11 @@ async def _start_services(
     # Inputs that belong to no unfinished task (a crash between adopt and commit,
     # or between a task's end and the drop).
     await media.sweep(resume)
-    session = make_session(app[URL_POLICY], connect_timeout=config.url_connect_timeout)
+    session = make_session(
+        app[URL_POLICY],
+        connect_timeout=config.url_connect_timeout,
+        limit=config.url_fetch_concurrency,
+    )
     app[URL_SESSION] = session
     stack.push_async_callback(session.close)
     pool = WorkerPool(config.workers, name="worker", init=config.worker_init)
@@ -300,7 +308,8 @@ def create_app(
     app[METRICS] = RequestCounter()
     app[RATE_LIMITER] = RateLimiter(config.rate_limit) if config.rate_limit is not None else None
     app[URL_POLICY] = UrlPolicy.from_entries(config.url_allow)
-    app[OWNERS] = {key: owner_of(key) for key in config.api_keys}
+    app[OWNERS] = {key: owner_of(key) for key in (*config.api_keys, *config.admin_keys)}
+    app[ADMINS] = frozenset(owner_of(key) for key in config.admin_keys)
     app[PUBLIC] = frozenset({"health"})
     app.router.add_get("/health", health, name="health")
     for adapter in ADAPTERS:
@@ -313,7 +322,7 @@ def create_app(
 # -- protocol-level errors as contract JSON ---------------------------------------------
 
 
-class _JSONErrorRequestHandler(RequestHandler):
+class _JSONErrorRequestHandler(GuardedRequestHandler):
     def handle_error(
         self,
         request: BaseRequest,
@@ -355,11 +364,17 @@ class _JSONErrorServer(web.Server):
 
 class ServerRunner(web.AppRunner):
     """An ``AppRunner`` whose low-level errors (bad request line, headers too large)
-    are rendered as the contract's JSON like every other error."""
+    are rendered as the contract's JSON like every other error, with the config's
+    connection limits (:mod:`._connguard`), idle timeout and shutdown grace."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        self.guard = guard_runner(app, kwargs)
+        super().__init__(app, **kwargs)
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # The server object aiohttp built, with our handler class: same state, same
         # arguments, only ``__call__`` differs.
         server.__class__ = _JSONErrorServer
+        server.guard = self.guard  # type: ignore[attr-defined]
         return server

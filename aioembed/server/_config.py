@@ -107,15 +107,27 @@ class ServerConfig:
     #: Processes for probes and synchronous ``POST /embed`` work (short jobs).
     sync_workers: int = attrs.field(default=1, validator=attrs.validators.gt(0))
     api_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: Operator keys: accepted like ``api_keys`` (each is a tenant of its own), and
+    #: ``GET /v1.3/metrics`` shows them the whole server (every key's requests and
+    #: tasks, queue and worker processes) instead of their own requests and tasks.
+    admin_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     rate_limit: RateLimit | None = None
-    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    #: The size limit of every input: uploaded files and files fetched from URLs.
+    max_upload_bytes: int = attrs.field(default=MAX_UPLOAD_BYTES, validator=attrs.validators.gt(0))
     #: Longest single non-file form field (text, URL, numbers).
     max_field_bytes: int = 64 * 1024
     url_allow: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_allow)
     url_fetch_timeout: float = 300.0
     url_connect_timeout: float = 10.0
-    url_max_bytes: int = MAX_UPLOAD_BYTES
     url_max_redirects: int = 5
+    #: URL fetches in flight at most, server-wide.
+    url_fetch_concurrency: int = attrs.field(default=32, validator=attrs.validators.gt(0))
+    #: URL fetches in flight at most for one API key (its other fetches wait their turn).
+    url_fetch_per_key: int = attrs.field(default=4, validator=attrs.validators.gt(0))
+    #: Slowest URL transfer allowed (bytes/s) over each ``url_rate_window`` seconds,
+    #: the wait for the answer's headers included; slower fails the input at once.
+    url_min_rate: int = attrs.field(default=8 * 1024, validator=attrs.validators.ge(0))
+    url_rate_window: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     media_limits: MediaLimits = MediaLimits()
     #: Engine backend name passed to ``aioembed.engine`` (``None``: its default).
     backend: str | None = None
@@ -137,3 +149,25 @@ class ServerConfig:
     progress_interval: float = 0.5
     #: Start worker processes at start-up instead of on first use.
     prestart_workers: bool = False
+    #: Open connections at most; past it a new one is answered ``503`` and closed. The
+    #: open-file limit is raised to fit when it can, else the cap is lowered (logged).
+    max_connections: int = attrs.field(default=1024, validator=attrs.validators.gt(0))
+    #: Open connections from one client address at most; past it ``429``.
+    max_connections_per_ip: int = attrs.field(default=512, validator=attrs.validators.gt(0))
+    #: Seconds from a request's first byte to the end of its headers.
+    header_timeout: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    #: Seconds an idle keep-alive connection (or one that never sends) is kept. Longer
+    #: than aiohttp clients' 15 s, so a client closes its idle connection first.
+    idle_timeout: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
+    #: Window (seconds) over which a request body must average ``min_body_rate``.
+    body_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    #: Bytes per second a request body must average over each ``body_timeout`` window
+    #: while the server waits for it; slower is ``408 request_timeout``.
+    min_body_rate: int = attrs.field(default=1024, validator=attrs.validators.ge(0))
+    #: Seconds requests in flight (uploads) get to finish on SIGTERM before they are cut.
+    shutdown_grace: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
+
+    @property
+    def url_max_bytes(self) -> int:
+        """The size limit of URL inputs: ``max_upload_bytes``, one limit for every input."""
+        return self.max_upload_bytes

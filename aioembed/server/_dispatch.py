@@ -3,11 +3,17 @@
 The store is the source of truth: a task is queued when it is created and, on
 start-up, every task still ``processing`` is queued again (in creation order).
 One consumer per worker claims a task from the :class:`~._queue.TaskQueue`
-(a lease, kept alive while the task runs), fetches a URL input into the
-:class:`~._media.MediaStore` when needed, runs the engine in a worker process
+(a lease, kept alive while the task runs), runs the engine in a worker process
 and commits the result (vectors and status in one transaction). A crash of the
 server mid-task therefore loses nothing: the task is simply run again after the
 restart, and an expired lease (a stalled consumer) is reclaimed and run again.
+
+A ``video_url`` task is downloaded first, beside the workers (a slow URL must
+not hold a worker slot), in one of its key's fetch slots (the ``UrlGate``),
+into the :class:`~._media.MediaStore`, then queued again. When the stored URL
+is redacted (it carried credentials), the URL as given lives only in the
+gate's memory until the task ends; after a restart such a task cannot be
+fetched and fails, saying so.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ..errors import APIStatusError, ErrorCode
 from ._config import ServerConfig
 from ._media import MediaStore
 from ._queue import Lease, LeaseLost, TaskQueue
+from ._redact import is_redacted
 from ._service import UrlGate
 from ._store import SegmentRecord, Store, TaskRecord
 from ._workers import JobError, VideoJob, WorkerDied, WorkerPool, describe_exit
@@ -63,6 +70,8 @@ class Dispatcher:
         self.scratch = scratch
         self.urls = urls
         self._tasks: set[asyncio.Task[None]] = set()
+        #: URL downloads in flight, beside the worker slots, by task id.
+        self._fetching: dict[str, asyncio.Task[None]] = {}
         #: Latest (clips_done, clips_total) of running tasks, fresher than the store's.
         self.progress: dict[str, tuple[int, int]] = {}
         self.running: dict[str, float] = {}
@@ -79,10 +88,12 @@ class Dispatcher:
         self._tasks.add(loop.create_task(self._reclaim(), name="aioembed-reclaim"))
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._fetching.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._fetching.clear()
 
     async def _reclaim(self) -> None:
         while True:
@@ -144,6 +155,7 @@ class Dispatcher:
         return {
             "queued": counts["queued"],
             "running": len(self.running),
+            "fetching": len(self._fetching),
             "completed": self.completed,
             "failed": self.failed,
             "retrying": counts["delayed"],
@@ -152,6 +164,12 @@ class Dispatcher:
     async def _process(self, task_id: str) -> None:
         rec = await self.store.get_task(task_id)
         if rec is None or rec.status != "processing":
+            return
+        if rec.input_url is not None and not await self._has_media(task_id):
+            # Downloads run beside the workers, not in a worker's slot: a slow URL holds
+            # a fetch slot of its key, and the task is queued again once fetched.
+            if task_id not in self._fetching:
+                await self._start_fetch(rec)
             return
         attempts = await self.store.start_attempt(task_id)
         if attempts > self.config.max_attempts:
@@ -165,8 +183,6 @@ class Dispatcher:
         try:
             result = await self._embed(rec)
         except JobError as e:
-            await self._finish_failed(task_id, e.code, e.message)
-        except APIStatusError as e:  # a URL input that could not be fetched
             await self._finish_failed(task_id, e.code, e.message)
         except _MediaMissing:
             await self._finish_failed(
@@ -189,21 +205,16 @@ class Dispatcher:
             segments = [SegmentRecord(*s) for s in result["segments"]]
             await self.store.finish_ready(task_id, segments, duration=result["duration"])
             self.completed += 1
+            self.urls.forget(task_id)
             await self.media.drop(task_id)
         finally:
             self.progress.pop(task_id, None)
             self.running.pop(task_id, None)
 
     async def _embed(self, rec: TaskRecord) -> Any:
-        """Run the engine on the task's media (fetching a URL input first)."""
+        """Run the engine on the task's media (a URL input was fetched before)."""
         async with self.media.local(rec.id) as media:
-            present = media is not None
-        if not present:
-            if rec.input_url is None:
-                raise _MediaMissing
-            await self._fetch(rec.input_url, rec.id)
-        async with self.media.local(rec.id) as media:
-            if media is None:  # pragma: no cover - adopted just above
+            if media is None:
                 raise _MediaMissing
             job = VideoJob(
                 path=str(media),
@@ -222,12 +233,46 @@ class Dispatcher:
     async def _finish_failed(self, task_id: str, code: ErrorCode | str, message: str) -> None:
         await self.store.finish_failed(task_id, code, message)
         self.failed += 1
+        self.urls.forget(task_id)
         await self.media.drop(task_id)
 
-    async def _fetch(self, url: str, task_id: str) -> None:
-        tmp = self.scratch / f"{secrets.token_hex(12)}.part"
-        fetched = await self.urls.fetch(url, tmp, "video_url")
-        await self.media.adopt(task_id, fetched.path)
+    async def _has_media(self, task_id: str) -> bool:
+        async with self.media.local(task_id) as media:
+            return media is not None
+
+    async def _start_fetch(self, rec: TaskRecord) -> None:
+        assert rec.input_url is not None
+        url = self.urls.given(rec.id, rec.input_url)
+        if is_redacted(url):
+            await self._finish_failed(
+                rec.id,
+                ErrorCode.INTERNAL_ERROR,
+                "The server restarted before video_url was fetched, and the credentials in "
+                "it are not stored: create the task again.",
+            )
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._fetch_stage(rec.id, rec.owner, url), name=f"aioembed-fetch-{rec.id}"
+        )
+        self._fetching[rec.id] = task
+        task.add_done_callback(lambda _: self._fetching.pop(rec.id, None))
+
+    async def _fetch_stage(self, task_id: str, owner: str, url: str) -> None:
+        """Download the task's ``video_url`` (in one of its key's fetch slots), then queue
+        it for a worker; a download error fails the task once, with its code."""
+        try:
+            try:
+                tmp = self.scratch / f"{secrets.token_hex(12)}.part"
+                fetched = await self.urls.fetch(url, tmp, "video_url", owner=owner)
+                await self.media.adopt(task_id, fetched.path)
+            except APIStatusError as e:
+                await self._finish_failed(task_id, e.code, e.message)
+                return
+            await self.queue.submit(task_id)
+        except Exception:
+            delay = self._retry_delay(task_id)
+            log.exception("task %s could not be fetched; retrying in %g s", task_id, delay)
+            await self.queue.submit(task_id, delay=delay)
 
 
 class _MediaMissing(Exception):

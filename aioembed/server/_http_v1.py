@@ -28,15 +28,11 @@ from ._http import ERROR_BODY, PUBLIC, HttpAdapter, check_query, expect_continue
 from ._http import poll_headers as _poll_headers
 from ._keys import (
     CONFIG,
-    DISPATCHER,
-    METRICS,
     OWNER,
-    RATE_LIMITER,
     SERVICE,
-    STORE,
-    SYNC_POOL,
     TMP_DIR,
 )
+from ._metrics_view import metrics_body
 from ._openapi import openapi_document
 from ._render import error_response, json_response, model_response, task_model
 from ._service import TaskView
@@ -251,6 +247,7 @@ async def embed(request: web.Request) -> web.Response:
             upload=form.files.get(source),
             url=form.get(source) if source.endswith("_url") else None,
             offset=offset,
+            owner=request[OWNER],
         )
     segments = [_vector(vec, s, e) for s, e, vec in result.vectors]
     media = v1.MediaEmbedding(segments, result.metadata)
@@ -293,26 +290,10 @@ async def openapi(request: web.Request) -> web.Response:
 
 @_operation("metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """[ext] Request counts since start (this request excluded), tasks and workers."""
+    """[ext] The caller's request counts since start (this request excluded) and tasks;
+    the whole server for an operator key."""
     _check_query(request, "metrics")
-    app = request.config_dict
-    counter = app[METRICS]
-    limiter = app[RATE_LIMITER]
-    dispatcher = app[DISPATCHER]
-    return json_response(
-        {
-            "since": counter.started,
-            "requests": counter.snapshot(),
-            "total_requests": counter.total(),
-            "tasks": await app[STORE].status_counts(),
-            "dispatcher": await dispatcher.stats(),
-            "workers": dispatcher.pool.stats(),
-            "sync_workers": app[SYNC_POOL].stats(),
-            "rate_limit": None
-            if limiter is None
-            else {"requests": limiter.limit.requests, "per_sec": limiter.limit.per},
-        }
-    )
+    return json_response(await metrics_body(request.config_dict, request[OWNER]))
 
 
 ADAPTER = HttpAdapter(v1.API, make_app)

@@ -13,12 +13,14 @@ from ._metrics import RequestCounter
 from ._ratelimit import RateLimiter
 from ._service import TaskService
 from ._store import Store
-from ._urlfetch import UrlPolicy
+from ._urlfetch import FetchLimiter, UrlPolicy
 from ._workers import WorkerPool
 
 __all__ = [
+    "ADMINS",
     "CONFIG",
     "DISPATCHER",
+    "FETCH_LIMITER",
     "METRICS",
     "OWNER",
     "OWNERS",
@@ -43,10 +45,15 @@ SYNC_POOL = web.AppKey("sync_pool", WorkerPool)
 RATE_LIMITER: web.AppKey[RateLimiter | None] = web.AppKey("rate_limiter")
 #: API key -> owner hash (``_store.owner_of``), for every accepted key.
 OWNERS = web.AppKey("owners", dict[str, str])
+#: Owner hashes of the operator keys (``ServerConfig.admin_keys``): ``/metrics`` shows them
+#: the whole server.
+ADMINS = web.AppKey("admins", frozenset[str])
 #: [ext] Request counts by route/method/status since start; tests read it.
 METRICS = web.AppKey("metrics", RequestCounter)
 URL_POLICY = web.AppKey("url_policy", UrlPolicy)
 URL_SESSION = web.AppKey("url_session", aiohttp.ClientSession)
+#: URL fetches in flight, per key and in all (``ServerConfig.url_fetch_*``).
+FETCH_LIMITER = web.AppKey("fetch_limiter", FetchLimiter)
 TMP_DIR = web.AppKey("tmp_dir", Path)
 #: ``loop.time()`` when the app started.
 STARTED = web.AppKey("started", float)

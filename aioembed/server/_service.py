@@ -28,6 +28,7 @@ from ..errors import ErrorCode, NotFoundError, ParameterError
 from ._config import ServerConfig
 from ._media import MediaStore
 from ._queue import TaskQueue
+from ._redact import redact_url
 from ._store import NewTask, SegmentRecord, Store, TaskRecord, new_task_id
 from ._workers import (
     AudioJob,
@@ -74,9 +75,21 @@ class UrlGate(Protocol):
         """Raise ``ParameterError`` naming ``param`` for a URL the server will not fetch."""
         ...
 
-    async def fetch(self, url: str, dest: Path, param: str) -> LocalFile:
-        """Download ``url`` to ``dest`` (removed again on failure)."""
+    async def fetch(self, url: str, dest: Path, param: str, *, owner: str = "") -> LocalFile:
+        """Download ``url`` to ``dest`` (removed again on failure), in one of ``owner``'s
+        fetch slots."""
         ...
+
+    def remember(self, task_id: str, url: str) -> None:
+        """Keep ``url`` as given (it carries credentials) for the task's download, in memory
+        only: the store holds the redacted form."""
+        ...
+
+    def given(self, task_id: str, stored: str) -> str:
+        """The URL to fetch for a task: the one remembered, else ``stored``."""
+        ...
+
+    def forget(self, task_id: str) -> None: ...
 
 
 class JobRunner(Protocol):
@@ -175,6 +188,8 @@ class TaskService:
             duration = await self._probe(upload.path)
             check_offsets(params.start, params.end, duration)
         task = _new_task(owner, params, upload, duration)
+        if params.video_url is not None and task.input_url != params.video_url:
+            self.urls.remember(task.id, params.video_url)
         if upload is not None:
             await self.media.adopt(task.id, upload.path)
         try:
@@ -278,6 +293,7 @@ class TaskService:
         upload: LocalFile | None = None,
         url: str | None = None,
         offset: float = 0.0,
+        owner: str = "",
     ) -> SyncResult:
         """Text, image or audio (``source`` names the input field) to vectors, now."""
         if source == "text":
@@ -287,24 +303,30 @@ class TaskService:
                 TextJob(text or "", model_name, self.config.backend), source
             )
             return SyncResult(model_name, source, [(None, None, result)], None)
-        async with self._input(source, upload, url) as local:
+        async with self._input(source, upload, url, owner) as local:
             if source.startswith("image"):
                 job: Any = ImageJob(str(local.path), model_name, self.config.backend)
             else:
                 job = AudioJob(str(local.path), model_name, offset, self.config.backend)
             result = await self._run_sync(job, source)
-        metadata = {"input_url": url} if url is not None else {"input_filename": local.filename}
+        metadata = (
+            {"input_url": redact_url(url)}
+            if url is not None
+            else {"input_filename": local.filename}
+        )
         if source.startswith("image"):
             return SyncResult(model_name, source, [(None, None, result)], metadata)
         return SyncResult(model_name, source, [(s, e, v) for s, e, v in result], metadata)
 
     @contextlib.asynccontextmanager
-    async def _input(self, source: str, upload: LocalFile | None, url: str | None) -> Any:
+    async def _input(
+        self, source: str, upload: LocalFile | None, url: str | None, owner: str
+    ) -> Any:
         if upload is not None:
             yield upload
             return
         dest = self.scratch / f"{secrets.token_hex(12)}.part"
-        fetched = await self.urls.fetch(url or "", dest, source)
+        fetched = await self.urls.fetch(url or "", dest, source, owner=owner)
         try:
             yield fetched
         finally:
@@ -334,7 +356,7 @@ def _new_task(
         options=MODELS[params.model_name].video_options,
         start=params.start,
         end=params.end,
-        input_url=params.video_url,
+        input_url=redact_url(params.video_url) if params.video_url else None,
         input_filename=upload.filename if upload is not None else None,
         duration=duration,
         media_sha256=upload.sha256 if upload is not None else None,

@@ -35,6 +35,8 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from ._private import private_file
+
 __all__ = [
     "NewTask",
     "SegmentRecord",
@@ -180,7 +182,9 @@ class Store(Protocol):
         """Ids of tasks still ``processing``, oldest first (to resume after a restart)."""
         ...
 
-    async def status_counts(self) -> dict[str, int]: ...
+    async def status_counts(self, *, owner: str | None = None) -> dict[str, int]:
+        """Tasks by status: one owner's, or every task when ``owner`` is None."""
+        ...
 
     async def prune_idempotency(self, older_than: float) -> int: ...
 
@@ -269,6 +273,16 @@ def _task(row: Sequence[Any]) -> TaskRecord:
     )
 
 
+def _unusable(path: Path, exc: sqlite3.DatabaseError) -> str:
+    if isinstance(exc, sqlite3.OperationalError):
+        return f"the task database {path} could not be opened ({exc}); check its permissions"
+    return (
+        f"the task database {path} is damaged or not an aioembed database ({exc}); "
+        f"move it and any {path.name}-wal/-shm files aside (or restore a backup) "
+        "and start again"
+    )
+
+
 class SqliteStore:
     """:class:`Store` on one SQLite file (see the module docstring for the threading model)."""
 
@@ -344,8 +358,13 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     async def open(self) -> None:
-        """Create or migrate the schema; raises ``sqlite3.Error``/``OSError`` when unusable."""
+        """Create or migrate the schema. The file and its ``-wal``/``-shm`` are ``0600``.
+
+        Raises ``RuntimeError`` naming the file and what to do when it is not a usable
+        database (damaged, not SQLite, unreadable), ``OSError`` when it cannot be created.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.get_running_loop().run_in_executor(None, private_file, self.path)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="aioembed-store-w")
         self._readers = ThreadPoolExecutor(self._readers_n, thread_name_prefix="aioembed-store-r")
 
@@ -364,6 +383,9 @@ class SqliteStore:
 
         try:
             await asyncio.get_running_loop().run_in_executor(self._writer, init)
+        except sqlite3.DatabaseError as e:
+            await self.close()
+            raise RuntimeError(_unusable(self.path, e)) from None
         except BaseException:
             await self.close()
             raise
@@ -574,10 +596,13 @@ class SqliteStore:
 
         return await self._read(run)
 
-    async def status_counts(self) -> dict[str, int]:
+    async def status_counts(self, *, owner: str | None = None) -> dict[str, int]:
+        where, args = ("WHERE owner = ?", (owner,)) if owner is not None else ("", ())
+
         def run(conn: sqlite3.Connection) -> dict[str, int]:
             counts = dict.fromkeys(STATUSES, 0)
-            for status, n in conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"):
+            sql = f"SELECT status, COUNT(*) FROM tasks {where} GROUP BY status"
+            for status, n in conn.execute(sql, args):
                 counts[str(status)] = int(n)
             return counts
 

@@ -17,7 +17,7 @@ import hashlib
 import ipaddress
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -33,6 +33,7 @@ from ._uploads import safe_filename, too_large
 
 __all__ = [
     "AddressRefusedError",
+    "FetchLimiter",
     "FetchedFile",
     "UrlPolicy",
     "check_url",
@@ -116,19 +117,36 @@ def _refused(param: str) -> ParameterError:
     )
 
 
-def _parse(url: str, param: str) -> URL:
+def _parse(url: str | URL, param: str, *, redirect: bool = False) -> URL:
+    """``url`` checked to be an absolute http(s) URL with a host and a valid port (yarl
+    checks some parts only when they are read, so they are read here)."""
+    what = f"Fetching {param} failed: the server redirected to" if redirect else param
     try:
-        parsed = URL(url)
-    except (ValueError, TypeError):
-        raise invalid(param, f"{param} should be a valid http or https URL.") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise invalid(param, f"{param} should be an http or https URL with a host.")
+        parsed = URL(url) if isinstance(url, str) else url
+        host, _ = parsed.host, parsed.port
+    except (ValueError, TypeError, UnicodeError):
+        raise invalid(
+            param,
+            f"{what} an invalid URL."
+            if redirect
+            else f"{param} should be a valid http or https URL.",
+        ) from None
+    if parsed.scheme not in ("http", "https") or not host:
+        raise invalid(
+            param,
+            f"{what} a URL that is not http or https with a host."
+            if redirect
+            else f"{param} should be an http or https URL with a host.",
+        )
     return parsed
 
 
-async def check_url(url: str, param: str, policy: UrlPolicy) -> URL:
-    """Validate scheme and destination; raises ``ParameterError`` naming ``param``."""
-    parsed = _parse(url, param)
+async def check_url(
+    url: str | URL, param: str, policy: UrlPolicy, *, redirect: bool = False
+) -> URL:
+    """Validate scheme and destination; raises ``ParameterError`` naming ``param``
+    (``redirect``: the URL came from a ``Location`` header, and the message says so)."""
+    parsed = _parse(url, param, redirect=redirect)
     host = parsed.host or ""
     if policy.host_allowed(host):
         return parsed
@@ -141,7 +159,8 @@ async def check_url(url: str, param: str, policy: UrlPolicy) -> URL:
     try:
         infos = await loop.getaddrinfo(host, parsed.port or 80, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        raise invalid(param, f"The host of {param} could not be resolved.") from None
+        where = f"The host {param} redirected to" if redirect else f"The host of {param}"
+        raise invalid(param, f"{where} could not be resolved.") from None
     addresses = {info[4][0] for info in infos}
     if not addresses or not all(
         (ip := _ip(str(a))) is not None and policy.ip_allowed(ip) for a in addresses
@@ -184,8 +203,10 @@ class _PolicyResolver(AbstractResolver):
         await self._inner.close()
 
 
-def make_session(policy: UrlPolicy, *, connect_timeout: float) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(resolver=_PolicyResolver(policy), limit=32)
+def make_session(
+    policy: UrlPolicy, *, connect_timeout: float, limit: int = 32
+) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(resolver=_PolicyResolver(policy), limit=limit)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(sock_connect=connect_timeout),
@@ -203,6 +224,43 @@ class FetchedFile:
     filename: str | None
 
 
+#: Slowest transfer a fetch is allowed over each window (bytes/s), and the window (s).
+MIN_RATE = 8 * 1024
+RATE_WINDOW = 10.0
+
+
+class FetchLimiter:
+    """URL fetches in flight: at most ``total`` at once, and ``per_key`` for one API key.
+
+    One tenant's slow URLs (a server trickling a byte per second) then hold only
+    that tenant's slots; everyone else's fetches start at once. Waiters are served
+    first come, first served per key; a key's semaphore is dropped when idle.
+    """
+
+    def __init__(self, *, total: int, per_key: int) -> None:
+        self.total = asyncio.Semaphore(total)
+        self.per_key = per_key
+        self._keys: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, owner: str) -> AsyncIterator[None]:
+        sem, users = self._keys.get(owner, (asyncio.Semaphore(self.per_key), 0))
+        self._keys[owner] = (sem, users + 1)
+        try:
+            async with sem, self.total:
+                yield
+        finally:
+            sem, users = self._keys[owner]
+            if users <= 1:
+                del self._keys[owner]
+            else:
+                self._keys[owner] = (sem, users - 1)
+
+    def in_flight(self, owner: str) -> int:
+        """Fetches of ``owner`` holding or waiting for a slot."""
+        return self._keys.get(owner, (None, 0))[1]
+
+
 async def fetch_to_file(
     session: aiohttp.ClientSession,
     url: str,
@@ -213,28 +271,43 @@ async def fetch_to_file(
     max_bytes: int,
     timeout: float,
     max_redirects: int = 5,
+    min_rate: int = MIN_RATE,
+    rate_window: float = RATE_WINDOW,
 ) -> FetchedFile:
     """Download ``url`` to ``dest`` (created fresh; removed again on any failure).
 
-    Raises ``ParameterError`` naming ``param`` when the URL is refused or the
-    download fails (status, timeout, connection), ``PayloadTooLargeError`` past
-    ``max_bytes``.
+    The whole fetch has ``timeout`` seconds; besides, each ``rate_window`` (the
+    wait for the answer's headers included) must bring ``min_rate`` bytes/s, so
+    a server that trickles is given up on early. Raises ``ParameterError``
+    naming ``param`` when the URL is refused or the download fails (status,
+    timeout, too slow, connection, an unusable redirect), ``PayloadTooLargeError``
+    past ``max_bytes``.
     """
     loop = asyncio.get_running_loop()
     target = await check_url(url, param, policy)
     fd = await loop.run_in_executor(
         None, lambda: os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     )
-    digest = hashlib.sha256()
-    size = 0
+    sink = _Sink(fd, max_bytes, param)
     ok = False
     try:
         async with asyncio.timeout(timeout):
             for _ in range(max_redirects + 1):
-                async with session.get(target, allow_redirects=False) as resp:
+                async with session.get(
+                    target,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(
+                        sock_connect=session.timeout.sock_connect,
+                        sock_read=rate_window if min_rate > 0 else None,
+                    ),
+                ) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                        nxt = target.join(URL(resp.headers["Location"]))
-                        target = await check_url(str(nxt), param, policy)
+                        target = await check_url(
+                            _follow(target, resp.headers["Location"], param),
+                            param,
+                            policy,
+                            redirect=True,
+                        )
                         continue
                     if resp.status != 200:
                         raise invalid(
@@ -244,23 +317,19 @@ async def fetch_to_file(
                     declared = resp.content_length
                     if declared is not None and declared > max_bytes:
                         raise too_large(max_bytes, f"file at {param}")
-                    buf = bytearray()
-                    async for chunk in resp.content.iter_chunked(256 * 1024):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise too_large(max_bytes, f"file at {param}")
-                        digest.update(chunk)
-                        buf += chunk
-                        if len(buf) >= 1024 * 1024:
-                            data, buf = bytes(buf), bytearray()
-                            await loop.run_in_executor(None, _write_all, fd, data)
-                    if buf:
-                        await loop.run_in_executor(None, _write_all, fd, bytes(buf))
-                    await loop.run_in_executor(None, os.fsync, fd)
+                    await _receive(resp.content, sink, min_rate, rate_window)
                     name = safe_filename(unquote(target.path.rsplit("/", 1)[-1]))
                     ok = True
-                    return FetchedFile(dest, size, digest.hexdigest(), name)
+                    return FetchedFile(dest, sink.size, sink.digest.hexdigest(), name)
             raise invalid(param, f"Fetching {param} failed: too many redirects.")
+    except _TooSlowError as e:
+        raise invalid(
+            param,
+            f"Fetching {param} failed: the transfer was slower than {min_rate} bytes/s "
+            f"({e.got} bytes in {rate_window:g} s).",
+        ) from None
+    except aiohttp.ServerTimeoutError:
+        raise invalid(param, f"Fetching {param} failed: no data for {rate_window:g} s.") from None
     except TimeoutError:
         raise invalid(param, f"Fetching {param} timed out after {timeout:g} s.") from None
     except (aiohttp.ClientError, OSError) as e:
@@ -272,6 +341,73 @@ async def fetch_to_file(
         if not ok:
             with contextlib.suppress(FileNotFoundError):
                 await loop.run_in_executor(None, dest.unlink)
+
+
+class _TooSlowError(Exception):
+    def __init__(self, got: int) -> None:
+        self.got = got
+
+
+class _Sink:
+    """The download's file, hash and size cap; writes go to a thread in 1 MB batches."""
+
+    def __init__(self, fd: int, max_bytes: int, param: str) -> None:
+        self.fd, self.max_bytes, self.param = fd, max_bytes, param
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self._buf = bytearray()
+
+    async def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise too_large(self.max_bytes, f"file at {self.param}")
+        self.digest.update(chunk)
+        self._buf += chunk
+        if len(self._buf) >= 1024 * 1024:
+            await self.flush()
+
+    async def flush(self) -> None:
+        data, self._buf = bytes(self._buf), bytearray()
+        if data:
+            await asyncio.get_running_loop().run_in_executor(None, _write_all, self.fd, data)
+
+    async def finish(self) -> None:
+        await self.flush()
+        await asyncio.get_running_loop().run_in_executor(None, os.fsync, self.fd)
+
+
+async def _receive(
+    content: aiohttp.StreamReader, sink: _Sink, min_rate: int, window: float
+) -> None:
+    """The body into ``sink``, failing with ``_TooSlowError`` on a window below ``min_rate``."""
+    loop = asyncio.get_running_loop()
+    window_end, got = loop.time() + window, 0
+    while True:
+        chunk: bytes | None = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(window_end):
+                chunk = await content.readany()
+        if chunk == b"":
+            break
+        if chunk:
+            got += len(chunk)
+            await sink.add(chunk)
+        if loop.time() >= window_end:
+            if min_rate > 0 and got < min_rate * window:
+                raise _TooSlowError(got)
+            window_end, got = loop.time() + window, 0
+    await sink.finish()
+
+
+def _follow(base: URL, location: str, param: str) -> URL:
+    """``Location`` resolved against the URL that answered it; ``ParameterError`` when it
+    cannot be parsed (the remote server's fault, the input's problem: never a 500)."""
+    try:
+        return base.join(URL(location))
+    except (ValueError, TypeError, UnicodeError):
+        raise invalid(
+            param, f"Fetching {param} failed: the server redirected to an invalid URL."
+        ) from None
 
 
 def _write_all(fd: int, data: bytes) -> None:
