@@ -30,11 +30,11 @@ try:
     from ._app import ServerRunner, create_app
 except ImportError as e:  # NumPy or PyAV missing: name the extra to install
     raise extra_missing("aioembed.server", "server", e) from None
+from ._accesslog import RedactingAccessLogger
 from ._config import MediaLimits, RateLimit, ServerConfig, parse_rate_limit
 from ._keyfiles import generated_key, read_key_files
 from ._keys import METRICS
 from ._metrics import RequestCounter
-from ._redact import RedactingAccessLogger
 from ._store import SqliteStore, Store
 
 __all__ = [

@@ -3,8 +3,9 @@
 A ``video_url`` may carry credentials: ``user:pass@`` or a signed query
 (``X-Amz-Signature=``, ``sig=``, ``token=``...). The server fetches with the URL
 as given but stores, returns and logs only :func:`redact_url`'s form, where
-those parts read ``REDACTED``. The access log goes through
-:func:`redact_target` for the same reason (``?api_key=`` in a request line).
+those parts read ``REDACTED``. The access log
+(:mod:`._accesslog`) goes through :func:`redact_target` for the same reason
+(``?api_key=`` in a request line). No HTTP stack here: the service core uses it.
 
 What counts as secret: a query parameter whose *name* says so (see
 :func:`is_secret_name`) or whose *value* looks like a credential (a JWT, or a
@@ -14,17 +15,11 @@ original is never needed again once fetched.
 
 from __future__ import annotations
 
-import logging
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
-
 __all__ = [
     "REDACTED",
-    "RedactingAccessLogger",
     "is_redacted",
     "is_secret_name",
     "redact_target",
@@ -117,28 +112,3 @@ def redact_target(target: str) -> str:
     """A request target (``/path?query``) for the access log, query secrets redacted."""
     path, q, query = target.partition("?")
     return f"{path}?{_redact_pairs(query)}" if q else path
-
-
-class RedactingAccessLogger(AbstractAccessLogger):
-    """One line per request: client, request line (query secrets redacted), status,
-    body bytes, seconds. No headers and no Referer, which may carry keys too."""
-
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        if not self.logger.isEnabledFor(logging.INFO):
-            return
-        version = request.version
-        self.logger.info(
-            '%s "%s %s HTTP/%d.%d" %d %d %.3fs',
-            request.remote,
-            request.method,
-            redact_target(request.raw_path),
-            version.major,
-            version.minor,
-            response.status,
-            response.body_length,
-            time,
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
