@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ._private import private_file
+
 __all__ = ["AssetRecord", "AssetStore"]
 
 _T = TypeVar("_T")
@@ -99,6 +101,7 @@ class AssetStore:
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
+            private_file(self.path)  # 0600, and its -wal/-shm follow (see _private)
             db = sqlite3.connect(self.path, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ._private import private_file
+
 __all__ = ["ChunkRecord", "UploadRecord", "UploadStore"]
 
 _T = TypeVar("_T")
@@ -95,6 +97,7 @@ class UploadStore:
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
+            private_file(self.path)  # 0600, and its -wal/-shm follow (see _private)
             db = sqlite3.connect(self.path, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
