@@ -100,6 +100,7 @@ class UploadService:
         self.scratch = scratch
         self.limits = limits
         self._jobs: set[asyncio.Task[None]] = set()
+        self._report_lock = asyncio.Lock()
         #: Part bodies received whole, by upload id (tests count re-sent parts).
         self.received: dict[str, int] = {}
 
@@ -267,7 +268,14 @@ class UploadService:
     # -- report -----------------------------------------------------------------------
 
     async def report(self, rec: UploadRecord, items: Sequence[tuple[int, str, int]]) -> Report:
-        """Mark reported chunks ``completed`` (duplicates counted, nothing changed)."""
+        """Mark reported chunks ``completed`` (duplicates counted, nothing changed).
+
+        Reports run one at a time: two racing reports must not both see the last
+        chunk arrive and join the parts twice."""
+        async with self._report_lock:
+            return await self._report(rec, items)
+
+    async def _report(self, rec: UploadRecord, items: Sequence[tuple[int, str, int]]) -> Report:
         chunks = await self.store.chunks(rec.id)
         seen: set[int] = set()
         processed = duplicates = 0
@@ -308,7 +316,8 @@ class UploadService:
             1 for c in (await self.store.chunks(rec.id)).values() if c.status == "completed"
         )
         complete = total == rec.total_chunks
-        if complete and rec.status == "active":
+        current = await self.store.get(rec.id)
+        if complete and current is not None and current.status == "active":
             rec.status, rec.updated_at = "completed", now
             await self.store.put(rec)
             self._spawn(self._assemble(rec))
