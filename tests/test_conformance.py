@@ -7,6 +7,7 @@ factory to the fixture's ``params``; it is then held to exactly these rules.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,12 +23,37 @@ from aioembed.server._store import (
     new_task_id,
 )
 
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A throw-away PostgreSQL for the whole session (the ``pgserver`` wheel: PostgreSQL 16
+    on a unix socket, no network, nothing installed system-wide). Its data directory is
+    not under pytest's basetemp, which concurrent pytest runs prune."""
+    pgserver = pytest.importorskip("pgserver", reason="pgserver (the `test` extra) is missing")
+    pytest.importorskip("asyncpg", reason="asyncpg (the `scale` extra) is missing")
+    with tempfile.TemporaryDirectory(prefix="aioembed-pg-") as pgdata:
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        except Exception as exc:  # noqa: BLE001 - any start failure means: cannot be had here
+            pytest.skip(f"PostgreSQL (pgserver) could not start on this machine: {exc!r}")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
 # -- Store ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store = {"sqlite": lambda: SqliteStore(tmp_path / "s.sqlite3")}[request.param]()
+    made: Store
+    if request.param == "postgresql":
+        from aioembed.server._pg_store import PostgresStore
+
+        dsn: str = request.getfixturevalue("postgres_dsn")
+        made = PostgresStore(dsn, schema=f"t_{new_task_id()}")  # a fresh schema per test
+    else:
+        made = SqliteStore(tmp_path / "s.sqlite3")
     await made.open()
     try:
         yield made
@@ -75,6 +101,13 @@ async def test_store_idempotency_key_returns_the_original(store: Store) -> None:
     assert await store.find_idempotent("alice", "k", max_age=60) == first.id
     assert await store.find_idempotent("bob", "k", max_age=60) is None
     assert await store.create_task(_task("bob"), idempotency_key="k") != first.id
+
+
+async def test_store_concurrent_creates_with_one_key_make_one_task(store: Store) -> None:
+    tasks = [_task() for _ in range(6)]
+    ids = await asyncio.gather(*(store.create_task(t, idempotency_key="same") for t in tasks))
+    assert len(set(ids)) == 1
+    assert (await store.list_tasks("alice"))[1] == 1
 
 
 async def test_store_lists_newest_first_with_filters(store: Store) -> None:
@@ -129,22 +162,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throw-away PostgreSQL for the whole session (the ``pgserver`` wheel: PostgreSQL 16
-    on a unix socket, no network, nothing installed system-wide)."""
-    pgserver = pytest.importorskip("pgserver", reason="pgserver (the `test` extra) is missing")
-    pytest.importorskip("asyncpg", reason="asyncpg (the `scale` extra) is missing")
-    try:
-        server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    except Exception as exc:  # noqa: BLE001 - any start failure means: cannot be had here
-        pytest.skip(f"PostgreSQL (pgserver) could not start on this machine: {exc!r}")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture
