@@ -465,3 +465,57 @@ async def test_bounded_concurrency(live_server: Any, video_factory: Any) -> None
         )
     assert len({h.id for h in handles}) == 12
     assert 1 <= peak <= 2
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [{}, {"text": "a red ball", "image_url": "http://127.0.0.1/x.png"}],
+    ids=["none", "two"],
+)
+async def test_embed_input_rule_agrees_with_the_server(
+    client: AsyncClient, live_server: Any, http: aiohttp.ClientSession, inputs: dict[str, str]
+) -> None:
+    """Zero or two inputs to POST /embed: same code and message from both ends."""
+    with pytest.raises(ParameterError) as local:
+        await client.embed.create(**inputs)
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("model_name", "Marengo-retrieval-2.7")
+    for name, value in inputs.items():
+        form.add_field(name, value)
+    async with http.post(live_server.url("embed"), data=form, headers=live_server.headers) as r:
+        body = await r.json()
+    assert (r.status, body["code"], body["message"]) == (400, local.value.code, local.value.message)
+
+
+def test_one_set_of_defaults() -> None:
+    """Every wait starts at the same interval and embed_many's window is the CLI's."""
+    import inspect
+
+    from aioembed.cli._main import _parser
+    from aioembed.client import (
+        DEFAULT_CONCURRENCY,
+        DEFAULT_MAX_INTERVAL,
+        DEFAULT_SLEEP_INTERVAL,
+        EmbedTasks,
+        TaskHandle,
+    )
+
+    def default(fn: Any, name: str) -> Any:
+        return inspect.signature(fn).parameters[name].default
+
+    for fn in (
+        EmbedTasks.wait_for_done,
+        EmbedTasks.wait,
+        EmbedTasks.embed_many,
+        EmbedTasks.watch_many,
+        TaskHandle.wait,
+        TaskHandle.wait_for_done,
+    ):
+        assert default(fn, "sleep_interval") == DEFAULT_SLEEP_INTERVAL, fn
+        assert default(fn, "max_interval") == DEFAULT_MAX_INTERVAL, fn
+    assert default(EmbedTasks.embed_many, "concurrency") == DEFAULT_CONCURRENCY
+    embed = _parser().parse_args(["embed", "x.mp4"])
+    assert embed.concurrency == DEFAULT_CONCURRENCY
+    names = set(inspect.signature(EmbedTasks.embed_many).parameters)
+    assert {"video_clip_length", "video_embedding_scope", "embedding_option"} <= names
+    assert not {"clip_length", "scopes", "options"} & names

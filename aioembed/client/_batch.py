@@ -46,7 +46,7 @@ from ..models import EmbedTask, TaskStatus
 from ._defaults import DEFAULT_SCOPES
 from ._journal import Journal
 from ._streams import ProducerStream
-from ._tasks import TaskCalls
+from ._tasks import Scope, TaskCalls
 from ._watch import StatusUpdate, StatusWatcher
 
 __all__ = ["BatchInput", "BatchItem", "BatchRun", "Outcome", "watch_many"]
@@ -61,7 +61,7 @@ class BatchItem:
     video_start_offset_sec: float | None = None
     video_end_offset_sec: float | None = None
     video_clip_length: float | None = None
-    video_embedding_scope: tuple[str, ...] | None = None
+    video_embedding_scope: tuple[Scope, ...] | None = None
     #: The item's identity in a journal; defaults to its input and parameters.
     key: str | None = None
 
@@ -140,7 +140,11 @@ class _Shared:
     task_id: str | None = None
 
 
-def _tuple_or_none(values: Sequence[str] | None) -> tuple[str, ...] | None:
+def _scopes_or_none(values: Sequence[Scope] | None) -> tuple[Scope, ...] | None:
+    return tuple(values) if values else None
+
+
+def _options_or_none(values: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(values) if values else None
 
 
@@ -181,8 +185,8 @@ class BatchRun:
     model_name: str
     concurrency: int = attrs.field(validator=attrs.validators.ge(1))
     clip_length: float | None
-    scopes: tuple[str, ...] | None = attrs.field(converter=_tuple_or_none)
-    options: tuple[str, ...] | None = attrs.field(converter=_tuple_or_none)
+    scopes: tuple[Scope, ...] | None = attrs.field(converter=_scopes_or_none)
+    options: tuple[str, ...] | None = attrs.field(converter=_options_or_none)
     journal: Journal | None = attrs.field(converter=_journal)
     ordered: bool
     retrieve: bool
@@ -260,7 +264,7 @@ class BatchRun:
             item.video_start_offset_sec,
             item.video_end_offset_sec,
             item.video_clip_length or self.clip_length or DEFAULT_CLIP_LENGTH,
-            ",".join(item.video_embedding_scope or self.scopes or DEFAULT_SCOPES),
+            ",".join(str(s) for s in item.video_embedding_scope or self.scopes or DEFAULT_SCOPES),
         )
         key = item.key or "|".join(str(v) for v in (item.label, *params))
         return _ItemRun(index, item, key, params)

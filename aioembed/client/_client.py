@@ -52,13 +52,22 @@ class AsyncClient:
         self.assets = Assets(self._transport)
 
     @classmethod
-    def from_env(cls, **kw: object) -> AsyncClient:
+    def from_env(
+        cls,
+        *,
+        timeouts: Timeouts = Timeouts(),
+        retry: RetryPolicy = RetryPolicy(),
+        limits: Limits = Limits(),
+        session: aiohttp.ClientSession | None = None,
+    ) -> AsyncClient:
         """Read ``AIOEMBED_API_KEY`` or ``TWELVELABS_API_KEY``, and ``AIOEMBED_BASE_URL``."""
         key = os.environ.get("AIOEMBED_API_KEY") or os.environ.get("TWELVELABS_API_KEY")
         if not key:
             raise ValueError("set AIOEMBED_API_KEY or TWELVELABS_API_KEY")
         base_url = os.environ.get("AIOEMBED_BASE_URL") or DEFAULT_BASE_URL
-        return cls(key, base_url=base_url, **kw)  # type: ignore[arg-type]
+        return cls(
+            key, base_url=base_url, timeouts=timeouts, retry=retry, limits=limits, session=session
+        )
 
     @property
     def base_url(self) -> str:

@@ -14,7 +14,7 @@ from ._defaults import (
     DEFAULT_SLEEP_INTERVAL,
 )
 from ._streams import ProducerStream
-from ._tasks import TaskCalls
+from ._tasks import Scope, TaskCalls
 from ._watch import StatusUpdate
 
 __all__ = ["EmbedTasks"]
@@ -29,7 +29,7 @@ class EmbedTasks(TaskCalls):
         *,
         model_name: str = DEFAULT_MODEL,
         video_clip_length: float | None = None,
-        video_embedding_scope: Sequence[str] | None = None,
+        video_embedding_scope: Sequence[Scope] | None = None,
         embedding_option: Sequence[str] | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         journal: str | os.PathLike[str] | None = None,

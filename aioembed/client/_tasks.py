@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Union
+from typing import Any, Literal, Union
 from urllib.parse import quote
 
 import anyio
@@ -24,18 +24,21 @@ from .._wire import format_datetime
 from ..contract import v1
 from ..contract.v1 import structure
 from ..errors import TaskFailedError, WaitTimeoutError
-from ..models import EmbedTask, TaskPage, TaskStatus
+from ..models import EmbeddingScope, EmbedTask, TaskPage, TaskStatus
 from ._defaults import DEFAULT_MAX_INTERVAL, DEFAULT_MODEL, DEFAULT_SCOPES, DEFAULT_SLEEP_INTERVAL
 from ._transport import Transport
 from ._upload import FileInput, ProgressCallback, as_source
 
-__all__ = ["StatusCallback", "TaskCalls", "TaskHandle"]
+__all__ = ["Scope", "Status", "StatusCallback", "TaskCalls", "TaskHandle"]
 
 #: Called with every status update; may be sync or async.
 StatusCallback = Callable[[EmbedTask], None | Awaitable[None]]
 TimeArg = Union[datetime, str, None]
-#: ``status=`` filter of :meth:`TaskCalls.list`: one status or several.
-StatusFilter = Union[TaskStatus, str, Sequence[TaskStatus | str], None]
+#: One ``video_embedding_scope`` value.
+Scope = Union[Literal["clip", "video"], EmbeddingScope]
+#: One task status, as a ``status=`` filter of :meth:`TaskCalls.list` takes it.
+Status = Union[Literal["processing", "ready", "failed"], TaskStatus]
+StatusFilter = Union[Status, Sequence[Status], None]
 
 
 def _task_path(task_id: str, suffix: str = "") -> str:
@@ -64,10 +67,10 @@ def _page(data: Any) -> TaskPage:
     return structure(data, TaskPage)
 
 
-def _scopes(value: Sequence[str] | str | None) -> list[str]:
+def _scopes(value: Sequence[Scope] | Scope | None) -> list[str]:
     if isinstance(value, str):
-        return [value]
-    return list(value or DEFAULT_SCOPES)
+        return [str(value)]
+    return [str(s) for s in value or DEFAULT_SCOPES]
 
 
 @attrs.frozen
@@ -142,7 +145,7 @@ class TaskCalls:
         video_start_offset_sec: float | None = None,
         video_end_offset_sec: float | None = None,
         video_clip_length: float | None = None,
-        video_embedding_scope: Sequence[str] | str | None = None,
+        video_embedding_scope: Sequence[Scope] | Scope | None = None,
         idempotency_key: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> TaskHandle:

@@ -9,7 +9,9 @@ an ``Idempotency-Key`` never reach another host.
 from __future__ import annotations
 
 import enum
+import errno
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -81,8 +83,10 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 def _connect_message(url: URL, e: aiohttp.ClientConnectorError) -> str:
     """aiohttp says "Cannot connect to host h:p ssl:default [...]" even for http URLs."""
-    reason = e.os_error.strerror if e.os_error.strerror else str(e.os_error)
-    hint = " (is the server running, and is base_url right?)" if "refused" in reason else ""
+    os_error = e.os_error
+    reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
+    refused = isinstance(os_error, ConnectionRefusedError) or os_error.errno == errno.ECONNREFUSED
+    hint = " (is the server running, and is base_url right?)" if refused else ""
     return f"cannot connect to {url.scheme}://{url.host}:{url.port}: {reason}{hint}"
 
 

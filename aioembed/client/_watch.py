@@ -10,7 +10,6 @@ task that finished since the last round, usually far fewer.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing, suppress
@@ -19,13 +18,14 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import attrs
 
-from ..errors import AioEmbedError, RateLimitError, ServerError, TransportError, WaitTimeoutError
+from .._retry import Backoff, is_transient
+from ..errors import AioEmbedError, WaitTimeoutError
 from ..models import EmbedTask
 
-__all__ = ["StatusUpdate", "StatusWatcher"]
+__all__ = ["RoundReport", "StatusUpdate", "StatusWatcher"]
 
-#: Errors that say the service is unwell, not the task: a watch rides through them.
-TRANSIENT = (TransportError, ServerError, RateLimitError)
+#: What :meth:`StatusWatcher._list_round` returns when a watch's deadline came first.
+_DEADLINE = object()
 #: The list endpoint's largest page.
 PAGE_LIMIT = 50
 #: Tolerated clock difference between us and the server for the ``started_at`` filter.
@@ -47,6 +47,25 @@ class StatusUpdate:
     task: EmbedTask | None
     error: AioEmbedError | None = None
     final: bool = False
+
+
+@attrs.define
+class RoundReport:
+    """What one polling round did to the pending watches."""
+
+    #: Watches whose status or progress changed (a first sighting counts).
+    updated: int = 0
+    #: Watches ended by a terminal task or by an error that is not ridden out.
+    finished: int = 0
+    #: Watches ended by their deadline (:class:`~aioembed.WaitTimeoutError`).
+    expired: int = 0
+    #: A request failed transiently; the watches it concerned wait for the next round.
+    transient: bool = False
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing new: the next round may come later (the interval stretches)."""
+        return not (self.updated or self.finished or self.expired)
 
 
 @attrs.define(eq=False)
@@ -79,7 +98,8 @@ class StatusWatcher:
     still hold) for up to ``outage_budget`` seconds of continuous failure; any
     other error ends the watches it concerns. The interval starts
     at ``sleep_interval`` and stretches 1.3x per quiet round up to
-    ``max_interval``, with +-10 % jitter; any change resets it.
+    ``max_interval``, with jitter (:class:`~aioembed._retry.Backoff`); any
+    news resets it.
     """
 
     def __init__(
@@ -136,105 +156,120 @@ class StatusWatcher:
         return _left(min(deadlines)) if deadlines else None
 
     async def run(self) -> None:
-        interval = self._min
+        """Poll in rounds until :meth:`close` was called and nothing is left to watch."""
+        pace = Backoff(self._min, self._max, factor=1.3, jitter=0.2)
+        quiet_rounds = 0
         while True:
             if not self._pending():
                 if self._closed:
                     return
                 await self._wakeup.wait()
                 self._wakeup = anyio.Event()
-                interval = self._min
+                quiet_rounds = 0
                 continue
-            changed = await self._round()
-            interval = self._min if changed else min(interval * 1.3, self._max)
+            report = await self.poll_round()
+            quiet_rounds = quiet_rounds + 1 if report.quiet else 0
             if self._pending():
-                pause = interval * random.uniform(0.9, 1.1)
+                pause = pace.delay(quiet_rounds + 1)
                 left = self._time_left()
                 await anyio.sleep(pause if left is None else min(pause, left))
 
-    async def _round(self) -> bool:
+    async def poll_round(self) -> RoundReport:
+        """One round: list the processing tasks, then resolve the watches that left the list.
+
+        Every pending watch ends up updated, finished, expired or still waiting;
+        the report counts which, so :meth:`run` can pace the next round.
+        """
         self.rounds += 1
+        report = RoundReport()
+        listed = await self._list_round()
+        if listed is _DEADLINE:
+            report.expired = await self._expire()  # a deadline came first; nothing learned
+            return report
+        if isinstance(listed, AioEmbedError):
+            if self._ride_out(listed):
+                report.transient = True  # the list is asked again next round
+            else:
+                # Not transient, or down too long: a poll loop must not swallow the error.
+                for w in self._pending():
+                    await self._finish(w, None, listed)
+                    report.finished += 1
+            report.expired = await self._expire()
+            return report
+        assert isinstance(listed, dict)
+        gone: list[_Watch] = []
+        for w in self._pending():
+            seen = listed.get(w.task_id)
+            if seen is None:
+                gone.append(w)
+            elif await self._update(w, seen):
+                report.updated += 1
+        if len(gone) > 1 and self._list_terminal is not None:
+            remaining = await self._resolve_listed(gone)
+            report.finished += len(gone) - len(remaining)
+            gone = remaining
+        async with anyio.create_task_group() as tg:
+            for w in gone:
+                tg.start_soon(self._check, w, report)
+        if not report.transient:
+            self._failing_since = None
+        report.expired = await self._expire()
+        return report
+
+    async def _list_round(self) -> dict[str, EmbedTask] | AioEmbedError | object:
+        """The processing tasks by id, the error that stopped the listing, or
+        :data:`_DEADLINE` when the earliest watch deadline came first."""
         processing: dict[str, EmbedTask] = {}
-        error: AioEmbedError | None = None
         with anyio.move_on_after(self._time_left()) as listing:
             try:
                 async for task in self._list(self._since):
                     processing[task.id] = task
             except AioEmbedError as e:
-                error = e
+                return e
+        return _DEADLINE if listing.cancelled_caught else processing
+
+    async def _check(self, w: _Watch, report: RoundReport) -> None:
+        """Ask about one watch that left the processing list."""
+        task: EmbedTask | None = None
+        error: AioEmbedError | None = None
+        with anyio.move_on_after(_left(w.deadline)):
+            async with self._limiter:
+                try:
+                    task = await self._resolve(w.task_id)
+                except AioEmbedError as e:
+                    error = e
         if error is not None:
             if self._ride_out(error):
-                return await self._expire()  # a quiet round: the interval stretches
-            # Not transient, or down too long: a poll loop must not swallow the error.
-            for w in self._pending():
-                await self._finish(w, None, error)
-            return True
-        changed = False
-        transient = False
-        if listing.cancelled_caught:
-            return await self._expire()  # a deadline came first; nothing learned
-        gone: list[_Watch] = []
-        for w in self._pending():
-            seen = processing.get(w.task_id)
-            if seen is None:
-                gone.append(w)
+                report.transient = True  # asked again next round
             else:
-                changed |= await self._update(w, seen)
-
-        if len(gone) > 1 and self._list_terminal is not None:
-            unresolved = len(gone)
-            gone = await self._resolve_listed(gone)
-            changed |= len(gone) < unresolved
-
-        async def check(w: _Watch) -> None:
-            nonlocal changed, transient
-            task: EmbedTask | None = None
-            error: AioEmbedError | None = None
-            with anyio.move_on_after(_left(w.deadline)):
-                async with self._limiter:
-                    try:
-                        task = await self._resolve(w.task_id)
-                    except AioEmbedError as e:
-                        error = e
-            if error is not None:
-                if self._ride_out(error):
-                    transient = True  # asked again next round
-                    return
                 await self._finish(w, None, error)
-                changed = True
-                return
-            if task is None:
-                return  # its deadline came first: expired below
-            if task.status.is_terminal:
-                await self._finish(w, task)
-                changed = True
-            else:
-                changed |= await self._update(w, task)
-
-        async with anyio.create_task_group() as tg:
-            for w in gone:
-                tg.start_soon(check, w)
-        if not transient:
-            self._failing_since = None
-        return await self._expire() or changed
+                report.finished += 1
+        elif task is None:
+            return  # its deadline came first: expired at the round's end
+        elif task.status.is_terminal:
+            await self._finish(w, task)
+            report.finished += 1
+        elif await self._update(w, task):
+            report.updated += 1
 
     def _ride_out(self, error: AioEmbedError) -> bool:
         """Whether to keep waiting through ``error`` (transient, outage within budget)."""
-        if not isinstance(error, TRANSIENT):
+        if not is_transient(error):
             return False
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
         return now - self._failing_since < self._outage_budget
 
-    async def _expire(self) -> bool:
-        """Finish the watches whose deadline has passed with :class:`WaitTimeoutError`."""
+    async def _expire(self) -> int:
+        """Finish the watches whose deadline has passed with :class:`WaitTimeoutError`;
+        returns how many."""
         now = time.monotonic()
-        expired = False
+        expired = 0
         for w in self._pending():
             if w.deadline is not None and now >= w.deadline:
                 await self._finish(w, w.last, WaitTimeoutError(w.task_id, w.timeout or 0.0))
-                expired = True
+                expired += 1
         return expired
 
     async def _resolve_listed(self, gone: list[_Watch]) -> list[_Watch]:
