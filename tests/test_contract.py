@@ -14,7 +14,7 @@ import pytest
 
 from aioembed import _wire
 from aioembed._params import MODELS, check_task_params
-from aioembed.contract import v1
+from aioembed.contract import assets, v1
 from aioembed.contract.v1.forms import read_task_params
 from aioembed.errors import ParameterError
 from aioembed.server import ServerConfig, create_app
@@ -132,8 +132,9 @@ def test_routes_and_document_follow_the_contract(tmp_path: Path) -> None:
         if r.resource is not None and r.method != "HEAD"
     }
     expected = {(op.method, v1.PREFIX + op.path) for op in v1.API.operations}
-    assert expected <= mounted
-    assert mounted - expected == {("GET", "/health")}  # the unversioned liveness probe
+    shared = {(op.method, assets.PREFIX + op.path) for op in assets.API.operations}
+    assert expected | shared <= mounted
+    assert mounted - expected - shared == {("GET", "/health")}  # the unversioned liveness probe
     doc = openapi_document(config)
     assert doc["servers"] == [{"url": v1.PREFIX}]
     assert {(m.upper(), v1.PREFIX + p) for p, ops in doc["paths"].items() for m in ops} == (

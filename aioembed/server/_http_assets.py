@@ -32,7 +32,7 @@ from ._upload_store import UploadStore
 from ._uploads import read_form, safe_filename
 from ._uploads_multipart import UploadLimits, UploadService, load_secret
 from ._urlgate import HttpUrlGate
-from ._v2_http import page_info, parse_page, rfc3339, v2_error_response
+from ._v2_http import mount, page_info, parse_page, rfc3339, v2_error_response
 
 __all__ = ["ASSETS", "make_app"]
 
@@ -199,11 +199,13 @@ def make_app(
     app[ERROR_BODY] = v2_error_response
     app[_LIMITS] = limits or AssetLimits()
     app[_UPLOAD_LIMITS] = upload_limits or UploadLimits()
-    app[PUBLIC] = add_routes(app)
-    app.router.add_post("", create, name="assets.create")
-    app.router.add_get("", listing, name="assets.list")
-    app.router.add_get("/{asset_id}", retrieve, name="assets.retrieve")
-    app.router.add_delete("/{asset_id}", delete, name="assets.delete")
+    handlers = {
+        "assets.create": create,
+        "assets.list": listing,
+        "assets.retrieve": retrieve,
+        "assets.delete": delete,
+    }
+    app[PUBLIC] = add_routes(app) | mount(app, handlers)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         config = root[CONFIG]

@@ -20,7 +20,7 @@ from ._render import json_response
 from ._upload_store import ChunkRecord, UploadRecord
 from ._uploads import safe_filename
 from ._uploads_multipart import UploadService
-from ._v2_http import PREFIX, page_info, parse_page, rfc3339
+from ._v2_http import PREFIX, mount, page_info, parse_page, rfc3339
 
 __all__ = ["UPLOADS", "add_routes"]
 
@@ -263,12 +263,13 @@ async def put_chunk(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> frozenset[str]:
-    """The routes; returns the names answered without a key."""
-    r = app.router
-    r.add_post("/multipart-uploads", create, name="uploads.create")
-    r.add_get("/multipart-uploads", incomplete, name="uploads.list")
-    r.add_get("/multipart-uploads/{upload_id}", status, name="uploads.status")
-    r.add_post("/multipart-uploads/{upload_id}", report, name="uploads.report")
-    r.add_post("/multipart-uploads/{upload_id}/presigned-urls", presigned_urls, name="uploads.urls")
-    r.add_put("/multipart-uploads/{upload_id}/chunks/{index}", put_chunk, name=_PUT_CHUNK)
-    return frozenset({_PUT_CHUNK})
+    """The upload routes from the contract's table; returns the names answered without a key."""
+    handlers = {
+        "uploads.create": create,
+        "uploads.list": incomplete,
+        "uploads.status": status,
+        "uploads.report": report,
+        "uploads.urls": presigned_urls,
+        _PUT_CHUNK: put_chunk,
+    }
+    return mount(app, handlers)

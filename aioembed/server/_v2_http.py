@@ -3,18 +3,22 @@ error body, RFC 3339 times, and page parsing/answers."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from .._params import invalid
+from ..contract import assets as ASSETS
 from ..errors import APIStatusError
 from ._render import json_response
 
-__all__ = ["PREFIX", "page_info", "parse_page", "rfc3339", "v2_error_response"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+__all__ = ["PREFIX", "mount", "page_info", "parse_page", "rfc3339", "v2_error_response"]
 
 #: Where the ``/assets`` sub-application is mounted.
-PREFIX = "/v1.3/assets"
+PREFIX = ASSETS.PREFIX
 
 
 def v2_error_response(exc: APIStatusError, request_id: str) -> web.Response:
@@ -61,3 +65,11 @@ def page_info(page: int, limit: int, total: int) -> dict[str, int]:
         "total_page": (total + limit - 1) // limit,
         "total_results": total,
     }
+
+
+def mount(app: web.Application, handlers: Mapping[str, Handler]) -> frozenset[str]:
+    """Add ``handlers`` (by operation name) at the contract's paths; returns the public names."""
+    for name, handler in handlers.items():
+        op = ASSETS.API.operation(name)
+        app.router.add_route(op.method, op.path, handler, name=name)
+    return frozenset(name for name in handlers if ASSETS.API.operation(name).public)
