@@ -43,13 +43,16 @@ def loads(data: bytes | str) -> Any:
     return json.loads(data)
 
 
-#: A vector array as the contract writes it; numbers hold no ``]``, and a quote
+#: Keys whose value is a vector: v1's ``float``, v2's ``embedding`` and ``embedding_uncertainty``.
+VECTOR_KEYS = ("float", "embedding", "embedding_uncertainty")
+#: A vector array as the contracts write it; numbers hold no ``]``, and a quote
 #: inside a JSON string is always escaped, so this cannot match inside a string.
-_VECTOR = re.compile(rb'"float"\s*:\s*\[([^\]]*)\]')
+_VECTOR = re.compile(rb'"(float|embedding|embedding_uncertainty)"\s*:\s*\[([^\]]*)\]')
 
 
 def loads_vectors(body: bytes) -> Any:
-    """Parse a response, reading every ``"float"`` array straight into a float32 array.
+    """Parse a response, reading every vector array (:data:`VECTOR_KEYS`) straight into
+    a float32 array.
 
     A 7,200-segment result holds 7.4 M numbers: as Python floats they take about
     225 MB, as float32 about 30 MB. Without NumPy, or if the body is not shaped as
@@ -59,7 +62,7 @@ def loads_vectors(body: bytes) -> Any:
         return loads(body)
     vectors = []
     for match in _VECTOR.finditer(body):
-        text = match.group(1)
+        text = match.group(2)
         if not text.strip():
             vectors.append(np.empty(0, dtype=np.float32))
             continue
@@ -72,24 +75,26 @@ def loads_vectors(body: bytes) -> Any:
         vectors.append(vector)
     if not vectors:
         return loads(body)
-    data = loads(_VECTOR.sub(b'"float":[]', body))
+    data = loads(_VECTOR.sub(rb'"\1":[]', body))
     slots = _vector_slots(data)
     if len(slots) != len(vectors):
         return loads(body)
-    for slot, vector in zip(slots, vectors, strict=True):
-        slot["float"] = vector
+    for (slot, key), vector in zip(slots, vectors, strict=True):
+        slot[key] = vector
     return data
 
 
-def _vector_slots(node: Any) -> list[dict[str, Any]]:
-    """Objects holding a ``"float"`` key, in document order (parsers keep it)."""
-    found: list[dict[str, Any]] = []
+def _vector_slots(node: Any) -> list[tuple[dict[str, Any], str]]:
+    """(object, key) for every vector key holding a list, in document order (parsers
+    keep key order, so a key's place among its siblings is its place in the text)."""
+    found: list[tuple[dict[str, Any], str]] = []
     stack = [node]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            if "float" in item:
-                found.append(item)
+            for key, value in item.items():
+                if key in VECTOR_KEYS and isinstance(value, list):
+                    found.append((item, key))
             stack.extend(reversed(list(item.values())))
         elif isinstance(item, list):
             stack.extend(reversed(item))

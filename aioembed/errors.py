@@ -36,7 +36,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._ratelimits import RateLimits
 
 __all__ = [
     "APIStatusError",
@@ -120,6 +123,7 @@ class APIStatusError(AioEmbedError):
         status: int | None = None,
         request_id: str | None = None,
         headers: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -128,6 +132,21 @@ class APIStatusError(AioEmbedError):
             self.status = status
         self.request_id = request_id
         self.headers: Mapping[str, str] = dict(headers or {})
+        #: Embed API v2's ``error.details`` (``{"parameter": "video.start_sec"}``), if any.
+        self.details: Mapping[str, Any] = dict(details or {})
+
+    @property
+    def rate_limits(self) -> RateLimits | None:
+        """The ``X-Ratelimit-*`` headers of this answer, typed (``None`` if there were none)."""
+        from ._ratelimits import RateLimits
+
+        return RateLimits.from_headers(self.headers)
+
+    @property
+    def parameter(self) -> str | None:
+        """The JSON path at fault (v2's ``details.parameter``), when the server named one."""
+        value = self.details.get("parameter")
+        return value if isinstance(value, str) else None
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"
@@ -147,9 +166,14 @@ class ParameterError(BadRequestError, ValueError):
     """A parameter breaks a contract rule; ``code`` is what the server would answer."""
 
     def __init__(
-        self, message: str, *, code: ErrorCode | str = ErrorCode.PARAMETER_INVALID
+        self,
+        message: str,
+        *,
+        code: ErrorCode | str = ErrorCode.PARAMETER_INVALID,
+        parameter: str | None = None,
     ) -> None:
-        super().__init__(message, code=code, status=400)
+        details = {"parameter": parameter} if parameter is not None else None
+        super().__init__(message, code=code, status=400, details=details)
 
 
 class AuthenticationError(APIStatusError):
@@ -275,6 +299,7 @@ def error_for_status(
     request_id: str | None = None,
     headers: Mapping[str, str] | None = None,
     retry_after: float | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> APIStatusError:
     """Build the exception matching an HTTP status and contract code."""
     if status == 429:
@@ -285,6 +310,9 @@ def error_for_status(
             request_id=request_id,
             headers=headers,
             retry_after=retry_after,
+            details=details,
         )
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else APIStatusError)
-    return cls(message, code=code, status=status, request_id=request_id, headers=headers)
+    return cls(
+        message, code=code, status=status, request_id=request_id, headers=headers, details=details
+    )
