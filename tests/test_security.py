@@ -260,8 +260,18 @@ async def test_traversal_file_names_are_stored_safely(
         "server.lock",
         "media",
         "uploads",
+        *_ASSET_FILES,
     }, layout
     assert not list(Path("/tmp").glob("evil.mp4"))
+
+
+#: The asset and multipart-upload stores' own files (empty here: no asset was made).
+_ASSET_FILES = (
+    "assets",
+    "parts",
+    "upload-secret",
+    *(f"{db}.sqlite3{suffix}" for db in ("assets", "uploads") for suffix in ("", "-wal", "-shm")),
+)
 
 
 async def finished(http: aiohttp.ClientSession, srv: Any, task_id: str, timeout: float = 60) -> Any:
