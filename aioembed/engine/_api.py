@@ -15,10 +15,20 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from .._params import MIN_LAST_CLIP, SCOPES, clip_spans
-from ._backend import Backend, Model, get_backend, get_model
+from .._params import MIN_LAST_CLIP, SCOPES, MediaLimits, clip_spans
+from ._backend import Backend
+from ._catalogue import Model, OptionKind, catalogue_of
 from ._decode import ClipMedia, decode_clips, decode_image, iter_clips
-from ._media import MediaError, MediaInfo, MediaSource, container_info, media_duration, open_media
+from ._media import (
+    MediaError,
+    MediaField,
+    MediaInfo,
+    MediaSource,
+    container_info,
+    media_duration,
+    open_media,
+)
+from ._registry import get_backend
 
 __all__ = ["SegmentVector", "embed_audio", "embed_image", "embed_text", "embed_video"]
 
@@ -39,8 +49,12 @@ class SegmentVector:
     vector: npt.NDArray[np.float32] = attrs.field(repr=lambda v: f"<{v.shape[0]} float32>")
 
 
-def _resolve(model_name: str, options: Sequence[str] | None) -> tuple[Model, tuple[str, ...]]:
-    model = get_model(model_name)
+def _model(be: Backend, model_name: str) -> Model:
+    """The backend's model ``model_name`` (:class:`KeyError` if it serves none such)."""
+    return catalogue_of(be).get(model_name)
+
+
+def _resolve(model: Model, options: Sequence[str] | None) -> tuple[Model, tuple[str, ...]]:
     if options is None:
         return model, model.options
     wanted = tuple(dict.fromkeys(options))
@@ -63,6 +77,8 @@ def embed_video(
     options: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     backend: str | None = None,
+    limits: MediaLimits | None = None,
+    threads: int | None = None,
 ) -> list[SegmentVector]:
     """Embed the part ``[start, end)`` (seconds) of a video file.
 
@@ -74,14 +90,20 @@ def embed_video(
 
     Returns, for each option in model order, its clip segments in time order, then
     its video segment. A video without audio gets the backend's silence vector for
-    ``audio``. Raises :class:`MediaError` (``video_file_broken`` for a file that is
-    not a decodable video; ``parameter_invalid`` if ``start`` is not before the
-    end of the media; ``video_duration_too_short`` if the range holds no clip of
-    2 s), :class:`KeyError` for an unknown model or backend and
+    ``audio``. ``limits``: a picture size that changes mid-stream is checked
+    against their resolution limits. ``threads`` caps the video decoder's
+    threads (``None``: one per CPU).
+
+    Raises :class:`MediaError` (``video_file_broken`` for a file that is not a
+    decodable video; ``parameter_invalid`` if ``start`` is not before the end of
+    the media; ``video_duration_too_short`` if the range holds no clip of 2 s;
+    ``video_resolution_*`` for a size change out of ``limits``),
+    :class:`KeyError` for an unknown model or backend and
     :class:`ValueError` for an option/scope the model lacks, a bad clip length or
     ``end <= start``.
     """
-    model, opts = _resolve(model_name, options)
+    be = get_backend(backend)
+    model, opts = _resolve(_model(be, model_name), options)
     wanted_scopes = tuple(dict.fromkeys(scopes))
     if not wanted_scopes or any(s not in SCOPES for s in wanted_scopes):
         raise ValueError(f"scopes should be a non-empty selection of {SCOPES}, got {scopes!r}")
@@ -91,7 +113,6 @@ def embed_video(
         raise ValueError(f"start should be 0 or greater, got {start!r}")
     if end is not None and end <= start:
         raise ValueError(f"end should be greater than start, got {start!r}..{end!r}")
-    be = get_backend(backend)
     # One open for metadata and the decode pass; the pass itself proves decodability.
     with open_media(path) as container:
         info = container_info(container, decode_first=False)
@@ -106,6 +127,8 @@ def embed_video(
             end=end,
             clip_length=clip_length,
             progress=progress,
+            limits=limits,
+            threads=threads,
         )
 
 
@@ -121,13 +144,15 @@ def _embed_container(
     end: float | None,
     clip_length: float,
     progress: Callable[[int, int], None] | None,
+    limits: MediaLimits | None,
+    threads: int | None,
 ) -> list[SegmentVector]:
     stop = info.duration if end is None else min(end, info.duration)
     if start >= stop:
         raise MediaError(
             "parameter_invalid",
-            "The video_start_offset_sec parameter is invalid. video_start_offset_sec "
-            f"should be less than the video's duration ({info.duration:.2f} s).",
+            f"The start offset should be less than the video's duration ({info.duration:.2f} s).",
+            MediaField.START_OFFSET,
         )
     spans = clip_spans(start, stop, clip_length)
     if not spans:
@@ -139,22 +164,24 @@ def _embed_container(
     kinds = {model.kind(o) for o in opts}
     clip_vectors: dict[str, list[npt.NDArray[np.float32]]] = {o: [] for o in opts}
     clips: Iterable[ClipMedia]
-    if "visual" in kinds or info.has_audio:
+    if OptionKind.VISUAL in kinds or info.has_audio:
         # Without a visual option the pictures are not even decoded.
         clips = decode_clips(
             container,
             spans,
-            video="visual" in kinds,
-            audio="audio" in kinds,
+            video=OptionKind.VISUAL in kinds,
+            audio=OptionKind.AUDIO in kinds,
             sample_fps=be.sample_fps,
             frame_size=be.frame_size,
+            limits=limits,
+            threads=threads,
         )
     else:
         # Sound only, and there is none: every clip is silence.
         clips = (_silent_clip(s, e, be.frame_size) for s, e in spans)
     for done, clip in enumerate(clips, start=1):
         for option in opts:
-            if model.kind(option) == "visual":
+            if model.kind(option) == OptionKind.VISUAL:
                 vec = be.visual(clip.frames, clip.times, model, option)
             else:
                 vec = be.audio(clip.audio, model, option)
@@ -192,22 +219,27 @@ def _silent_clip(start: float, end: float, size: tuple[int, int]) -> ClipMedia:
 
 def _visual_option(model: Model) -> str:
     for option in model.options:
-        if model.kind(option) == "visual":
+        if model.kind(option) == OptionKind.VISUAL:
             return option
     raise ValueError(f"model {model.name} has no visual option")
 
 
 def embed_image(
-    source: MediaSource, *, model_name: str, backend: str | None = None
+    source: MediaSource,
+    *,
+    model_name: str,
+    backend: str | None = None,
+    max_pixels: int | None = None,
 ) -> npt.NDArray[np.float32]:
     """The vector of a PNG or JPEG image (a path or the file's bytes), in the same
     space as the model's visual video clips (image -> clip search works).
 
-    Raises :class:`MediaError` ``parameter_invalid`` if it does not decode.
+    Raises :class:`MediaError` ``parameter_invalid`` if it does not decode or has
+    more than ``max_pixels`` pixels (checked from the header, before decoding).
     """
-    model = get_model(model_name)
     be = get_backend(backend)
-    img = decode_image(source, be.frame_size)
+    model = _model(be, model_name)
+    img = decode_image(source, be.frame_size, max_pixels=max_pixels)
     return be.visual(img[None], np.zeros(1), model, _visual_option(model))
 
 
@@ -222,12 +254,12 @@ def embed_text(
     """
     if not text or not text.strip():
         raise ValueError("text should not be empty")
-    model = get_model(model_name)
-    return get_backend(backend).text(text, model)
+    be = get_backend(backend)
+    return be.text(text, _model(be, model_name))
 
 
 def _audio_duration(source: MediaSource) -> float:
-    with open_media(source) as container:
+    with open_media(source, what="audio") as container:
         if not container.streams.audio:
             raise MediaError("parameter_invalid", "The audio file has no audio stream.")
         video = container.streams.video[0] if container.streams.video else None
@@ -240,43 +272,49 @@ def embed_audio(
     model_name: str,
     start_offset: float = 0.0,
     backend: str | None = None,
+    max_duration: float | None = None,
 ) -> list[SegmentVector]:
     """Embed an audio file (or the audio of a video) from ``start_offset`` s on.
 
     Segments of 10 s (a final remainder under 2 s is dropped, unless it is all
     there is), option ``"audio"``, scope ``"clip"``, in the same space as video
     ``audio`` clips. Raises :class:`MediaError` ``parameter_invalid`` if the input
-    has no decodable audio or ``start_offset`` is not before its end.
+    has no decodable audio, declares more than ``max_duration`` seconds (checked
+    before any segment is planned) or ``start_offset`` is not before its end.
     """
     if start_offset < 0:
         raise ValueError(f"start_offset should be 0 or greater, got {start_offset!r}")
-    model = get_model(model_name)
-    model.kind("audio")
     be = get_backend(backend)
+    model = _model(be, model_name)
+    model.kind("audio")
     try:
         duration = _audio_duration(source)
     except MediaError as exc:
         if exc.code == "parameter_invalid":
             raise
+        raise MediaError("parameter_invalid", exc.message) from None
+    if max_duration is not None and round(duration, 3) > max_duration:
         raise MediaError(
-            "parameter_invalid", "The audio file is broken or not a supported audio format."
-        ) from None
+            "parameter_invalid",
+            f"The audio is too long ({duration:.0f} s). "
+            f"The duration should be at most {max_duration:g} seconds.",
+        )
     if start_offset >= duration:
         raise MediaError(
             "parameter_invalid",
-            "The audio_start_offset_sec parameter is invalid. audio_start_offset_sec "
-            f"should be less than the audio's duration ({duration:.2f} s).",
+            f"The start offset should be less than the audio's duration ({duration:.2f} s).",
+            MediaField.START_OFFSET,
         )
     spans = clip_spans(start_offset, duration, AUDIO_CLIP_LENGTH) or [
         (round(start_offset, 6), round(duration, 6))
     ]
     out: list[SegmentVector] = []
     try:
-        for clip in iter_clips(source, spans, video=False, audio=True):
+        for clip in iter_clips(source, spans, video=False, audio=True, what="audio"):
             vec = be.audio(clip.audio, model, "audio")
             out.append(SegmentVector(clip.start, clip.end, "clip", "audio", vec))
     except MediaError as exc:
         if exc.code == "parameter_invalid":
             raise
-        raise MediaError("parameter_invalid", f"The audio does not decode: {exc.message}") from None
+        raise MediaError("parameter_invalid", exc.message) from None
     return out

@@ -1,81 +1,24 @@
-"""The backend seam: what turns decoded media into vectors, and how one is found.
+"""The backend seam: what turns decoded media into vectors.
 
-The engine owns decoding and segmentation; a *backend* owns the vectors. A real
-model (a CLIP-like image tower, an audio network) plugs in as a small module that
-implements :class:`Backend` and is either registered at runtime with
-:func:`register_backend` or, so that it also exists in the server's worker
-processes, advertised as an entry point::
-
-    [project.entry-points."aioembed.backends"]
-    my-clip = "my_package.backend:ClipBackend"   # a class or zero-argument factory
-
-and selected by name (``backend="my-clip"`` on every engine function, or the
-server's configuration). The default, ``"features"``, is the weights-free backend
-in :mod:`aioembed.engine._features`.
+The engine owns decoding and segmentation; a *backend* owns the vectors and the
+models it serves (its :class:`~aioembed.engine.Catalogue`). A real model (a
+CLIP-like image tower, an audio network) plugs in as a small module that
+implements :class:`Backend`; :mod:`aioembed.engine._registry` says how one is
+found by name.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import threading
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-import attrs
 import numpy as np
 import numpy.typing as npt
 
-from .._params import MODELS
+from ._catalogue import Model
 
-__all__ = [
-    "DEFAULT_BACKEND",
-    "ENTRY_POINT_GROUP",
-    "Backend",
-    "Model",
-    "available_backends",
-    "get_backend",
-    "get_model",
-    "register_backend",
-]
-
-ENTRY_POINT_GROUP = "aioembed.backends"
-DEFAULT_BACKEND = "features"
+__all__ = ["Backend", "Vector", "mean_pool", "normalise"]
 
 Vector = npt.NDArray[np.float32]
-
-# Which kind of media an embedding option describes.
-_OPTION_KINDS = {"visual-text": "visual", "visual": "visual", "audio": "audio"}
-
-
-@attrs.frozen
-class Model:
-    """A model name as the contract knows it: ``dims`` and video ``options`` in order."""
-
-    name: str
-    dims: int
-    options: tuple[str, ...]
-
-    def kind(self, option: str) -> str:
-        """``"visual"`` or ``"audio"`` for a video option of this model."""
-        if option not in self.options:
-            raise ValueError(
-                f"model {self.name} has no option {option!r}; it has {', '.join(self.options)}"
-            )
-        return _OPTION_KINDS[option]
-
-    def seed(self, purpose: str) -> int:
-        """A stable 64-bit seed for ``purpose`` within this model (e.g. a projection)."""
-        digest = hashlib.blake2b(f"{self.name}\x00{purpose}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "little")
-
-
-def get_model(name: str) -> Model:
-    """The model called ``name``; raises :class:`KeyError` naming the known ones."""
-    info = MODELS.get(name)
-    if info is None:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
-    return Model(info.name, info.dims, tuple(info.video_options))
 
 
 @runtime_checkable
@@ -84,7 +27,8 @@ class Backend(Protocol):
 
     Every method is synchronous, deterministic and must not keep references to
     its inputs. ``sample_fps`` and ``frame_size`` (width, height) tell the decoder
-    what to hand to :meth:`visual`.
+    what to hand to :meth:`visual`. A backend may also declare ``catalogue`` (a
+    class attribute): the models it serves; without one it serves the contract's.
     """
 
     name: str
@@ -119,75 +63,6 @@ class Backend(Protocol):
     ) -> Vector:
         """The ``video``-scope vector from the clips' ``(n, dims)`` vectors and durations."""
         ...
-
-
-BackendFactory = Callable[[], Backend]
-
-_lock = threading.Lock()
-_factories: dict[str, BackendFactory] = {}
-_instances: dict[str, Backend] = {}
-
-
-def register_backend(name: str, factory: BackendFactory, *, replace: bool = False) -> None:
-    """Make ``factory()`` available as backend ``name`` in this process.
-
-    Raises :class:`ValueError` if ``name`` is taken and ``replace`` is false.
-    (Worker processes do not inherit runtime registrations: ship an entry point.)
-    """
-    with _lock:
-        if name in _factories and not replace:
-            raise ValueError(f"backend {name!r} is already registered")
-        _factories[name] = factory
-        _instances.pop(name, None)
-
-
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def available_backends() -> list[str]:
-    """Names of registered and entry-point backends, sorted."""
-    _ensure_builtin()
-    with _lock:
-        names = set(_factories)
-    return sorted(names | set(_entry_points()))
-
-
-def get_backend(name: str | None = None) -> Backend:
-    """The (cached) backend called ``name`` (default :data:`DEFAULT_BACKEND`).
-
-    Looks at runtime registrations first, then the ``aioembed.backends`` entry
-    points. Raises :class:`KeyError` for an unknown name and :class:`TypeError` if
-    the factory's result does not implement :class:`Backend`.
-    """
-    name = name or DEFAULT_BACKEND
-    _ensure_builtin()
-    with _lock:
-        cached = _instances.get(name)
-        if cached is not None:
-            return cached
-        factory = _factories.get(name)
-    if factory is None:
-        ep = _entry_points().get(name)
-        if ep is None:
-            raise KeyError(
-                f"unknown backend {name!r}; available: {', '.join(available_backends())}"
-            )
-        factory = ep.load()
-    backend = factory()
-    if not isinstance(backend, Backend):
-        raise TypeError(f"backend {name!r} does not implement aioembed.engine.Backend")
-    with _lock:
-        return _instances.setdefault(name, backend)
-
-
-def _ensure_builtin() -> None:
-    if DEFAULT_BACKEND in _factories:
-        return
-    from ._features import FeatureBackend
-
-    with _lock:
-        _factories.setdefault(DEFAULT_BACKEND, FeatureBackend)
 
 
 def normalise(v: npt.NDArray[np.float64]) -> Vector:

@@ -21,7 +21,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from ._media import MediaError, MediaSource, _broken, _short, open_media
+from .._params import MediaLimits
+from ._imagesize import image_size
+from ._media import MediaError, MediaSource, _broken, _short, check_resolution, open_media, set_threads
 
 __all__ = ["AUDIO_RATE", "ClipMedia", "decode_clips", "decode_image", "iter_clips"]
 
@@ -70,15 +72,34 @@ def _sample(frame: Any, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
     return _upright(img, rotation)
 
 
-def decode_image(source: MediaSource, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise MediaError(
+            "parameter_invalid",
+            f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
+            f"it should be at most {max_pixels / 1e6:g} megapixels.",
+        )
+
+
+def decode_image(
+    source: MediaSource, size: tuple[int, int], *, max_pixels: int | None = None
+) -> npt.NDArray[np.uint8]:
     """The first picture of ``source`` (PNG, JPEG or any video) as ``size`` RGB uint8.
 
-    Raises :class:`MediaError` ``parameter_invalid`` if it does not decode.
+    ``max_pixels`` is checked before decoding: from the header for PNG and JPEG
+    (opening one with FFmpeg decodes it), from the container for the rest.
+    Raises :class:`MediaError` ``parameter_invalid`` if it is too large or does
+    not decode.
     """
+    header = image_size(source)
+    if header is not None:
+        _check_pixels(*header, max_pixels)
     try:
-        with open_media(source) as container:
+        with open_media(source, what="image") as container:
             if not container.streams.video:
                 raise MediaError("parameter_invalid", "The image does not contain a picture.")
+            codec = container.streams.video[0].codec_context
+            _check_pixels(codec.width or 0, codec.height or 0, max_pixels)
             for frame in container.decode(video=0):
                 return _sample(frame, size)
     except MediaError as exc:
@@ -144,6 +165,7 @@ def iter_clips(
     audio: bool = True,
     sample_fps: float = 4.0,
     frame_size: tuple[int, int] = (32, 32),
+    what: str = "video",
 ) -> Iterator[ClipMedia]:
     """Decode ``source`` once and yield one :class:`ClipMedia` per span, in order.
 
@@ -154,11 +176,18 @@ def iter_clips(
     stream stops early) repeats the last frame before it. Raises
     :class:`MediaError` ``video_file_broken`` when the file does not open, has no
     video stream (``video=True``) or does not decode, and ``parameter_invalid``
-    when ``video=False`` and it has no audio stream.
+    when ``video=False`` and it has no audio stream. ``what`` names the input's
+    kind in messages (``"audio"``: "The audio file is broken...").
     """
-    with open_media(source) as container:
+    with open_media(source, what=what) as container:
         yield from decode_clips(
-            container, spans, video=video, audio=audio, sample_fps=sample_fps, frame_size=frame_size
+            container,
+            spans,
+            video=video,
+            audio=audio,
+            sample_fps=sample_fps,
+            frame_size=frame_size,
+            what=what,
         )
 
 
@@ -170,20 +199,29 @@ def decode_clips(
     audio: bool = True,
     sample_fps: float = 4.0,
     frame_size: tuple[int, int] = (32, 32),
+    what: str = "video",
+    limits: MediaLimits | None = None,
+    threads: int | None = None,
 ) -> Iterator[ClipMedia]:
-    """:func:`iter_clips` on an already open container (positioned at its start)."""
+    """:func:`iter_clips` on an already open container (positioned at its start).
+
+    ``limits``: every change of the picture size mid-stream is checked against
+    them (``video_resolution_too_low/high``), not only the first frame's.
+    ``threads`` caps the video decoder's threads.
+    """
     if not spans:
         return
     range_start, range_end = spans[0][0], spans[-1][1]
     vstream = container.streams.video[0] if video and container.streams.video else None
     astream = container.streams.audio[0] if audio and container.streams.audio else None
     if video and vstream is None:
-        raise _broken("it has no video stream")
+        raise _broken("it has no video stream", what)
     if not video and astream is None:
         raise MediaError("parameter_invalid", "The audio file has no audio stream.")
     streams = [s for s in (vstream, astream) if s is not None]
     if vstream is not None:
         vstream.thread_type = "AUTO"
+        set_threads(vstream, threads)
     if range_start > 1.0:
         try:
             # One seek to the keyframe before the range (backward), then decode on.
@@ -199,6 +237,8 @@ def decode_clips(
         sample_fps=sample_fps,
         frame_size=frame_size,
         range_end=range_end,
+        what=what,
+        limits=limits,
     )
 
 
@@ -209,8 +249,9 @@ class _PacketFailures:
     of them means the file is broken, which is reported rather than decoded on.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, what: str) -> None:
         self.count = 0
+        self.what = what
 
     def decode(self, packet: Any) -> list[Any]:
         """The packet's frames, or none if it fails to decode."""
@@ -219,7 +260,7 @@ class _PacketFailures:
         except _DECODE_ERRORS:
             self.count += 1
             if self.count > _MAX_BAD_PACKETS:
-                raise _broken("too many packets fail to decode") from None
+                raise _broken("too many packets fail to decode", self.what) from None
             return []
         self.count = 0
         return frames
@@ -240,8 +281,11 @@ class _VideoTrack:
         range_end: float,
         sample_fps: float,
         frame_size: tuple[int, int],
+        limits: MediaLimits | None,
     ) -> None:
         self.stream = stream
+        self.limits = limits
+        self.size = (0, 0)  # of the last decoded frame
         self.range_start, self.range_end = range_start, range_end
         self.sample_fps, self.frame_size = sample_fps, frame_size
         self.step = 1.0 / sample_fps
@@ -262,6 +306,13 @@ class _VideoTrack:
             t = (self.t if math.isfinite(self.t) else self.range_start) + self.frame_period
         else:
             t = pts * self.base  # a float product: Fraction arithmetic per frame is slow
+        size = (frame.width, frame.height)
+        if size != self.size:
+            # A stream may change size anywhere (a new sequence header): a small first
+            # picture proves nothing about the next one.
+            self.size = size
+            if self.limits is not None:
+                check_resolution(*size, self.limits, at=t)
         self.decoded_any = True
         self.t = max(self.t, t)
         if t >= self.next_sample - 1e-3 and t < self.range_end:
@@ -374,17 +425,21 @@ class _ClipPass:
         sample_fps: float,
         frame_size: tuple[int, int],
         range_end: float,
+        what: str,
+        limits: MediaLimits | None = None,
     ) -> None:
         self.spans = spans
         self.index = 0  # the next span to emit
         self.frame_size = frame_size
-        self.failures = _PacketFailures()
+        self.what = what
+        self.failures = _PacketFailures(what)
         self.video = _VideoTrack(
             vstream,
             range_start=spans[0][0],
             range_end=range_end,
             sample_fps=sample_fps,
             frame_size=frame_size,
+            limits=limits,
         )
         self.audio = _AudioTrack(astream, self.failures)
 
@@ -450,7 +505,8 @@ class _ClipPass:
         if start - media_end > _TRUNCATION_SLACK:
             raise _broken(
                 f"its streams stop at {max(media_end, 0):.2f} s, before the clip "
-                f"at {start:g} s (truncated?)"
+                f"at {start:g} s (truncated?)",
+                self.what,
             )
 
 
@@ -464,17 +520,26 @@ def _clip_pass(
     sample_fps: float,
     frame_size: tuple[int, int],
     range_end: float,
+    what: str,
+    limits: MediaLimits | None,
 ) -> Iterator[ClipMedia]:
     """Demux once, feeding :class:`_ClipPass` and yielding clips as they complete."""
     state = _ClipPass(
-        vstream, astream, spans, sample_fps=sample_fps, frame_size=frame_size, range_end=range_end
+        vstream,
+        astream,
+        spans,
+        sample_fps=sample_fps,
+        frame_size=frame_size,
+        range_end=range_end,
+        what=what,
+        limits=limits,
     )
     packets = container.demux(*streams)
     while not state.complete:
         try:
             packet = next(packets, None)
         except _DECODE_ERRORS as exc:
-            raise _broken(f"demuxing failed ({_short(exc)})") from None
+            raise _broken(f"demuxing failed ({_short(exc)})", what) from None
         if packet is None:
             break
         state.feed(packet)

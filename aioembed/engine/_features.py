@@ -59,7 +59,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _calibration
-from ._backend import Model, Vector, mean_pool, normalise
+from ._backend import Vector, mean_pool, normalise
+from ._catalogue import CONTRACT_CATALOGUE, Model
 
 __all__ = [
     "AUDIO_GROUPS",
@@ -608,6 +609,8 @@ class FeatureBackend:
     # Twice the working grid, so that letterbox bars are found before the picture
     # is resampled to it.
     frame_size = (2 * _WORK, 2 * _WORK)
+    #: It serves the contract's models, at the contract's dimensions.
+    catalogue = CONTRACT_CATALOGUE
 
     def visual(
         self,

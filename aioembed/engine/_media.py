@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from enum import StrEnum
+
 import attrs
 import av
 
@@ -17,10 +19,12 @@ from ..errors import AioEmbedError
 
 __all__ = [
     "MediaError",
+    "MediaField",
     "MediaInfo",
     "MediaLimits",
     "MediaSource",
     "check_media",
+    "check_resolution",
     "container_info",
     "open_media",
     "probe",
@@ -35,20 +39,38 @@ _OPEN_OPTIONS = {"probesize": str(5 * 1024 * 1024), "analyzeduration": str(10_00
 BROKEN = "video_file_broken"
 
 
+class MediaField(StrEnum):
+    """Which of a call's inputs a :class:`MediaError` is about.
+
+    The engine knows its own arguments, not a protocol's: a server maps these to
+    its wire parameter names (``START_OFFSET`` of an audio input is
+    ``audio_start_offset_sec`` on the wire).
+    """
+
+    #: The media itself (a video, image or audio file).
+    MEDIA = "media"
+    START_OFFSET = "start_offset"
+    END_OFFSET = "end_offset"
+
+
 class MediaError(AioEmbedError):
-    """The media cannot be used; ``code`` is the contract's error code.
+    """The media cannot be used; ``code`` is the contract's error code, ``field``
+    the input it is about, ``message`` a sentence that names no protocol parameter.
 
     Codes: ``video_file_broken``, ``video_duration_too_short``,
     ``video_duration_too_long``, ``video_resolution_too_low``,
-    ``video_resolution_too_high`` (and ``parameter_invalid`` for an offset past the
-    end of the media, or an image/audio input that does not decode). Picklable:
-    ``args == (code, message)``, so it crosses process boundaries unchanged.
+    ``video_resolution_too_high``, ``memory_limit_exceeded`` (and
+    ``parameter_invalid`` for an offset past the end of the media, or an
+    image/audio input that does not decode or breaks a limit). Picklable:
+    ``args == (code, message)`` and ``field`` rides in the instance dict, so it
+    crosses process boundaries unchanged.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: MediaField = MediaField.MEDIA) -> None:
         super().__init__(code, message)
         self.code = code
         self.message = message
+        self.field = MediaField(field)
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -70,8 +92,9 @@ class MediaInfo:
     rotation: int = 0
 
 
-def _broken(detail: str) -> MediaError:
-    return MediaError(BROKEN, f"The video file is broken or not a supported video: {detail}.")
+def _broken(detail: str, what: str = "video") -> MediaError:
+    """``video_file_broken`` in the words of the input's kind (``what``: video, audio, image)."""
+    return MediaError(BROKEN, f"The {what} file is broken or not a supported {what}: {detail}.")
 
 
 @contextmanager
@@ -79,24 +102,24 @@ def open_media(source: MediaSource, *, what: str = "video") -> Iterator[Any]:
     """``av.open`` with bounded probing; any FFmpeg/OS failure becomes :class:`MediaError`.
 
     Only errors raised while *opening* are translated here; callers translate
-    errors raised while decoding.
+    errors raised while decoding. ``what`` words the errors (video, audio, image).
     """
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
             if len(source) == 0:
-                raise _broken("the file is empty")
+                raise _broken("the file is empty", what)
             container = av.open(io.BytesIO(bytes(source)), options=dict(_OPEN_OPTIONS))
         else:
             path = os.fspath(source)
             if os.path.getsize(path) == 0:
-                raise _broken("the file is empty")
+                raise _broken("the file is empty", what)
             container = av.open(path, options=dict(_OPEN_OPTIONS))
     except MediaError:
         raise
     except FileNotFoundError:
-        raise _broken("the file does not exist") from None
+        raise _broken("the file does not exist", what) from None
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise _broken(f"FFmpeg cannot open it ({_short(exc)})") from None
+        raise _broken(f"FFmpeg cannot open it ({_short(exc)})", what) from None
     try:
         yield container
     finally:
@@ -148,17 +171,28 @@ def _scan_duration(container: Any, video: Any) -> float:
     return end
 
 
-def container_info(container: Any, *, decode_first: bool = True) -> MediaInfo:
+def set_threads(stream: Any, threads: int | None) -> None:
+    """Decode ``stream`` with at most ``threads`` threads (``None``: FFmpeg's choice, one
+    per CPU). Decoder memory grows with the thread count (each thread holds frames)."""
+    if threads is not None:
+        stream.codec_context.thread_count = max(1, threads)
+
+
+def container_info(
+    container: Any, *, decode_first: bool = True, threads: int | None = None
+) -> MediaInfo:
     """:class:`MediaInfo` of an open container (see :func:`probe`).
 
     Without ``decode_first`` it reads metadata only: sizes are the coded ones and
     rotation is not known (0); the caller must then be ready for a stream that
-    does not decode.
+    does not decode. ``threads`` caps the decoder's threads (:func:`set_threads`).
     """
     video = container.streams.video[0] if container.streams.video else None
     audio = container.streams.audio[0] if container.streams.audio else None
     if video is None:
         raise _broken("it has no video stream")
+    if decode_first:
+        set_threads(video, threads)
     width, height = int(video.codec_context.width or 0), int(video.codec_context.height or 0)
     rotation = 0
     if decode_first:
@@ -201,7 +235,7 @@ def container_info(container: Any, *, decode_first: bool = True) -> MediaInfo:
     )
 
 
-def probe(source: MediaSource) -> MediaInfo:
+def probe(source: MediaSource, *, threads: int | None = None) -> MediaInfo:
     """Read duration, display size and streams from the container, decoding one frame.
 
     Decoding the first video frame proves the stream is decodable and yields the
@@ -209,10 +243,10 @@ def probe(source: MediaSource) -> MediaInfo:
     :class:`MediaError` ``video_file_broken`` for a missing, empty, truncated or
     non-media file, a file without a video stream (audio only) or an undecodable
     one. A file whose container declares no duration is demuxed (not decoded) to
-    find it.
+    find it. ``threads`` caps the decoder's threads.
     """
     with open_media(source) as container:
-        return container_info(container, decode_first=True)
+        return container_info(container, decode_first=True, threads=threads)
 
 
 def check_media(info: MediaInfo, limits: MediaLimits = MediaLimits()) -> None:
@@ -237,10 +271,18 @@ def check_media(info: MediaInfo, limits: MediaLimits = MediaLimits()) -> None:
             f"The video is too long ({info.duration:.0f} s). "
             f"The duration should be at most {limits.max_duration:g} seconds.",
         )
-    short, long = sorted((info.width, info.height))
+    check_resolution(info.width, info.height, limits)
+
+
+def check_resolution(
+    width: int, height: int, limits: MediaLimits, *, at: float | None = None
+) -> None:
+    """Raise ``video_resolution_too_low/high`` if ``width x height`` breaks ``limits``
+    (orientation-free); ``at``: the time (s) of a mid-stream size change, for the message."""
+    short, long = sorted((width, height))
     min_short, min_long = sorted((limits.min_width, limits.min_height))
     max_short, max_long = sorted((limits.max_width, limits.max_height))
-    size = f"{info.width}x{info.height}"
+    size = f"{width}x{height}" + ("" if at is None else f" (from {at:.2f} s on)")
     if short < min_short or long < min_long:
         raise MediaError(
             "video_resolution_too_low",

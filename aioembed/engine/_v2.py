@@ -49,9 +49,10 @@ import re
 
 import numpy as np
 
-from ._backend import Backend, get_backend
+from ._backend import Backend
 from ._decode import decode_image
 from ._media import MediaSource, open_media
+from ._registry import get_backend
 from ._v2models import (
     DIMS,
     InputKind,

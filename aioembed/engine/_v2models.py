@@ -26,7 +26,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ._backend import Backend, Model, normalise
+from ._backend import Backend, normalise
+from ._catalogue import Model
 
 __all__ = [
     "DIMS",

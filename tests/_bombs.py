@@ -1,0 +1,73 @@
+"""Small files that cost a decoder a lot, generated with PyAV and zlib, and a peak-RSS meter.
+
+* :func:`size_change_video`: an H.264 MPEG-TS stream that is 640x360 for 5 s
+  (what a probe sees), then ``side`` x ``side`` (what the decoder then allocates).
+* :func:`png_bomb`: a PNG of ``side`` x ``side`` RGBA64 zero pixels; the zeros
+  compress ~1000:1, so 16000x16000 (2 GB decoded) is a ~2 MB file.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import av
+import numpy as np
+
+MB = 1024 * 1024
+
+
+def size_change_video(path: Path, side: int, *, small: tuple[int, int] = (640, 360)) -> Path:
+    out = av.open(str(path), "w", format="mpegts")
+    stream = out.add_stream("h264", rate=10)
+    stream.width, stream.height = small
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"preset": "ultrafast"}
+    for i in range(50):
+        rgb = np.full((small[1], small[0], 3), (i * 20) % 255, np.uint8)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+    # A second encoder at the big size, muxed into the same stream: the new
+    # sequence header arrives in-band, as a resolution switch does.
+    big = av.CodecContext.create("h264", "w")
+    big.width = big.height = side
+    big.pix_fmt = "yuv420p"
+    big.time_base = stream.codec_context.time_base
+    big.framerate = 10
+    big.options = {"preset": "ultrafast"}
+    frame = av.VideoFrame(side, side, "yuv420p")
+    for plane in frame.planes:
+        plane.update(bytes(plane.buffer_size))
+    frame.pts = 50
+    for packet in [*big.encode(frame), *big.encode(None)]:
+        packet.stream = stream
+        out.mux(packet)
+    out.close()
+    return path
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(path: Path, side: int) -> Path:
+    """``side`` x ``side`` RGBA, 16 bits per channel, all zero; streamed (little memory)."""
+    header = struct.pack(">IIBBBBB", side, side, 16, 6, 0, 0, 0)
+    packer = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    row = bytes(1 + side * 8)  # filter byte + pixels
+    rows_per_chunk = max(1, (8 * MB) // len(row))
+    parts = []
+    for start in range(0, side, rows_per_chunk):
+        parts.append(packer.compress(row * min(rows_per_chunk, side - start)))
+    parts.append(packer.flush())
+    body = b"".join(parts)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
+    )
+    return path
+
