@@ -47,3 +47,14 @@ async def test_broken_audio_is_not_called_a_video(
         assert body["message"].startswith("The audio_file parameter is invalid. "), body
         assert "The audio file is broken" in body["message"], body
         assert "video" not in body["message"], body
+
+
+async def test_offset_past_the_end_names_the_wire_parameter(
+    live_server: Any, http: aiohttp.ClientSession, video_factory: Any
+) -> None:
+    """The server maps ``MediaField.START_OFFSET`` of an audio input to its form field."""
+    audio = Path(video_factory.audio(duration=4.0)).read_bytes()
+    status, body = await _embed_audio(live_server, http, audio, audio_start_offset_sec="50")
+    assert status == 400 and body["code"] == "parameter_invalid", body
+    assert body["message"].startswith("The audio_start_offset_sec parameter is invalid. "), body
+    assert "audio's duration" in body["message"], body

@@ -30,6 +30,7 @@ from .._params import MODELS
 from ..errors import APIStatusError, ErrorCode
 from ._config import ServerConfig
 from ._media import MediaStore
+from ._media_errors import task_message
 from ._queue import Lease, LeaseLost, TaskQueue
 from ._redact import is_redacted
 from ._service import UrlGate
@@ -183,7 +184,7 @@ class Dispatcher:
         try:
             result = await self._embed(rec)
         except JobError as e:
-            await self._finish_failed(task_id, e.code, e.message)
+            await self._finish_failed(task_id, e.code, task_message(e))
         except _MediaMissing:
             await self._finish_failed(
                 task_id, ErrorCode.INTERNAL_ERROR, "The uploaded video is missing from the server."

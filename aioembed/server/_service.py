@@ -27,6 +27,7 @@ from .._params import MODELS, TaskParams, invalid
 from ..errors import ErrorCode, NotFoundError, ParameterError
 from ._config import ServerConfig
 from ._media import MediaStore
+from ._media_errors import sync_embed_error
 from ._queue import TaskQueue
 from ._redact import redact_url
 from ._store import NewTask, SegmentRecord, Store, TaskRecord, new_task_id
@@ -129,13 +130,6 @@ class SyncResult:
     source: str
     vectors: list[tuple[float | None, float | None, bytes]]
     metadata: dict[str, Any] | None
-
-
-def _media_error(param: str, message: str) -> ParameterError:
-    # TODO(engine): typed media errors naming their field replace this prefix test.
-    if message.startswith(f"The {param} parameter"):
-        return ParameterError(message)
-    return invalid(param, message)
 
 
 class TaskService:
@@ -339,9 +333,9 @@ class TaskService:
         except JobError as e:
             if e.code == ErrorCode.INTERNAL_ERROR:
                 raise
-            raise _media_error(source, e.message) from None
+            raise sync_embed_error(e, source) from None
         except (WorkerDied, TimeoutError):
-            raise _media_error(source, f"{source} could not be processed.") from None
+            raise invalid(source, f"{source} could not be processed.") from None
 
 
 def _new_task(

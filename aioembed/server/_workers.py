@@ -14,7 +14,8 @@ event loop. A child exits by itself when the server dies (``kill -9``
 included): a watchdog thread notices its parent changed.
 
 Messages, child -> parent: ``("started",)``, ``("progress", done, total)``,
-``("meta", duration)``, then ``("ok", result)`` or ``("error", code, message)``.
+``("meta", duration)``, then ``("ok", result)`` or ``("error", code, message[, field])``
+(``field`` for an engine :class:`~aioembed.engine.MediaError`).
 """
 
 from __future__ import annotations
@@ -59,12 +60,18 @@ OnEvent = Callable[[tuple[Any, ...]], Awaitable[None] | None]
 
 
 class JobError(Exception):
-    """A job ended with a contract error (``code``, ``message``), e.g. a broken video."""
+    """A job ended with a contract error (``code``, ``message``), e.g. a broken video.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``field`` is the engine's :class:`~aioembed.engine.MediaField` for a media error
+    (the server maps it to a wire parameter), ``None`` when the message is already
+    in the wire's words.
+    """
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.field = field
 
 
 class WorkerDied(Exception):
@@ -299,7 +306,7 @@ def worker_main(conn: multiprocessing.connection.Connection, init: str | None = 
         except JobError as e:
             send("error", e.code, e.message)
         except MediaError as e:
-            send("error", str(e.code), str(e.message))
+            send("error", str(e.code), str(e.message), str(e.field))
         except Exception as e:  # noqa: BLE001 - an engine bug: report it, keep the worker
             traceback.print_exc(file=sys.stderr)
             send("error", "internal_error", f"The engine failed: {type(e).__name__}: {e}"[:2000])
@@ -399,7 +406,7 @@ class _Slot:
             finally:
                 self.job = None
             if msg[0] == "error":
-                raise JobError(str(msg[1]), str(msg[2]))
+                raise JobError(str(msg[1]), str(msg[2]), msg[3] if len(msg) > 3 else None)
             return msg[1]
         raise AssertionError("unreachable")  # pragma: no cover
 
