@@ -699,6 +699,33 @@ def add_subtitles(
     return dst
 
 
+def _decode_all(
+    src: StrPath, trim_start: float
+) -> tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]], float, bool]:
+    """Every RGB frame from ``trim_start`` on and the whole mono audio of ``src``,
+    with its frame rate and whether it has audio (test media are small)."""
+    with av.open(str(src)) as inp:
+        vstream = inp.streams.video[0]
+        src_fps = float(vstream.average_rate or 25)
+        has_audio = bool(inp.streams.audio)
+        frames: list[npt.NDArray[np.uint8]] = []
+        chunks: list[npt.NDArray[np.float32]] = []
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=_AUDIO_RATE)
+        streams = [vstream] + ([inp.streams.audio[0]] if has_audio else [])
+        for packet in inp.demux(*streams):
+            for frame in packet.decode():
+                if isinstance(frame, av.VideoFrame):
+                    if (frame.time or 0.0) >= trim_start - 1e-6:
+                        frames.append(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8))
+                elif isinstance(frame, av.AudioFrame):
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray()[0].copy())
+        if has_audio:
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray()[0].copy())
+    return frames, chunks, src_fps, has_audio
+
+
 def transform_video(
     src: StrPath,
     dst: StrPath,
@@ -723,26 +750,8 @@ def transform_video(
     scales the audio. Video and audio are decoded once and re-encoded.
     """
     dst = Path(dst)
-    with av.open(str(src)) as inp:
-        vstream = inp.streams.video[0]
-        src_fps = float(vstream.average_rate or 25)
-        out_fps = fps or src_fps
-        has_audio = bool(inp.streams.audio)
-        frames: list[npt.NDArray[np.uint8]] = []
-        chunks: list[npt.NDArray[np.float32]] = []
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=_AUDIO_RATE)
-        streams = [vstream] + ([inp.streams.audio[0]] if has_audio else [])
-        for packet in inp.demux(*streams):
-            for frame in packet.decode():
-                if isinstance(frame, av.VideoFrame):
-                    if (frame.time or 0.0) >= trim_start - 1e-6:
-                        frames.append(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8))
-                elif isinstance(frame, av.AudioFrame):
-                    for out in resampler.resample(frame):
-                        chunks.append(out.to_ndarray()[0].copy())
-        if has_audio:
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray()[0].copy())
+    frames, chunks, src_fps, has_audio = _decode_all(src, trim_start)
+    out_fps = fps or src_fps
     h0, w0 = frames[0].shape[:2]
     cy, cx = round(h0 * crop), round(w0 * crop)
     out_w, out_h = size or ((w0 - 2 * cx) // 2 * 2, (h0 - 2 * cy) // 2 * 2)

@@ -15,7 +15,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from .._params import MIN_LAST_CLIP, SCOPES, MediaLimits, clip_spans
+from .._params import DEFAULT_CLIP_LENGTH, MIN_LAST_CLIP, SCOPES, MediaLimits, clip_spans
+from ..errors import ErrorCode
 from ._backend import Backend
 from ._catalogue import Model, OptionKind, catalogue_of
 from ._decode import ClipMedia, decode_clips, decode_image, iter_clips
@@ -72,7 +73,7 @@ def embed_video(
     model_name: str,
     start: float = 0.0,
     end: float | None = None,
-    clip_length: float = 6.0,
+    clip_length: float = DEFAULT_CLIP_LENGTH,
     scopes: Sequence[str] = ("clip",),
     options: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -150,7 +151,7 @@ def _embed_container(
     stop = info.duration if end is None else min(end, info.duration)
     if start >= stop:
         raise MediaError(
-            "parameter_invalid",
+            ErrorCode.PARAMETER_INVALID,
             f"The start offset should be less than the video's duration ({info.duration:.2f} s).",
             MediaField.START_OFFSET,
         )
@@ -261,7 +262,7 @@ def embed_text(
 def _audio_duration(source: MediaSource) -> float:
     with open_media(source, what="audio") as container:
         if not container.streams.audio:
-            raise MediaError("parameter_invalid", "The audio file has no audio stream.")
+            raise MediaError(ErrorCode.PARAMETER_INVALID, "The audio file has no audio stream.")
         video = container.streams.video[0] if container.streams.video else None
         return media_duration(container, video, container.streams.audio[0])
 
@@ -290,18 +291,18 @@ def embed_audio(
     try:
         duration = _audio_duration(source)
     except MediaError as exc:
-        if exc.code == "parameter_invalid":
+        if exc.code == ErrorCode.PARAMETER_INVALID:
             raise
-        raise MediaError("parameter_invalid", exc.message) from None
+        raise MediaError(ErrorCode.PARAMETER_INVALID, exc.message) from None
     if max_duration is not None and round(duration, 3) > max_duration:
         raise MediaError(
-            "parameter_invalid",
+            ErrorCode.PARAMETER_INVALID,
             f"The audio is too long ({duration:.0f} s). "
             f"The duration should be at most {max_duration:g} seconds.",
         )
     if start_offset >= duration:
         raise MediaError(
-            "parameter_invalid",
+            ErrorCode.PARAMETER_INVALID,
             f"The start offset should be less than the audio's duration ({duration:.2f} s).",
             MediaField.START_OFFSET,
         )
@@ -314,7 +315,7 @@ def embed_audio(
             vec = be.audio(clip.audio, model, "audio")
             out.append(SegmentVector(clip.start, clip.end, "clip", "audio", vec))
     except MediaError as exc:
-        if exc.code == "parameter_invalid":
+        if exc.code == ErrorCode.PARAMETER_INVALID:
             raise
-        raise MediaError("parameter_invalid", exc.message) from None
+        raise MediaError(ErrorCode.PARAMETER_INVALID, exc.message) from None
     return out

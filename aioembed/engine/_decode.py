@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._params import MediaLimits
+from ..errors import ErrorCode
 from ._imagesize import image_size
 from ._media import MediaError, MediaSource, _broken, _short, check_resolution, open_media, set_threads
 
@@ -75,7 +76,7 @@ def _sample(frame: Any, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
 def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
     if max_pixels is not None and width * height > max_pixels:
         raise MediaError(
-            "parameter_invalid",
+            ErrorCode.PARAMETER_INVALID,
             f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
             f"it should be at most {max_pixels / 1e6:g} megapixels.",
         )
@@ -97,22 +98,22 @@ def decode_image(
     try:
         with open_media(source, what="image") as container:
             if not container.streams.video:
-                raise MediaError("parameter_invalid", "The image does not contain a picture.")
+                raise MediaError(ErrorCode.PARAMETER_INVALID, "The image does not contain a picture.")
             codec = container.streams.video[0].codec_context
             _check_pixels(codec.width or 0, codec.height or 0, max_pixels)
             for frame in container.decode(video=0):
                 return _sample(frame, size)
     except MediaError as exc:
-        if exc.code == "parameter_invalid":
+        if exc.code == ErrorCode.PARAMETER_INVALID:
             raise
         raise MediaError(
-            "parameter_invalid", "The image is broken or not a PNG or JPEG image."
+            ErrorCode.PARAMETER_INVALID, "The image is broken or not a PNG or JPEG image."
         ) from None
     except _DECODE_ERRORS as exc:
         raise MediaError(
-            "parameter_invalid", f"The image does not decode ({_short(exc)})."
+            ErrorCode.PARAMETER_INVALID, f"The image does not decode ({_short(exc)})."
         ) from None
-    raise MediaError("parameter_invalid", "The image does not contain a picture.")
+    raise MediaError(ErrorCode.PARAMETER_INVALID, "The image does not contain a picture.")
 
 
 def _mono(frame: Any) -> npt.NDArray[np.float32]:
@@ -217,7 +218,7 @@ def decode_clips(
     if video and vstream is None:
         raise _broken("it has no video stream", what)
     if not video and astream is None:
-        raise MediaError("parameter_invalid", "The audio file has no audio stream.")
+        raise MediaError(ErrorCode.PARAMETER_INVALID, "The audio file has no audio stream.")
     streams = [s for s in (vstream, astream) if s is not None]
     if vstream is not None:
         vstream.thread_type = "AUTO"

@@ -15,7 +15,7 @@ import attrs
 import av
 
 from .._params import MediaLimits
-from ..errors import AioEmbedError
+from ..errors import AioEmbedError, ErrorCode
 
 __all__ = [
     "MediaError",
@@ -36,7 +36,7 @@ MediaSource = str | os.PathLike[str] | bytes
 # FFmpeg's probing is bounded so a hostile file cannot make open() crawl a huge input.
 _OPEN_OPTIONS = {"probesize": str(5 * 1024 * 1024), "analyzeduration": str(10_000_000)}
 
-BROKEN = "video_file_broken"
+BROKEN = ErrorCode.VIDEO_FILE_BROKEN
 
 
 class MediaField(StrEnum):
