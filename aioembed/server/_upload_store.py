@@ -6,20 +6,15 @@ the signing secret is persisted too). Calls run in the default executor.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
-from ._private import private_file
+from ._sqlite_file import SqliteFile
 
 __all__ = ["ChunkRecord", "UploadRecord", "UploadStore"]
 
-_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
@@ -80,35 +75,10 @@ _U = [f.name for f in attrs.fields(UploadRecord)]
 _C = [f.name for f in attrs.fields(ChunkRecord)]
 
 
-class UploadStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+class UploadStore(SqliteFile):
+    """Durable upload sessions and their chunks."""
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        def call() -> _T:
-            with self._lock:
-                assert self._db is not None, "UploadStore is not open"
-                with self._db:
-                    return fn(self._db)
-
-        return await asyncio.get_running_loop().run_in_executor(None, call)
-
-    async def open(self) -> None:
-        def connect() -> sqlite3.Connection:
-            private_file(self.path)  # 0600, and its -wal/-shm follow (see _private)
-            db = sqlite3.connect(self.path, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            return db
-
-        self._db = await asyncio.get_running_loop().run_in_executor(None, connect)
-
-    async def close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            await asyncio.get_running_loop().run_in_executor(None, db.close)
+    SCHEMA = _SCHEMA
 
     async def put(self, rec: UploadRecord) -> None:
         sql = f"INSERT OR REPLACE INTO uploads ({','.join(_U)}) VALUES ({','.join('?' * len(_U))})"
