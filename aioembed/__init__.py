@@ -4,6 +4,7 @@ The SDK (:class:`AsyncClient`) speaks the TwelveLabs Embed API; ``aioembed.serve
 serves the same API locally on top of ``aioembed.engine``.
 """
 
+from ._ratelimits import RateLimits, RateLimitWindow
 from ._version import __version__
 from .client import (
     AsyncClient,
@@ -73,6 +74,8 @@ __all__ = [
     "ParameterError",
     "PayloadTooLargeError",
     "RateLimitError",
+    "RateLimitWindow",
+    "RateLimits",
     "RequestTimeoutError",
     "ResponseTooLargeError",
     "ResponseValidationError",

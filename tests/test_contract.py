@@ -15,6 +15,7 @@ import pytest
 from aioembed import _wire
 from aioembed._params import MODELS, check_task_params
 from aioembed.contract import assets, v1
+from aioembed.contract.v2 import operations as v2_operations
 from aioembed.contract.v1.forms import read_task_params
 from aioembed.errors import ParameterError
 from aioembed.server import ServerConfig, create_app
@@ -133,6 +134,7 @@ def test_routes_and_document_follow_the_contract(tmp_path: Path) -> None:
     }
     expected = {(op.method, v1.PREFIX + op.path) for op in v1.API.operations}
     shared = {(op.method, assets.PREFIX + op.path) for op in assets.API.operations}
+    shared |= {(op.method, v2_operations.PREFIX + op.path) for op in v2_operations.API.operations}
     assert expected | shared <= mounted
     assert mounted - expected - shared == {("GET", "/health")}  # the unversioned liveness probe
     doc = openapi_document(config)

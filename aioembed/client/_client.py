@@ -9,6 +9,7 @@ import aiohttp
 
 from ..contract import v1
 from ._assets import Assets
+from .._ratelimits import RateLimits
 from ._config import Limits, RetryPolicy, Timeouts
 from ._embed import Embed
 from ._transport import Transport
@@ -72,6 +73,11 @@ class AsyncClient:
     @property
     def base_url(self) -> str:
         return self._transport.base_url
+
+    @property
+    def rate_limits(self) -> RateLimits | None:
+        """The rate limits the server last reported (``X-Ratelimit-*``, every dimension)."""
+        return self._transport.rate_limits
 
     async def __aenter__(self) -> AsyncClient:
         await self._transport.open()

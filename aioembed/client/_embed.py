@@ -12,6 +12,7 @@ from ._defaults import DEFAULT_MODEL
 from ._resource import EmbedTasks
 from ._transport import Transport
 from ._upload import FileInput, as_source
+from ._v2 import EmbedV2
 
 __all__ = ["Embed"]
 
@@ -26,6 +27,8 @@ class Embed:
     def __init__(self, transport: Transport) -> None:
         self._t = transport
         self.tasks = EmbedTasks(transport)
+        #: Embed API v2 (``/embed-v2``, ``/embed-v2/tasks``).
+        self.v2 = EmbedV2(transport)
 
     async def create(
         self,

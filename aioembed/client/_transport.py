@@ -25,6 +25,7 @@ import cattrs
 from yarl import URL
 
 from .. import _wire
+from .._ratelimits import RateLimits
 from .._retry import is_transient
 from .._version import __version__
 from ..errors import (
@@ -123,6 +124,8 @@ class Transport:
         self._owns_session = session is None
         self._state = _State.UNOPENED
         self._requests = anyio.CapacityLimiter(limits.max_requests)
+        #: The ``X-Ratelimit-*`` headers of the latest answer that had any.
+        self.rate_limits: RateLimits | None = None
         self.uploads = anyio.CapacityLimiter(limits.max_uploads)
 
     def _open(self) -> aiohttp.ClientSession:
@@ -305,6 +308,7 @@ class Transport:
                     body = await _read_capped(resp, self.limits.max_response_bytes)
                 else:
                     body = await _read_error(resp)
+                self.rate_limits = RateLimits.from_headers(resp.headers) or self.rate_limits
                 return _Answer(resp.status, resp.headers, body, resp.url)
         except aiohttp.ClientConnectorError as e:
             raise _NeverSent(_connect_message(url, e)) from e
@@ -320,8 +324,10 @@ class Transport:
             data = _wire.loads(body)
         except ValueError:
             data = None
+        details = None
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             data = data["error"]  # v2 routes nest the error body
+            details = data.get("details") if isinstance(data.get("details"), dict) else None
         if isinstance(data, dict):
             code = str(data.get("code") or code)
             message = str(data.get("message") or message)
@@ -338,6 +344,7 @@ class Transport:
             request_id=request_id if isinstance(request_id, str) else headers.get("x-request-id"),
             headers=dict(headers),
             retry_after=_retry_after(headers),
+            details=details,
         )
 
     async def _parse(self, answer: _Answer, parse: Parse[T]) -> T:

@@ -43,6 +43,7 @@ from ._connguard import GuardedRequestHandler, guard_runner
 from ._dispatch import Dispatcher
 from ._http import PUBLIC, error_reply, health, is_public, owner_for, renderer_for
 from ._http_assets import make_app as make_assets_app
+from ._http_embed_v2 import ADAPTER as EMBED_V2
 from ._http_v1 import ADAPTER as V1
 from ._keys import (
     ADMINS,
@@ -82,7 +83,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Every API version this server speaks, each mounted under its prefix. A new
 #: version is a new contract package and adapter module, and one entry here.
-ADAPTERS = (V1,)
+ADAPTERS = (V1, EMBED_V2)
 
 
 def _from_http_exception(exc: web.HTTPException, request: web.BaseRequest) -> APIStatusError:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import attrs
 
+from ..contract.v2 import V2Limits
 from .._params import MAX_UPLOAD_BYTES, MediaLimits
 
 __all__ = ["MediaLimits", "RateLimit", "ServerConfig", "parse_rate_limit"]
@@ -129,6 +130,11 @@ class ServerConfig:
     url_min_rate: int = attrs.field(default=8 * 1024, validator=attrs.validators.ge(0))
     url_rate_window: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     media_limits: MediaLimits = MediaLimits()
+    #: Embed API v2 size and count limits (base64 media, images, multi_input sources).
+    v2_limits: V2Limits = V2Limits()
+    #: Seconds a v2 task's result stays retrievable after it was ready; then the task
+    #: answers ``failed`` ("The embedding result is no longer available ...").
+    v2_result_retention: float = 7 * 86400.0
     #: Engine backend name passed to ``aioembed.engine`` (``None``: its default).
     backend: str | None = None
     #: ``"module:function"`` called once in every worker process (and the server

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -35,6 +36,7 @@ from ._queue import Lease, LeaseLost, TaskQueue
 from ._redact import is_redacted
 from ._service import UrlGate
 from ._store import SegmentRecord, Store, TaskRecord
+from ._v2_engine import V2TaskJob
 from ._workers import JobError, VideoJob, WorkerDied, WorkerPool, describe_exit
 
 __all__ = ["Dispatcher"]
@@ -204,7 +206,13 @@ class Dispatcher:
             )
         else:
             segments = [SegmentRecord(*s) for s in result["segments"]]
-            await self.store.finish_ready(task_id, segments, duration=result["duration"])
+            usage = result.get("usage")
+            await self.store.finish_ready(
+                task_id,
+                segments,
+                duration=result["duration"],
+                result_meta=json.dumps({"usage": usage}) if usage is not None else None,
+            )
             self.completed += 1
             self.urls.forget(task_id)
             await self.media.drop(task_id)
@@ -217,19 +225,24 @@ class Dispatcher:
         async with self.media.local(rec.id) as media:
             if media is None:
                 raise _MediaMissing
-            job = VideoJob(
-                path=str(media),
-                model_name=rec.model_name,
-                clip_length=rec.clip_length,
-                scopes=rec.scopes,
-                options=rec.options or MODELS[rec.model_name].video_options,
-                limits=self.config.media_limits,
-                start=rec.start,
-                end=rec.end,
-                backend=self.config.backend,
-            )
+            job = self._job(rec, media)
             on_event = _ProgressWriter(self, rec.id)
             return await self.pool.run(job, on_event=on_event, timeout=self.config.task_timeout)
+
+    def _job(self, rec: TaskRecord, media: Path) -> VideoJob | V2TaskJob:
+        if rec.spec is not None:
+            return V2TaskJob(str(media), rec.spec, self.config.backend)
+        return VideoJob(
+            path=str(media),
+            model_name=rec.model_name,
+            clip_length=rec.clip_length,
+            scopes=rec.scopes,
+            options=rec.options or MODELS[rec.model_name].video_options,
+            limits=self.config.media_limits,
+            start=rec.start,
+            end=rec.end,
+            backend=self.config.backend,
+        )
 
     async def _finish_failed(self, task_id: str, code: ErrorCode | str, message: str) -> None:
         await self.store.finish_failed(task_id, code, message)
@@ -253,12 +266,13 @@ class Dispatcher:
             )
             return
         task = asyncio.get_running_loop().create_task(
-            self._fetch_stage(rec.id, rec.owner, url), name=f"aioembed-fetch-{rec.id}"
+            self._fetch_stage(rec.id, rec.owner, url, v2=rec.api == "v2"),
+            name=f"aioembed-fetch-{rec.id}",
         )
         self._fetching[rec.id] = task
         task.add_done_callback(lambda _: self._fetching.pop(rec.id, None))
 
-    async def _fetch_stage(self, task_id: str, owner: str, url: str) -> None:
+    async def _fetch_stage(self, task_id: str, owner: str, url: str, *, v2: bool) -> None:
         """Download the task's ``video_url`` (in one of its key's fetch slots), then queue
         it for a worker; a download error fails the task once, with its code."""
         try:
@@ -267,7 +281,10 @@ class Dispatcher:
                 fetched = await self.urls.fetch(url, tmp, "video_url", owner=owner)
                 await self.media.adopt(task_id, fetched.path)
             except APIStatusError as e:
-                await self._finish_failed(task_id, e.code, e.message)
+                message = e.message
+                if v2:  # the v2 contract's wording for a source that could not be read
+                    message = f"failed to fetch or materialize source media ({e.message})"
+                await self._finish_failed(task_id, e.code, message)
                 return
             await self.queue.submit(task_id)
         except Exception:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 from aiohttp import HttpVersion11, web
 
 from .. import __version__
-from .._params import unknown
+from .._params import invalid, parse_number, unknown
 from ..contract._spec import ApiVersion
 from ..errors import APIStatusError, AuthenticationError, ErrorCode
 from ._keys import CONFIG, DISPATCHER, METRICS, OWNERS, STARTED
@@ -32,10 +33,13 @@ __all__ = [
     "error_reply",
     "expect_continue",
     "health",
+    "idempotency_key",
+    "int_param",
     "is_public",
     "owner_for",
     "poll_headers",
     "renderer_for",
+    "time_param",
 ]
 
 #: A sub-application's error renderer (its version's body shape); v1's by default.
@@ -151,3 +155,49 @@ async def health(request: web.Request) -> web.Response:
             "workers": config[DISPATCHER].pool.stats()["alive"],
         }
     )
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise invalid("Idempotency-Key", "Idempotency-Key should be 1-255 printable characters.")
+    return key
+
+
+def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    values = request.query.getall(name, [])
+    if not values:
+        return default
+    if len(values) > 1:
+        raise invalid(name, f"{name} should be given once.")
+    text = values[0].strip()
+    try:
+        value = int(text)
+    except ValueError:
+        number = parse_number(name, text)
+        if not number.is_integer():
+            raise invalid(name, f"{name} should be an integer.") from None
+        value = int(number)
+    if not lo <= value <= hi:
+        raise invalid(name, f"{name} should be between {lo} and {hi}.")
+    return value
+
+
+def time_param(request: web.Request, name: str) -> float | None:
+    values = request.query.getall(name, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise invalid(name, f"{name} should be given once.")
+    text = values[0].strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    except (ValueError, OverflowError):
+        raise invalid(
+            name, f"{name} should be an RFC 3339 date-time such as 2026-11-25T10:00:00Z."
+        ) from None

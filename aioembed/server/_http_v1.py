@@ -25,7 +25,10 @@ from ..contract import v1
 from ..contract._spec import FormSpec
 from ..contract.v1.forms import read_audio_offset, read_task_params
 from ._http import ERROR_BODY, PUBLIC, HttpAdapter, check_query, expect_continue, health
+from ._http import idempotency_key as _idempotency_key
+from ._http import int_param as _int_param
 from ._http import poll_headers as _poll_headers
+from ._http import time_param as _time_param
 from ._keys import (
     CONFIG,
     OWNER,
@@ -73,15 +76,6 @@ def _check_query(request: web.Request, operation: str) -> None:
 
 
 _REPLAYED = {"Idempotent-Replayed": "true"}
-
-
-def _idempotency_key(request: web.Request) -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise invalid("Idempotency-Key", "Idempotency-Key should be 1-255 printable characters.")
-    return key
 
 
 @_operation("create_task")
@@ -154,43 +148,6 @@ def _task(view: TaskView) -> v1.EmbedTask:
     return task_model(
         view.record, progress=view.progress, options=view.options, segments=view.segments
     )
-
-
-def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    values = request.query.getall(name, [])
-    if not values:
-        return default
-    if len(values) > 1:
-        raise invalid(name, f"{name} should be given once.")
-    text = values[0].strip()
-    try:
-        value = int(text)
-    except ValueError:
-        number = parse_number(name, text)
-        if not number.is_integer():
-            raise invalid(name, f"{name} should be an integer.") from None
-        value = int(number)
-    if not lo <= value <= hi:
-        raise invalid(name, f"{name} should be between {lo} and {hi}.")
-    return value
-
-
-def _time_param(request: web.Request, name: str) -> float | None:
-    values = request.query.getall(name, [])
-    if not values:
-        return None
-    if len(values) > 1:
-        raise invalid(name, f"{name} should be given once.")
-    text = values[0].strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    except (ValueError, OverflowError):
-        raise invalid(
-            name, f"{name} should be an RFC 3339 date-time such as 2026-11-25T10:00:00Z."
-        ) from None
 
 
 @_operation("list_tasks")

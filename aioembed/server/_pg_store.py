@@ -49,8 +49,12 @@ def _schema_sql(s: str) -> str:
         error_message text,
         attempts integer NOT NULL DEFAULT 0,
         media_sha256 text,
-        media_size bigint
+        media_size bigint,
+        spec text,
+        result_meta text
     );
+    ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS spec text;
+    ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS result_meta text;
     CREATE INDEX IF NOT EXISTS tasks_owner_created ON {s}.tasks (owner, created_at DESC, seq DESC);
     CREATE INDEX IF NOT EXISTS tasks_status ON {s}.tasks (status, seq);
     CREATE TABLE IF NOT EXISTS {s}.segments (
@@ -61,8 +65,10 @@ def _schema_sql(s: str) -> str:
         scope text NOT NULL,
         option text NOT NULL,
         vector bytea NOT NULL,
+        uncertainty bytea,
         PRIMARY KEY (task_id, idx)
     );
+    ALTER TABLE {s}.segments ADD COLUMN IF NOT EXISTS uncertainty bytea;
     CREATE TABLE IF NOT EXISTS {s}.idempotency (
         owner text NOT NULL,
         key text NOT NULL,
@@ -76,7 +82,7 @@ def _schema_sql(s: str) -> str:
 _TASK_COLUMNS = (
     "id, owner, model_name, status, created_at, updated_at, clip_length, scopes, options, "
     "start_sec, end_sec, input_url, input_filename, duration, clips_done, clips_total, "
-    "error_code, error_message, attempts, media_sha256, media_size"
+    "error_code, error_message, attempts, media_sha256, media_size, spec, result_meta"
 )
 
 
@@ -103,6 +109,8 @@ def _task(row: asyncpg.Record) -> TaskRecord:
         attempts=row["attempts"],
         media_sha256=row["media_sha256"],
         media_size=row["media_size"],
+        spec=row["spec"],
+        result_meta=row["result_meta"],
     )
 
 
@@ -163,8 +171,9 @@ class PostgresStore:
                 await conn.execute(
                     f"INSERT INTO {s}.tasks (id, owner, model_name, status, created_at, "
                     "updated_at, clip_length, scopes, options, start_sec, end_sec, input_url, "
-                    "input_filename, duration, media_sha256, media_size) VALUES ($1, $2, $3, "
-                    f"'processing', {_CLOCK}, {_CLOCK}, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    "input_filename, duration, media_sha256, media_size, spec) VALUES ($1, $2, $3, "
+                    f"'processing', {_CLOCK}, {_CLOCK}, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+                    "$13, $14)",
                     task.id,
                     task.owner,
                     task.model_name,
@@ -178,6 +187,7 @@ class PostgresStore:
                     task.duration,
                     task.media_sha256,
                     task.media_size,
+                    task.spec,
                 )
                 if idempotency_key is not None:
                     await conn.execute(
@@ -216,7 +226,12 @@ class PostgresStore:
         )
 
     async def finish_ready(
-        self, task_id: str, segments: Sequence[SegmentRecord], *, duration: float | None
+        self,
+        task_id: str,
+        segments: Sequence[SegmentRecord],
+        *,
+        duration: float | None,
+        result_meta: str | None = None,
     ) -> None:
         s = self._s
         try:
@@ -225,19 +240,20 @@ class PostgresStore:
                 done = await conn.fetchval(
                     f"UPDATE {s}.tasks SET status = 'ready', updated_at = {_CLOCK}, "
                     "duration = COALESCE($1, duration), clips_done = NULL, clips_total = NULL, "
-                    "error_code = NULL, error_message = NULL "
+                    "error_code = NULL, error_message = NULL, result_meta = $3 "
                     "WHERE id = $2 AND status = 'processing' RETURNING 1",
                     duration,
                     task_id,
+                    result_meta,
                 )
                 if done is None:
                     return
                 await conn.execute(f"DELETE FROM {s}.segments WHERE task_id = $1", task_id)
                 await conn.executemany(
                     f"INSERT INTO {s}.segments (task_id, idx, start_sec, end_sec, scope, "
-                    "option, vector) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "option, vector, uncertainty) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     [
-                        (task_id, i, g.start, g.end, g.scope, g.option, g.vector)
+                        (task_id, i, g.start, g.end, g.scope, g.option, g.vector, g.uncertainty)
                         for i, g in enumerate(segments)
                     ],
                 )
@@ -289,9 +305,11 @@ class PostgresStore:
         created_to: float | None = None,
         offset: int = 0,
         limit: int = 10,
+        api: str = "v1",
     ) -> tuple[list[TaskRecord], int]:
+        version = "spec IS NULL" if api == "v1" else "spec IS NOT NULL"
         clause = (
-            "owner = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2)) "
+            f"owner = $1 AND {version} AND (cardinality($2::text[]) = 0 OR status = ANY($2)) "
             "AND ($3::float8 IS NULL OR created_at >= $3) "
             "AND ($4::float8 IS NULL OR created_at <= $4)"
         )
@@ -313,7 +331,7 @@ class PostgresStore:
         self, task_id: str, *, options: Sequence[str] | None = None
     ) -> list[SegmentRecord]:
         rows = await self._db.fetch(
-            "SELECT start_sec, end_sec, scope, option, vector FROM "
+            "SELECT start_sec, end_sec, scope, option, vector, uncertainty FROM "
             f"{self._s}.segments WHERE task_id = $1 "
             "AND ($2::text[] IS NULL OR option = ANY($2)) ORDER BY idx",
             task_id,

@@ -184,8 +184,17 @@ class TaskService:
         task = _new_task(owner, params, upload, duration)
         if params.video_url is not None and task.input_url != params.video_url:
             self.urls.remember(task.id, params.video_url)
-        if upload is not None:
-            await self.media.adopt(task.id, upload.path)
+        return await self.create_stored(
+            task, upload.path if upload is not None else None, idempotency_key=idempotency_key
+        )
+
+    async def create_stored(
+        self, task: NewTask, media: Path | None, *, idempotency_key: str | None = None
+    ) -> Created:
+        """Keep ``media`` (moved into the media store), store ``task`` durably and queue
+        it; an API version's adapter has checked everything before."""
+        if media is not None:
+            await self.media.adopt(task.id, media)
         try:
             stored = await self.store.create_task(task, idempotency_key=idempotency_key)
         except BaseException:
@@ -214,16 +223,20 @@ class TaskService:
 
     # -- view, retrieve, page -------------------------------------------------------
 
-    async def _record(self, owner: str, task_id: str) -> TaskRecord:
+    async def _record(self, owner: str, task_id: str, api: str = "v1") -> TaskRecord:
         rec = None
         if _TASK_ID.fullmatch(task_id):
             rec = await self.store.get_task(task_id, owner=owner)
-        if rec is None:
+        if rec is None or rec.api != api:  # each API version sees its own tasks only
             shown = task_id if len(task_id) <= 40 else task_id[:37] + "..."
             raise NotFoundError(
                 f"The embedding task {shown!r} does not exist.", code=ErrorCode.RESOURCE_NOT_EXIST
             )
         return rec
+
+    async def record(self, owner: str, task_id: str, *, api: str) -> TaskRecord:
+        """The stored task of API version ``api``; ``NotFoundError`` for any other."""
+        return await self._record(owner, task_id, api)
 
     async def view(self, owner: str, task_id: str) -> TaskView:
         """Status and metadata; ``NotFoundError`` for an unknown or another key's task."""

@@ -91,6 +91,8 @@ class NewTask:
     duration: float | None = None
     media_sha256: str | None = None
     media_size: int | None = None
+    #: Embed API v2 tasks: the checked request as JSON (``None``: a v1 task).
+    spec: str | None = None
 
 
 @attrs.frozen
@@ -118,17 +120,25 @@ class TaskRecord:
     attempts: int = 0
     media_sha256: str | None = None
     media_size: int | None = None
+    #: v2 only: the checked request, and what the result adds (usage) as JSON.
+    spec: str | None = None
+    result_meta: str | None = None
+
+    @property
+    def api(self) -> str:
+        return "v1" if self.spec is None else "v2"
 
 
 @attrs.frozen
 class SegmentRecord:
-    """One stored vector; ``vector`` is little-endian float32 bytes."""
+    """One stored vector; ``vector`` (and v2's ``uncertainty``) little-endian float32 bytes."""
 
     start: float
     end: float
     scope: str
     option: str
     vector: bytes = attrs.field(repr=lambda v: f"<{len(v) // 4} float32>")
+    uncertainty: bytes | None = attrs.field(default=None, repr=False)
 
 
 class Store(Protocol):
@@ -156,8 +166,10 @@ class Store(Protocol):
         created_to: float | None = None,
         offset: int = 0,
         limit: int = 10,
+        api: str = "v1",
     ) -> tuple[list[TaskRecord], int]:
-        """Newest first; returns the page and the total number matching."""
+        """Newest first, tasks of one API version (``v1``/``v2``) only; returns the page
+        and the total number matching."""
         ...
 
     async def get_segments(
@@ -173,7 +185,12 @@ class Store(Protocol):
     async def set_duration(self, task_id: str, duration: float) -> None: ...
 
     async def finish_ready(
-        self, task_id: str, segments: Sequence[SegmentRecord], *, duration: float | None
+        self,
+        task_id: str,
+        segments: Sequence[SegmentRecord],
+        *,
+        duration: float | None,
+        result_meta: str | None = None,
     ) -> None: ...
 
     async def finish_failed(self, task_id: str, code: str, message: str) -> None: ...
@@ -212,7 +229,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     error_message TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     media_sha256 TEXT,
-    media_size INTEGER
+    media_size INTEGER,
+    spec TEXT,
+    result_meta TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_owner_created ON tasks (owner, created_at DESC, seq DESC);
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, seq);
@@ -224,6 +243,7 @@ CREATE TABLE IF NOT EXISTS segments (
     scope TEXT NOT NULL,
     option TEXT NOT NULL,
     vector BLOB NOT NULL,
+    uncertainty BLOB,
     PRIMARY KEY (task_id, idx)
 );
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -234,12 +254,20 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (owner, key)
 );
 """
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+#: Version -> the statements that bring the previous version's database to it.
+_MIGRATIONS = {
+    2: (
+        "ALTER TABLE tasks ADD COLUMN spec TEXT",
+        "ALTER TABLE tasks ADD COLUMN result_meta TEXT",
+        "ALTER TABLE segments ADD COLUMN uncertainty BLOB",
+    ),
+}
 
 _TASK_COLUMNS = (
     "id, owner, model_name, status, created_at, updated_at, clip_length, scopes, options, "
     "start_sec, end_sec, input_url, input_filename, duration, clips_done, clips_total, "
-    "error_code, error_message, attempts, media_sha256, media_size"
+    "error_code, error_message, attempts, media_sha256, media_size, spec, result_meta"
 )
 
 
@@ -270,6 +298,8 @@ def _task(row: Sequence[Any]) -> TaskRecord:
         attempts=row[18],
         media_sha256=row[19],
         media_size=row[20],
+        spec=row[21],
+        result_meta=row[22],
     )
 
 
@@ -375,6 +405,10 @@ class SqliteStore:
                 raise RuntimeError(
                     f"{self.path} was written by a newer aioembed (schema {version})"
                 )
+            if version:
+                for step in range(version + 1, _SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[step]:
+                        conn.execute(statement)
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             # Prove the file is writable now rather than on the first create.
@@ -416,8 +450,8 @@ class SqliteStore:
             conn.execute(
                 "INSERT INTO tasks (id, owner, model_name, status, created_at, updated_at, "
                 "clip_length, scopes, options, start_sec, end_sec, input_url, input_filename, "
-                "duration, media_sha256, media_size) "
-                "VALUES (?, ?, ?, 'processing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "duration, media_sha256, media_size, spec) "
+                "VALUES (?, ?, ?, 'processing', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     task.id,
                     task.owner,
@@ -434,6 +468,7 @@ class SqliteStore:
                     task.duration,
                     task.media_sha256,
                     task.media_size,
+                    task.spec,
                 ),
             )
             if idempotency_key is not None:
@@ -474,25 +509,30 @@ class SqliteStore:
         )
 
     async def finish_ready(
-        self, task_id: str, segments: Sequence[SegmentRecord], *, duration: float | None
+        self,
+        task_id: str,
+        segments: Sequence[SegmentRecord],
+        *,
+        duration: float | None,
+        result_meta: str | None = None,
     ) -> None:
         def run(conn: sqlite3.Connection) -> None:
             # A rerun after a crash may find rows from nowhere: results commit
             # with the status, so there are none, but stay idempotent anyway.
             conn.execute("DELETE FROM segments WHERE task_id = ?", (task_id,))
             conn.executemany(
-                "INSERT INTO segments (task_id, idx, start_sec, end_sec, scope, option, vector) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO segments (task_id, idx, start_sec, end_sec, scope, option, vector, "
+                "uncertainty) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    (task_id, i, s.start, s.end, s.scope, s.option, s.vector)
+                    (task_id, i, s.start, s.end, s.scope, s.option, s.vector, s.uncertainty)
                     for i, s in enumerate(segments)
                 ),
             )
             conn.execute(
                 "UPDATE tasks SET status = 'ready', updated_at = ?, "
                 "duration = COALESCE(?, duration), clips_done = NULL, clips_total = NULL, "
-                "error_code = NULL, error_message = NULL WHERE id = ?",
-                (time.time(), duration, task_id),
+                "error_code = NULL, error_message = NULL, result_meta = ? WHERE id = ?",
+                (time.time(), duration, result_meta, task_id),
             )
 
         await self._write(run)
@@ -547,8 +587,9 @@ class SqliteStore:
         created_to: float | None = None,
         offset: int = 0,
         limit: int = 10,
+        api: str = "v1",
     ) -> tuple[list[TaskRecord], int]:
-        where = ["owner = ?"]
+        where = ["owner = ?", "spec IS NULL" if api == "v1" else "spec IS NOT NULL"]
         args: list[Any] = [owner]
         if statuses:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
@@ -575,7 +616,10 @@ class SqliteStore:
     async def get_segments(
         self, task_id: str, *, options: Sequence[str] | None = None
     ) -> list[SegmentRecord]:
-        sql = "SELECT start_sec, end_sec, scope, option, vector FROM segments WHERE task_id = ?"
+        sql = (
+            "SELECT start_sec, end_sec, scope, option, vector, uncertainty FROM segments "
+            "WHERE task_id = ?"
+        )
         args: list[Any] = [task_id]
         if options is not None:
             sql += f" AND option IN ({', '.join('?' * len(options))})"

@@ -1,9 +1,10 @@
-"""What the v2-style HTTP routes (``/assets``, multipart uploads) share: the nested
+"""What the v2-style HTTP routes (``/embed-v2``, ``/assets``, multipart uploads) share: the nested
 error body, RFC 3339 times, and page parsing/answers."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -23,7 +24,11 @@ PREFIX = ASSETS.PREFIX
 
 def v2_error_response(exc: APIStatusError, request_id: str) -> web.Response:
     """The v2 error body with the error's status and headers."""
-    body = {"error": {"code": str(exc.code), "message": exc.message, "request_id": request_id}}
+    error: dict[str, Any] = {"code": str(exc.code), "message": exc.message}
+    if exc.details:
+        error["details"] = dict(exc.details)
+    error["request_id"] = request_id
+    body = {"error": error}
     resp = json_response(body, status=exc.status)
     resp.headers.update(exc.headers)
     retry_after = getattr(exc, "retry_after", None)

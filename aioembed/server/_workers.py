@@ -40,6 +40,7 @@ from typing import Any
 import attrs
 
 from .._params import MIN_LAST_CLIP, MediaLimits, invalid
+from ._v2_engine import V2EmbedJob, V2MediaError, V2TaskJob
 
 __all__ = [
     "AudioJob",
@@ -245,7 +246,7 @@ class AudioJob:
         return [(float(s.start), float(s.end), _vector_bytes(s.vector)) for s in segments]
 
 
-Job = ProbeJob | VideoJob | TextJob | ImageJob | AudioJob
+Job = ProbeJob | VideoJob | TextJob | ImageJob | AudioJob | V2TaskJob | V2EmbedJob
 
 
 # -- the child ----------------------------------------------------------------------
@@ -303,7 +304,7 @@ def worker_main(conn: multiprocessing.connection.Connection, init: str | None = 
         send("started")
         try:
             result = job.run(send)
-        except JobError as e:
+        except (JobError, V2MediaError) as e:
             send("error", e.code, e.message)
         except MediaError as e:
             send("error", str(e.code), str(e.message), str(e.field))

@@ -6,7 +6,8 @@
 ``AIOEMBED_TEST_CLIP_DELAY`` seconds (default 0.2) per clip, so that a test can
 observe a task mid-processing (progress, ``kill -9`` of the server or of a
 worker) without generating long videos. Its vectors equal the default
-backend's.
+backend's. It also registers ``"test-broken"``, whose text embedding raises (an
+engine bug), so a test can see the server answer ``500 internal_error``.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import os
 import time
 from typing import Any
 
-__all__ = ["SLOW_BACKEND", "register_test_backends"]
+__all__ = ["BROKEN_BACKEND", "SLOW_BACKEND", "register_test_backends"]
 
 SLOW_BACKEND = "test-slow"
+BROKEN_BACKEND = "test-broken"
 WORKER_INIT = "aioembed.server.testing:register_test_backends"
 
 
 def register_test_backends() -> None:
-    """Register ``"test-slow"`` in this process (idempotent)."""
+    """Register ``"test-slow"`` and ``"test-broken"`` in this process (idempotent)."""
     from ..engine import register_backend
     from ..engine._features import FeatureBackend
 
@@ -33,4 +35,9 @@ def register_test_backends() -> None:
             time.sleep(delay)
             return super().visual(*args, **kwargs)
 
+    class BrokenBackend(FeatureBackend):
+        def text(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("test-broken: text embedding fails on purpose")
+
     register_backend(SLOW_BACKEND, SlowBackend, replace=True)
+    register_backend(BROKEN_BACKEND, BrokenBackend, replace=True)
