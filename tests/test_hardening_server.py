@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import stat
 import subprocess
@@ -597,6 +598,38 @@ async def test_credentials_in_urls_are_fetched_with_but_never_stored_or_shown(
     # Nothing on disk holds them: database, WAL, uploads, media.
     stored = _all_bytes(srv.data_dir)
     for secret in (SECRET_PASS, SECRET_TOKEN, SIGNATURE):
+        assert secret.encode() not in stored
+
+
+async def test_v2_task_credentials_in_urls_are_fetched_with_but_never_stored_or_shown(
+    live_server_factory: Any, video_factory: Any, odd_server: Any, http: aiohttp.ClientSession
+) -> None:
+    import shutil
+
+    srv = await live_server_factory()
+    shutil.copyfile(video_factory(duration=4, fps=5, seed=114), odd_server.files / "w.mp4")
+    host = odd_server.base.removeprefix("http://")
+    url = f"http://alice:{SECRET_PASS}@{host}/secret/w.mp4?token={SECRET_TOKEN}&v=1"
+    body = {
+        "input_type": "video",
+        "model_name": "marengo3.0",
+        "video": {"media_source": {"url": url}, "embedding_option": ["visual"]},
+    }
+    async with http.post(srv.url("embed-v2/tasks"), json=body, headers=srv.headers) as resp:
+        assert resp.status == 200, await resp.text()
+        task_id = (await resp.json())["_id"]
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        async with http.get(srv.url(f"embed-v2/tasks/{task_id}"), headers=srv.headers) as resp:
+            text = await resp.text()
+        status = json.loads(text)["status"]
+        if status != "processing" or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert status == "ready", text[:500]  # fetched with the real URL
+    assert SECRET_PASS not in text and SECRET_TOKEN not in text
+    stored = _all_bytes(srv.data_dir)
+    for secret in (SECRET_PASS, SECRET_TOKEN):
         assert secret.encode() not in stored
 
 

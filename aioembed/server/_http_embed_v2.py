@@ -24,8 +24,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 from aiohttp import web
 
+from .._wire import loads
 from ..contract.v2 import (
     EmbeddingItem,
     EmbedSpec,
@@ -41,9 +43,8 @@ from ..contract.v2 import (
     invalid,
     spec_to_json,
 )
-from .._wire import loads
-from ..errors import ErrorCode, ParameterError, PayloadTooLargeError, ServerError
 from ..contract.v2.operations import API
+from ..errors import ErrorCode, ParameterError, PayloadTooLargeError, ServerError
 from ._http import (
     ERROR_BODY,
     PUBLIC,
@@ -246,6 +247,9 @@ def _new_task(
 ) -> NewTask:
     media = spec.media
     seg = media.segmentation
+    if media.source.kind == "url":  # the URL as given lives only in the URL gate's memory
+        source = attrs.evolve(media.source, value=redact_url(media.source.value))
+        spec = attrs.evolve(spec, media=attrs.evolve(media, source=source))
     return NewTask(
         id=task_id,
         owner=owner,
