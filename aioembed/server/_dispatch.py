@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._params import MODELS
+from .._retry import Backoff
 from ..errors import APIStatusError, ErrorCode
 from ._config import ServerConfig
 from ._media import MediaStore
@@ -47,6 +48,8 @@ log = logging.getLogger("aioembed.server")
 #: doubling with each failure of the same task up to the cap.
 RETRY_DELAY = 1.0
 RETRY_DELAY_MAX = 30.0
+#: Redelivery after a store failure: the shared backoff rule, no jitter (one server).
+_REDELIVERY = Backoff(RETRY_DELAY, RETRY_DELAY_MAX, jitter=0.0)
 #: A consumer's lease on a task, renewed every third of it while the task runs.
 LEASE_SECONDS = 30.0
 
@@ -151,7 +154,7 @@ class Dispatcher:
 
     def _retry_delay(self, task_id: str) -> float:
         failures = self._failures[task_id] = self._failures.get(task_id, 0) + 1
-        return min(RETRY_DELAY_MAX, RETRY_DELAY * 2.0 ** (failures - 1))
+        return _REDELIVERY.base(failures)
 
     async def stats(self) -> dict[str, Any]:
         counts = await self.queue.counts()
