@@ -20,6 +20,9 @@ Fixtures (all loopback-only):
   and ``/endless`` for URL-fetch failure tests; ``.hits`` counts requests by path.
 * ``http`` -> an ``aiohttp.ClientSession``.
 * ``wait_until`` -> ``await wait_until(async_predicate, timeout=30)``: poll with a deadline.
+* ``postgres_dsn`` (session) -> a ``postgresql://`` URL of a throw-away PostgreSQL 16
+  (``pgserver``, unix socket); ``s3_endpoint`` (session) -> ``http://127.0.0.1:port`` of
+  moto's S3 (test credentials in ``S3_TEST_ENV``). Both skip clearly where they cannot start.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -492,3 +496,58 @@ async def _wait_until(
 def wait_until() -> Callable[..., Awaitable[Any]]:
     """``await wait_until(async_predicate, timeout=30)``: poll until truthy, with a deadline."""
     return _wait_until
+
+
+# -- operator mode: PostgreSQL and an S3-compatible store ------------------------------
+
+#: What a process talking to the ``s3_endpoint`` fixture needs in its environment.
+S3_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A throw-away PostgreSQL for the whole session (the ``pgserver`` wheel: PostgreSQL 16
+    on a unix socket, no network, nothing installed system-wide). Its data directory is
+    not under pytest's basetemp, which concurrent pytest runs prune."""
+    pgserver = pytest.importorskip("pgserver", reason="pgserver (the `test` extra) is missing")
+    pytest.importorskip("asyncpg", reason="asyncpg (the `scale` extra) is missing")
+    with tempfile.TemporaryDirectory(prefix="aioembed-pg-") as pgdata:
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        except Exception as exc:  # noqa: BLE001 - any start failure means: cannot be had here
+            pytest.skip(f"PostgreSQL (pgserver) could not start on this machine: {exc!r}")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (a thread of this process) for the session."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] (the `test` extra)")
+    pytest.importorskip("aiobotocore", reason="aiobotocore (the `scale` extra) is missing")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001 - any start failure means: cannot be had here
+        pytest.skip(f"moto's S3 server could not start: {exc!r}")
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The test credentials in this process's environment (botocore reads them there)."""
+    for name, value in S3_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    return dict(S3_TEST_ENV)

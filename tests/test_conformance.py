@@ -7,8 +7,7 @@ factory to the fixture's ``params``; it is then held to exactly these rules.
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,24 +21,6 @@ from aioembed.server._store import (
     Store,
     new_task_id,
 )
-
-@pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    """A throw-away PostgreSQL for the whole session (the ``pgserver`` wheel: PostgreSQL 16
-    on a unix socket, no network, nothing installed system-wide). Its data directory is
-    not under pytest's basetemp, which concurrent pytest runs prune."""
-    pgserver = pytest.importorskip("pgserver", reason="pgserver (the `test` extra) is missing")
-    pytest.importorskip("asyncpg", reason="asyncpg (the `scale` extra) is missing")
-    with tempfile.TemporaryDirectory(prefix="aioembed-pg-") as pgdata:
-        try:
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")
-        except Exception as exc:  # noqa: BLE001 - any start failure means: cannot be had here
-            pytest.skip(f"PostgreSQL (pgserver) could not start on this machine: {exc!r}")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
-
 
 # -- Store ------------------------------------------------------------------------------------
 
@@ -292,11 +273,25 @@ async def test_postgres_queue_wakes_a_claimer_in_another_process_by_notify(
 # -- MediaStore -------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["local"])
-def media(request: pytest.FixtureRequest, tmp_path: Path) -> MediaStore:
+@pytest.fixture(params=["local", "s3"])
+async def media(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MediaStore]:
     root = tmp_path / "media"
     root.mkdir()
-    return {"local": lambda: LocalMediaStore(root)}[request.param]()
+    if request.param == "local":
+        yield LocalMediaStore(root)
+        return
+    from aioembed.server._s3_media import MIN_PART, S3Location, S3MediaStore
+
+    endpoint: str = request.getfixturevalue("s3_endpoint")
+    request.getfixturevalue("s3_env")
+    location = S3Location.parse(f"s3://b-{new_task_id()}/some/prefix")
+    # The smallest part S3 allows, so a test file of a few MiB is a real multipart upload.
+    store = S3MediaStore(
+        location, scratch=root, endpoint_url=endpoint, part_size=MIN_PART, sweep_grace=0
+    )
+    async with store:
+        await store._s3.create_bucket(Bucket=location.bucket)
+        yield store
 
 
 def _upload(tmp_path: Path, data: bytes) -> Path:
@@ -315,6 +310,15 @@ async def test_media_adopt_read_drop(media: MediaStore, tmp_path: Path) -> None:
     await media.drop(task_id)  # dropping twice is fine
     async with media.local(task_id) as path:
         assert path is None
+
+
+async def test_media_large_input_round_trips(media: MediaStore, tmp_path: Path) -> None:
+    # Bigger than one S3 part (5 MiB), not a multiple of it: three parts, the last short.
+    data = bytes(range(256)) * (11 * 4096 + 7)
+    task_id = new_task_id()
+    await media.adopt(task_id, _upload(tmp_path, data))
+    async with media.local(task_id) as path:
+        assert path is not None and path.read_bytes() == data
 
 
 async def test_media_sweep_keeps_only_the_listed(media: MediaStore, tmp_path: Path) -> None:

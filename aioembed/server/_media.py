@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["LocalMediaStore", "MediaStore"]
+__all__ = ["LocalMediaStore", "MediaStore", "checked_task_id"]
 
 _TASK_ID = re.compile(r"[0-9a-f]{24}")
 
@@ -48,7 +48,8 @@ class MediaStore(Protocol):
         ...
 
 
-def _checked(task_id: str) -> str:
+def checked_task_id(task_id: str) -> str:
+    """``task_id`` if it is one of ours; ``ValueError`` otherwise (ids name files and keys)."""
     # Ids are the server's own, but a path is built from them: never let one climb out.
     if not _TASK_ID.fullmatch(task_id):
         raise ValueError(f"not a task id: {task_id[:40]!r}")
@@ -74,7 +75,7 @@ class LocalMediaStore:
         self.root = root
 
     def _path(self, task_id: str) -> Path:
-        return self.root / _checked(task_id)
+        return self.root / checked_task_id(task_id)
 
     async def adopt(self, task_id: str, source: Path) -> None:
         dest = self._path(task_id)
