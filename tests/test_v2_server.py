@@ -254,7 +254,7 @@ async def test_sync_embeds(
     assert status == 200, multi
     assert len(multi["data"][0]["embedding"]) == 64
     assert multi["metadata"] == {"input_type": "multi_input", "embedding_dimension": 64}
-    assert multi["usage"]["input_tokens"] == {"text": count_tokens("a kit <@kit>"), "image": 1}
+    assert multi["usage"]["input_tokens"] == {"text": count_tokens("a kit <@kit>"), "image": 256}
 
 
 async def test_idempotency_and_tenancy(

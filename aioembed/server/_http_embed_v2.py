@@ -364,7 +364,12 @@ async def embed(request: web.Request) -> web.Response:
             files.append(dest)
             await _materialize(request, source, path, dest)
             paths.append((path, str(dest)))
-        job = V2EmbedJob(json.dumps(spec_to_json(spec)), tuple(paths), config.backend)
+        job = V2EmbedJob(
+            json.dumps(spec_to_json(spec)),
+            tuple(paths),
+            config.backend,
+            truncate_at=config.v2_limits.text_tokens_35,
+        )
         try:
             result = await app[SYNC_POOL].run(job, timeout=config.sync_timeout)
         except JobError as e:

@@ -1,42 +1,61 @@
 """Embed API v2 work inside a worker process: a checked spec in, stored rows out.
 
-Runs in the worker (never on the event loop). Until the engine's own v2 entry
-point lands, vectors come from the v1 engine's ``marengo3.0`` model: ``fixed``
-segmentation tiles the range, ``dynamic`` tiles it at ``min(10, 2 x
-min_duration_sec)`` (no shot detection yet), ``transcription`` yields no items
-(as a media without subtitles does), uncertainty is zero. What this module
-guarantees is the contract's shape: options and scopes as requested, items in
-the contract's order (clips by time, options in request order then ``fused``,
-asset items last), ``fused`` = L2-normalised sum of the segment's option vectors
-(plus overlapping ``time_based_metadata`` text on 3.5) and ``embedding_dimension``
-as an exact prefix.
+Runs in the worker, never on the event loop. The wire layer has applied every
+contract rule (:mod:`aioembed.contract.v2`); this module maps the checked spec
+onto the engine's v2 entry points (:func:`aioembed.engine.embed_v2`,
+``embed_text_v2``, ``probe_v2``, ``fuse``), checks the media's duration against
+the contract's limits first (a probe, not a decode), and turns the engine's
+items into stored rows. The engine owns the vectors and the contract's shape:
+items in order (clips by time, options in request order then ``fused``, asset
+items last), shot-boundary (video) and audio-change (audio) segmentation
+honouring ``min_duration_sec``, ``transcription`` from the media's subtitle
+stream (no item, not an error, without one), ``fused`` with overlapping
+``time_based_metadata`` text (3.5), the 3.5 ``embedding_dimension`` prefix and
+uncertainty (the spread over a segment's frames or windows).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ..contract.v2 import EmbedSpec, MediaSpec, Source, TaskSpec, count_tokens, spec_from_json
-from .._params import clip_spans
+from ..contract.v2 import EmbedSpec, MediaSpec, TaskSpec, spec_from_json
 from ..errors import ErrorCode
 
-__all__ = ["Row", "V2EmbedJob", "V2MediaError", "V2TaskJob", "embed_sync", "embed_task"]
+if TYPE_CHECKING:
+    from ..engine import MediaMetadata, V2Request, V2Result
+
+__all__ = [
+    "MAX_DURATION",
+    "MIN_DURATION",
+    "Row",
+    "SYNC_MAX_DURATION",
+    "V2EmbedJob",
+    "V2MediaError",
+    "V2TaskJob",
+    "asset_of",
+    "check_duration",
+    "embed_sync",
+    "embed_task",
+]
 
 Vector = npt.NDArray[np.float32]
-#: (start, end, scope, option, vector bytes, uncertainty bytes or None)
+#: (start, end, scope, option, vector bytes, uncertainty bytes or None); images store 0, 0.
 Row = tuple[float, float, str, str, bytes, bytes | None]
-ENGINE_MODEL = "marengo3.0"
 #: Async video/audio duration limits (seconds), inclusive.
 MIN_DURATION, MAX_DURATION = 4.0, 4 * 3600.0
-SYNC_MAX_DURATION = 600.0
-#: A placeholder source for media already on disk.
-_ON_DISK = Source("url", "file:")
+#: ``POST /embed-v2`` audio/video (marengo3.0), and a marengo3.5 ``multi_input`` source.
+SYNC_MAX_DURATION, MULTI_SOURCE_MAX_DURATION = 600.0, 30.0
+#: marengo3.5 text over this many tokens is cut when ``auto_truncate`` is on.
+TEXT_TOKENS_35 = 2000
+UNREADABLE = (
+    "We could not process your media for embedding. Please verify the input file and try again."
+)
 
 
 class V2MediaError(Exception):
@@ -48,127 +67,103 @@ class V2MediaError(Exception):
         self.message = message
 
 
-def _unit(v: npt.NDArray[Any]) -> Vector:
-    n = float(np.linalg.norm(v))
-    return (v / n if n > 0 else v).astype(np.float32)
+def asset_of(spec: str | None) -> str | None:
+    """The ``asset_id`` a stored v2 task spec (JSON) embeds, if its source is one."""
+    if spec is None:
+        return None
+    source = json.loads(spec)["media"]["source"]
+    return str(source["value"]) if source["kind"] == "asset_id" else None
 
 
-def _duration(path: str, input_type: str) -> float:
-    from ..engine import MediaError, probe
-    from ..engine._api import _audio_duration
-
-    try:
-        if input_type == "audio":
-            return float(_audio_duration(path))
-        return float(probe(path).duration)
-    except MediaError as e:
+def check_duration(
+    media: MediaSpec, duration: float, max_duration: float, min_duration: float = MIN_DURATION
+) -> None:
+    """The contract's duration limits and ``start_sec`` within the media, as
+    :class:`V2MediaError` (a task's ``error.message``, or a 400 at create)."""
+    if not min_duration <= duration <= max_duration:
         raise V2MediaError(
-            "We could not process your media for embedding. Please verify the input file and "
-            f"try again. ({e.message})"
-        ) from None
-
-
-def _spans(media: MediaSpec, start: float, end: float) -> list[tuple[float, float]]:
-    seg = media.segmentation
-    length = 6.0 if seg is None else float(seg.seconds)
-    if seg is not None and seg.strategy == "dynamic":
-        length = min(10.0, 2.0 * seg.seconds)
-    return clip_spans(start, end, length) or [(round(start, 6), round(end, 6))]
-
-
-def _option_vectors(
-    path: str,
-    media: MediaSpec,
-    spans: list[tuple[float, float]],
-    backend: str | None,
-    progress: Callable[[int, int], None] | None,
-) -> tuple[dict[str, list[Vector]], dict[str, Vector]]:
-    """Per option: a vector per span, and one pooled over the range."""
-    from ..engine import get_backend, get_model, iter_clips
-
-    be, model = get_backend(backend), get_model(ENGINE_MODEL)
-    opts = [o for o in media.options if o in ("visual", "audio")]
-    if media.input_type == "audio":
-        opts = [o for o in opts if o == "audio"]
-    clips: dict[str, list[Vector]] = {o: [] for o in opts}
-    if opts:
-        video = "visual" in opts
-        for done, clip in enumerate(
-            iter_clips(
-                path,
-                spans,
-                video=video,
-                audio="audio" in opts,
-                sample_fps=be.sample_fps,
-                frame_size=be.frame_size,
-            ),
-            start=1,
-        ):
-            for o in opts:
-                if o == "visual":
-                    clips[o].append(be.visual(clip.frames, clip.times, model, "visual"))
-                else:
-                    clips[o].append(be.audio(clip.audio, model, "audio"))
-            if progress is not None:
-                progress(done, len(spans))
-    weights = np.array([e - s for s, e in spans], np.float64)
-    pooled = {o: be.pool(np.stack(v), weights, model, o) for o, v in clips.items() if v}
-    return clips, pooled
-
-
-def _text_vector(text: str, backend: str | None) -> Vector:
-    from ..engine import embed_text
-
-    return embed_text(text, model_name=ENGINE_MODEL, backend=backend)
-
-
-def _rows(
-    spec: TaskSpec | EmbedSpec,
-    media: MediaSpec,
-    spans: list[tuple[float, float]],
-    clips: dict[str, list[Vector]],
-    pooled: dict[str, Vector],
-    backend: str | None,
-) -> list[Row]:
-    dim, unc = spec.embedding_dimension, spec.embedding_uncertainty
-    fused = "fused_embedding" in media.types
-    separate = "separate_embedding" in media.types
-    timed = [(t.start, t.end, _text_vector(t.text, backend)) for t in media.time_based_metadata]
-
-    def row(s: float, e: float, scope: str, option: str, v: Vector) -> Row:
-        vec = np.ascontiguousarray(v[:dim], dtype="<f4")
-        spread = np.zeros(dim, "<f4").tobytes() if unc else None
-        return (float(s), float(e), scope, option, vec.tobytes(), spread)
-
-    def group(s: float, e: float, scope: str, vectors: dict[str, Vector]) -> list[Row]:
-        out = [row(s, e, scope, o, v) for o, v in vectors.items()] if separate else []
-        if fused and vectors:
-            parts = [*vectors.values(), *(v for ts, te, v in timed if ts < e and te >= s)]
-            out.append(row(s, e, scope, "fused", _unit(np.sum(parts, axis=0))))
-        return out
-
-    rows: list[Row] = []
-    if {"clip", "local"} & set(media.scopes):
-        for i, (s, e) in enumerate(spans):
-            rows.extend(group(s, e, "clip", {o: v[i] for o, v in clips.items()}))
-    if "asset" in media.scopes and spans:
-        rows.extend(group(spans[0][0], spans[-1][1], "asset", pooled))
-    return rows
-
-
-def _range(media: MediaSpec, duration: float, max_duration: float) -> tuple[float, float]:
-    if not MIN_DURATION <= duration <= max_duration:
-        raise V2MediaError(
-            f"Duration ({duration:.1f} seconds) is outside the limits of {MIN_DURATION:g} to "
+            f"Duration ({duration:.1f} seconds) is outside the limits of {min_duration:g} to "
             f"{max_duration:g} seconds."
         )
-    end = duration if media.end is None else min(media.end, duration)
-    if media.start >= end:
+    if media.start >= duration:
         raise V2MediaError(
             f"{media.input_type}.start_sec ({media.start:g}) is not before the end of the media "
             f"({duration:.2f} s)."
         )
-    return media.start, end
+
+
+def _probe(path: str, kind: str) -> MediaMetadata:
+    from ..engine import MediaError, probe_v2
+
+    try:
+        return probe_v2(path, kind)
+    except MediaError as e:
+        raise V2MediaError(f"{UNREADABLE} ({e.message})", e.code) from None
+
+
+def _request(spec: TaskSpec | EmbedSpec, media: MediaSpec) -> V2Request:
+    from ..engine import Dynamic, Fixed, MetadataEntry, V2Request
+
+    seg = media.segmentation
+    segmentation: Fixed | Dynamic | None = None
+    if seg is not None:
+        segmentation = Fixed(seg.seconds) if seg.strategy == "fixed" else Dynamic(seg.seconds)
+    # ``local`` answers ``clip`` for video and audio; the stored spec keeps it for metadata.
+    scopes = tuple(dict.fromkeys("clip" if s == "local" else s for s in media.scopes))
+    nested = spec.model_name == "marengo3.5"
+    entries: list[MetadataEntry] = [
+        MetadataEntry(t.start, t.end, t.text) for t in media.time_based_metadata
+    ]
+    return V2Request(
+        model=spec.model_name,
+        input_kind=media.input_type,
+        start_sec=media.start,
+        end_sec=media.end,
+        segmentation=segmentation,
+        options=media.options or None,
+        scopes=scopes or ("asset",),
+        types=media.types or ("separate_embedding",),
+        dimension=spec.embedding_dimension if nested else None,
+        uncertainty=spec.embedding_uncertainty,
+        metadata=entries,  # type: ignore[arg-type]  # attrs' converter=tuple
+    )
+
+
+def _run(path: str, request: V2Request, backend: str | None) -> V2Result:
+    from ..engine import MediaError, embed_v2
+
+    try:
+        return embed_v2(path, request, backend=backend)
+    except MediaError as e:
+        raise V2MediaError(f"{UNREADABLE} ({e.message})", e.code) from None
+
+
+def _bytes(v: Vector) -> bytes:
+    return np.ascontiguousarray(v, dtype="<f4").tobytes()
+
+
+def _rows(result: V2Result) -> list[Row]:
+    return [
+        (
+            float(s.start or 0.0),
+            float(s.end or 0.0),
+            s.scope.value,
+            s.option.value,
+            _bytes(s.vector),
+            None if s.uncertainty is None else _bytes(s.uncertainty),
+        )
+        for s in result.segments
+    ]
+
+
+def _usage(spec: TaskSpec | EmbedSpec, tokens: dict[str, int], truncated: bool) -> Any:
+    """``usage`` as stored: marengo3.5 only (3.0 answers none), the engine's own counts."""
+    if spec.model_name != "marengo3.5":
+        return None
+    usage: dict[str, Any] = {"input_tokens": tokens, "truncated": truncated}
+    if truncated:
+        usage["truncation_reason"] = "model_context_window"
+    return usage
 
 
 def embed_task(
@@ -176,77 +171,79 @@ def embed_task(
     spec: TaskSpec,
     *,
     backend: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
     on_duration: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """``{"duration", "segments": [Row], "usage"}`` for one v2 task."""
+    """``{"duration", "segments": [Row], "usage"}`` for one v2 task; :class:`V2MediaError`
+    for media that cannot be embedded as asked."""
     media = spec.media
-    if media.input_type == "image":
-        return {
-            "duration": None,
-            "segments": _image_rows(path, spec, backend),
-            "usage": _usage(spec, {"image": 1}),
-        }
-    duration = _duration(path, media.input_type)
-    if on_duration is not None:
-        on_duration(duration)
-    start, end = _range(media, duration, MAX_DURATION)
-    spans = _spans(media, start, end)
-    clips, pooled = _option_vectors(path, media, spans, backend, progress)
-    rows = _rows(spec, media, spans, clips, pooled, backend)
-    tokens = {media.input_type: round(end - start)}
-    return {"duration": duration, "segments": rows, "usage": _usage(spec, tokens)}
-
-
-def _image_rows(path: str, spec: TaskSpec | EmbedSpec, backend: str | None) -> list[Row]:
-    vec = _image_vector(path, backend)[: spec.embedding_dimension]
-    spread = np.zeros(len(vec), "<f4").tobytes() if spec.embedding_uncertainty else None
-    return [(0.0, 0.0, "asset", "visual", np.ascontiguousarray(vec, "<f4").tobytes(), spread)]
-
-
-def _image_vector(path: str, backend: str | None) -> Vector:
-    from ..engine import MediaError, embed_image
-
-    try:
-        return embed_image(path, model_name=ENGINE_MODEL, backend=backend)
-    except MediaError as e:
-        raise V2MediaError(f"The image could not be decoded: {e.message}") from None
-
-
-def _usage(spec: TaskSpec | EmbedSpec, tokens: dict[str, int]) -> dict[str, Any] | None:
-    if spec.model_name != "marengo3.5":
-        return None
-    return {"input_tokens": tokens, "truncated": False}
+    duration = None
+    if media.input_type != "image":
+        duration = _probe(path, media.input_type).duration
+        if on_duration is not None:
+            on_duration(duration)
+        check_duration(media, duration, MAX_DURATION)
+    result = _run(path, _request(spec, media), backend)
+    usage = _usage(spec, dict(result.usage.input_tokens), result.usage.truncated)
+    return {"duration": duration, "segments": _rows(result), "usage": usage}
 
 
 def embed_sync(
-    spec: EmbedSpec, paths: dict[str, str], *, backend: str | None = None
+    spec: EmbedSpec,
+    paths: dict[str, str],
+    *,
+    backend: str | None = None,
+    truncate_at: int = TEXT_TOKENS_35,
 ) -> dict[str, Any]:
     """``POST /embed-v2`` work: ``paths`` maps a JSON path (``image.media_source``,
-    ``multi_input.media_sources[0]``) to the fetched file. Returns ``{"rows", "usage",
-    "duration"}``; rows of text/image/multi_input have null option, scope and times."""
+    ``multi_input.media_sources[0]``) to the media's local file. Returns ``{"rows",
+    "usage", "duration"}``; the rows of text, image, text_image and multi_input have no
+    option, scope or times (the answer sends them as ``null``)."""
     if spec.input_type in ("audio", "video"):
         assert spec.media is not None
         path = paths[f"{spec.input_type}.media_source"]
-        duration = _duration(path, spec.input_type)
-        start, end = _range(spec.media, duration, SYNC_MAX_DURATION)
-        spans = _spans(spec.media, start, end)
-        clips, pooled = _option_vectors(path, spec.media, spans, backend, None)
-        rows = _rows(spec, spec.media, spans, clips, pooled, backend)
-        return {"rows": rows, "usage": None, "duration": duration}
+        duration = _probe(path, spec.input_type).duration
+        check_duration(spec.media, duration, SYNC_MAX_DURATION)
+        result = _run(path, _request(spec, spec.media), backend)
+        return {"rows": _rows(result), "usage": None, "duration": duration}
+    return _combined(spec, paths, backend, truncate_at)
+
+
+def _combined(
+    spec: EmbedSpec, paths: dict[str, str], backend: str | None, truncate_at: int
+) -> dict[str, Any]:
+    """text, image, text_image, multi_input: one vector, the ``fuse`` of the parts.
+
+    Uncertainty is the part's own for a single media source, else zeros (a text, or
+    several parts, has no frames to spread over)."""
+    from ..engine import embed_text_v2, fuse
+
     parts: list[Vector] = []
+    spreads: list[Vector | None] = []
     tokens: dict[str, int] = {}
+    truncated = False
     if spec.text is not None:
-        parts.append(_text_vector(spec.text, backend))
-        tokens["text"] = count_tokens(spec.text)
+        cut = truncate_at if spec.auto_truncate else None
+        vec, usage = embed_text_v2(
+            spec.text, model=spec.model_name, truncate_at=cut, backend=backend
+        )
+        parts.append(vec)
+        spreads.append(None)
+        tokens["text"], truncated = usage.input_tokens["text"], usage.truncated
     for key, path in paths.items():
         kind = _source_kind(spec, key)
-        parts.append(_source_vector(path, kind, backend))
-        tokens[kind] = tokens.get(kind, 0) + 1
-    vec = _unit(np.sum(parts, axis=0))[: spec.embedding_dimension]
-    spread = np.zeros(len(vec), "<f4").tobytes() if spec.embedding_uncertainty else None
-    row: Row = (0.0, 0.0, "", "", np.ascontiguousarray(vec, "<f4").tobytes(), spread)
-    return {"rows": [row], "usage": _usage(spec, tokens), "duration": None}
+        vec, spread, used = _source_vector(spec, path, kind, backend)
+        parts.append(vec)
+        spreads.append(spread)
+        for name, n in used.items():
+            tokens[name] = tokens.get(name, 0) + n
+    dim = spec.embedding_dimension
+    vec = (parts[0] if len(parts) == 1 else fuse(parts))[:dim]
+    unc = None
+    if spec.embedding_uncertainty:
+        own = spreads[0] if len(spreads) == 1 else None
+        unc = _bytes(own[:dim] if own is not None else np.zeros(dim, np.float32))
+    row: Row = (0.0, 0.0, "", "", _bytes(vec), unc)
+    return {"rows": [row], "usage": _usage(spec, tokens, truncated), "duration": None}
 
 
 def _source_kind(spec: EmbedSpec, key: str) -> str:
@@ -256,26 +253,37 @@ def _source_kind(spec: EmbedSpec, key: str) -> str:
     return "image"
 
 
-def _source_vector(path: str, kind: str, backend: str | None) -> Vector:
-    if kind == "image":
-        return _image_vector(path, backend)
-    media = MediaSpec(
-        kind,
-        source=_ON_DISK,
-        options=("visual", "audio"),
+def _source_vector(
+    spec: EmbedSpec, path: str, kind: str, backend: str | None
+) -> tuple[Vector, Vector | None, dict[str, int]]:
+    """A source's 512-value vector (an image's visual vector; audio/video: the asset
+    items of the model's default options, fused), its spread and its usage."""
+    from ..engine import V2Request, fuse
+
+    if kind != "image" and spec.input_type == "multi_input" and spec.model_name == "marengo3.5":
+        duration = _probe(path, kind).duration
+        if duration > MULTI_SOURCE_MAX_DURATION:
+            raise V2MediaError(
+                f"Duration ({duration:.1f} seconds) exceeds maximum limit of "
+                f"{MULTI_SOURCE_MAX_DURATION:g} seconds."
+            )
+    request = V2Request(
+        model=spec.model_name,
+        input_kind=kind,
         scopes=("asset",),
-        types=("separate_embedding",),
+        uncertainty=spec.embedding_uncertainty,
     )
-    duration = _duration(path, kind)
-    spans = _spans(media, 0.0, duration)
-    _, pooled = _option_vectors(path, media, spans, backend, None)
-    return _unit(np.sum(list(pooled.values()), axis=0))
+    result = _run(path, request, backend)
+    items: Sequence[Any] = result.segments
+    if len(items) == 1:
+        return items[0].vector, items[0].uncertainty, dict(result.usage.input_tokens)
+    return fuse(s.vector for s in items), None, dict(result.usage.input_tokens)
 
 
 @attrs.frozen
 class V2TaskJob:
-    """A v2 task for a worker; ``spec`` is the stored JSON. Sends ``meta`` (duration) and
-    ``progress``; result as :func:`embed_task`."""
+    """A v2 task for a worker; ``spec`` is the stored JSON. Sends ``meta`` (the
+    duration, once probed); result as :func:`embed_task`."""
 
     path: str
     spec: str
@@ -284,11 +292,7 @@ class V2TaskJob:
     def run(self, send: Callable[..., None]) -> dict[str, Any]:
         spec = spec_from_json(json.loads(self.spec), TaskSpec)
         return embed_task(
-            self.path,
-            spec,
-            backend=self.backend,
-            progress=lambda done, total: send("progress", int(done), int(total)),
-            on_duration=lambda d: send("meta", float(d)),
+            self.path, spec, backend=self.backend, on_duration=lambda d: send("meta", float(d))
         )
 
 
@@ -299,7 +303,10 @@ class V2EmbedJob:
     spec: str
     paths: tuple[tuple[str, str], ...]
     backend: str | None = None
+    truncate_at: int = TEXT_TOKENS_35
 
     def run(self, send: Callable[..., None]) -> dict[str, Any]:
         spec = spec_from_json(json.loads(self.spec), EmbedSpec)
-        return embed_sync(spec, dict(self.paths), backend=self.backend)
+        return embed_sync(
+            spec, dict(self.paths), backend=self.backend, truncate_at=self.truncate_at
+        )
