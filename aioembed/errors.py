@@ -86,6 +86,8 @@ class ErrorCode(StrEnum):
     #: [ext] a failed task's reasons that are the server's, not the input's.
     WORKER_CRASHED = "worker_crashed"
     PROCESSING_TIMEOUT = "processing_timeout"
+    #: [ext] the input needed more memory than one worker may use (``--worker-memory-limit``).
+    MEMORY_LIMIT_EXCEEDED = "memory_limit_exceeded"
     #: [ext] connection limits: a request body that stopped arriving (408), a server at
     #: its open-connection cap (503).
     REQUEST_TIMEOUT = "request_timeout"

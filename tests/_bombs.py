@@ -4,16 +4,22 @@
   (what a probe sees), then ``side`` x ``side`` (what the decoder then allocates).
 * :func:`png_bomb`: a PNG of ``side`` x ``side`` RGBA64 zero pixels; the zeros
   compress ~1000:1, so 16000x16000 (2 GB decoded) is a ~2 MB file.
+* :class:`PeakRSS`: the peak resident memory of a set of processes (psutil),
+  sampled in a thread while a scenario runs.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
+import psutil
 
 MB = 1024 * 1024
 
@@ -71,3 +77,35 @@ def png_bomb(path: Path, side: int) -> Path:
     )
     return path
 
+
+class PeakRSS:
+    """Peak resident memory (bytes) of the processes ``pids()`` names, sampled every 10 ms
+    (``pids`` is called each time: workers come and go)."""
+
+    def __init__(self, pids: Callable[[], Iterable[int | None]]) -> None:
+        self._pids = pids
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            for pid in self._pids():
+                if pid is None:
+                    continue
+                try:
+                    self.peak = max(self.peak, psutil.Process(pid).memory_info().rss)
+                except psutil.Error:
+                    pass
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mb(self) -> float:
+        return round(self.peak / MB, 1)

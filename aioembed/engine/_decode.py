@@ -248,6 +248,7 @@ class _PacketFailures:
 
     A few bad packets are normal in a damaged file and are skipped; a long run
     of them means the file is broken, which is reported rather than decoded on.
+    A failed allocation is never skipped (``MemoryError`` propagates).
     """
 
     def __init__(self, what: str) -> None:
@@ -258,6 +259,10 @@ class _PacketFailures:
         """The packet's frames, or none if it fails to decode."""
         try:
             frames: list[Any] = packet.decode()
+        except MemoryError:
+            # Not a damaged packet: the process is out of memory (a worker's cap). Going
+            # on would drop frames silently; the caller reports it.
+            raise
         except _DECODE_ERRORS:
             self.count += 1
             if self.count > _MAX_BAD_PACKETS:

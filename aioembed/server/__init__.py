@@ -108,6 +108,10 @@ def _size(text: str) -> int:
     return value
 
 
+def _size_or_off(text: str) -> int | None:
+    return None if text.strip().lower() in ("off", "none", "0") else _size(text)
+
+
 def _rate(text: str) -> RateLimit | None:
     try:
         return parse_rate_limit(text)
@@ -236,21 +240,33 @@ _LIMIT_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
         float,
         "seconds in-flight requests get to finish on SIGTERM (default 10)",
     ),
+    "--decoder-threads": (
+        "decoder_threads",
+        int,
+        "threads per video decoder; 0: FFmpeg's choice, one per CPU (default 2)",
+    ),
+    "--worker-memory-limit": (
+        "worker_memory_limit",
+        _size_or_off,
+        "memory one worker process may allocate, or off; past it the input fails with "
+        "memory_limit_exceeded (default 2G)",
+    ),
+    "--max-image-pixels": (
+        "max_image_pixels",
+        int,
+        "largest image input in pixels, read from its header (default 40000000)",
+    ),
 }
 
 
 def _limit_flags(p: argparse.ArgumentParser) -> None:
+    # A flag not given is absent (not None): some limits take "off", which is None.
     for flag, (_, kind, text) in _LIMIT_FLAGS.items():
-        p.add_argument(flag, type=kind, default=None, help=text)
+        p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
 
 
 def _limit_options(args: argparse.Namespace) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for field, _, _ in _LIMIT_FLAGS.values():
-        value = getattr(args, field)
-        if value is not None:
-            out[field] = value
-    return out
+    return {field: getattr(args, field) for field, _, _ in _LIMIT_FLAGS.values() if field in args}
 
 
 def _keys_from_env(

@@ -73,7 +73,7 @@ from ._store import SqliteStore, Store, owner_of
 from ._urlfetch import UrlPolicy, make_session
 from ._urlgate import HttpUrlGate
 from ._v2_http import PREFIX as ASSETS_PREFIX
-from ._workers import WorkerPool, run_init
+from ._workers import run_init, worker_pool
 
 __all__ = ["ServerRunner", "create_app"]
 
@@ -248,9 +248,9 @@ async def _start_services(
     )
     app[URL_SESSION] = session
     stack.push_async_callback(session.close)
-    pool = WorkerPool(config.workers, name="worker", init=config.worker_init)
+    pool = worker_pool(config, config.workers, name="worker")
     stack.push_async_callback(pool.close)
-    sync_pool = WorkerPool(config.sync_workers, name="sync", init=config.worker_init)
+    sync_pool = worker_pool(config, config.sync_workers, name="sync")
     stack.push_async_callback(sync_pool.close)
     app[SYNC_POOL] = sync_pool
     if config.prestart_workers:

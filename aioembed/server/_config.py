@@ -6,6 +6,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -82,6 +83,11 @@ def _check_allow(_: object, __: attrs.Attribute[tuple[str, ...]], value: tuple[s
             ipaddress.ip_network(entry, strict=False)  # raises ValueError when malformed
 
 
+def _positive_or_none(_: object, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attr.name} should be positive or None, got {value!r}")
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text.strip("[]"))
@@ -144,6 +150,15 @@ class ServerConfig:
     task_timeout: float = 6 * 3600.0
     #: How long a probe or a synchronous embedding may run.
     sync_timeout: float = 120.0
+    #: Threads per video decoder; FFmpeg's default is one per CPU, and decoder memory
+    #: grows with the thread count. ``0``: FFmpeg's choice.
+    decoder_threads: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    #: Bytes one worker process may allocate (``RLIMIT_DATA``); past it the job fails
+    #: with ``memory_limit_exceeded``. ``None``: no cap.
+    worker_memory_limit: int | None = attrs.field(default=2 * 1024**3, validator=_positive_or_none)
+    #: Largest image input in pixels (width x height), read from its header before
+    #: it is decoded.
+    max_image_pixels: int = attrs.field(default=40_000_000, validator=attrs.validators.gt(0))
     #: Probe uploaded files at create so broken/out-of-limit videos get a 400 at once.
     probe_on_create: bool = True
     #: Attempts (server restarts mid-task) before a task is failed instead of resumed.

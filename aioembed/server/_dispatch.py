@@ -38,7 +38,7 @@ from ._redact import is_redacted
 from ._service import UrlGate
 from ._store import SegmentRecord, Store, TaskRecord
 from ._v2_engine import V2TaskJob
-from ._workers import JobError, VideoJob, WorkerDied, WorkerPool, describe_exit
+from ._workers import JobError, VideoJob, WorkerDied, WorkerPool, decoder_threads, describe_exit
 
 __all__ = ["Dispatcher"]
 
@@ -245,6 +245,7 @@ class Dispatcher:
             start=rec.start,
             end=rec.end,
             backend=self.config.backend,
+            threads=decoder_threads(self.config),
         )
 
     async def _finish_failed(self, task_id: str, code: ErrorCode | str, message: str) -> None:

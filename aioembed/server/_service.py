@@ -39,6 +39,7 @@ from ._workers import (
     TextJob,
     WorkerDied,
     check_offsets,
+    decoder_threads,
 )
 
 __all__ = [
@@ -209,9 +210,8 @@ class TaskService:
     async def _probe(self, path: Path) -> float:
         """Probe and check a video in a worker; ``ParameterError`` with the contract code."""
         try:
-            info = await self.sync_pool.run(
-                ProbeJob(str(path), self.config.media_limits), timeout=self.config.sync_timeout
-            )
+            job = ProbeJob(str(path), self.config.media_limits, decoder_threads(self.config))
+            info = await self.sync_pool.run(job, timeout=self.config.sync_timeout)
         except JobError as e:
             raise ParameterError(e.message, code=e.code) from None
         except (WorkerDied, TimeoutError):
@@ -311,10 +311,14 @@ class TaskService:
             )
             return SyncResult(model_name, source, [(None, None, result)], None)
         async with self._input(source, upload, url, owner) as local:
+            job: Any
             if source.startswith("image"):
-                job: Any = ImageJob(str(local.path), model_name, self.config.backend)
+                job = ImageJob(
+                    str(local.path), model_name, self.config.backend, self.config.max_image_pixels
+                )
             else:
-                job = AudioJob(str(local.path), model_name, offset, self.config.backend)
+                max_duration = self.config.media_limits.max_duration
+                job = AudioJob(str(local.path), model_name, offset, self.config.backend, max_duration)
             result = await self._run_sync(job, source)
         metadata = (
             {"input_url": redact_url(url)}

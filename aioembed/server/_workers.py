@@ -13,6 +13,13 @@ elsewhere ``spawn``. Never plain ``fork``: the server process has threads and an
 event loop. A child exits by itself when the server dies (``kill -9``
 included): a watchdog thread notices its parent changed.
 
+Bounds: a child's memory is capped with ``RLIMIT_DATA`` (set when it starts,
+after the worker initialiser): an allocation past it fails inside the job,
+which then ends with ``memory_limit_exceeded`` instead of the machine swapping
+or the kernel killing a process. Video decoders run with a capped number of
+threads, since FFmpeg's default (one per CPU) multiplies decoder memory.
+:func:`worker_pool` builds a pool with these bounds from a ``ServerConfig``.
+
 Messages, child -> parent: ``("started",)``, ``("progress", done, total)``,
 ``("meta", duration)``, then ``("ok", result)`` or ``("error", code, message[, field])``
 (``field`` for an engine :class:`~aioembed.engine.MediaError`).
@@ -27,6 +34,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import resource
 import signal
 import sys
 import threading
@@ -40,6 +48,8 @@ from typing import Any
 import attrs
 
 from .._params import MIN_LAST_CLIP, MediaLimits, invalid
+from ..errors import ErrorCode
+from ._config import ServerConfig
 from ._v2_engine import V2EmbedJob, V2MediaError, V2TaskJob
 
 __all__ = [
@@ -52,6 +62,8 @@ __all__ = [
     "WorkerDied",
     "WorkerPool",
     "check_offsets",
+    "decoder_threads",
+    "worker_pool",
 ]
 
 log = logging.getLogger("aioembed.server")
@@ -138,11 +150,13 @@ class ProbeJob:
 
     path: str
     limits: MediaLimits | None = None
+    #: Decoder threads (``None``: FFmpeg's choice, one per CPU).
+    threads: int | None = None
 
     def run(self, send: Send) -> dict[str, Any]:
         from ..engine import check_media, probe
 
-        info = probe(self.path)
+        info = probe(self.path, threads=self.threads)
         if self.limits is not None:
             check_media(info, self.limits)
         return {
@@ -165,12 +179,13 @@ class VideoJob:
     start: float = 0.0
     end: float | None = None
     backend: str | None = None
+    threads: int | None = None
 
     def run(self, send: Send) -> dict[str, Any]:
         from ..engine import check_media, embed_video, probe
         from ..errors import APIStatusError
 
-        info = probe(self.path)
+        info = probe(self.path, threads=self.threads)
         check_media(info, self.limits)
         send("meta", float(info.duration))
         try:
@@ -187,6 +202,9 @@ class VideoJob:
             options=self.options,
             progress=lambda done, total: send("progress", int(done), int(total)),
             backend=self.backend,
+            # A picture size that changes mid-stream is checked too, not only the first.
+            limits=self.limits,
+            threads=self.threads,
         )
         return {
             "duration": float(info.duration),
@@ -216,12 +234,19 @@ class ImageJob:
     path: str
     model_name: str
     backend: str | None = None
+    #: Largest picture (width x height), read from the header before decoding.
+    max_pixels: int | None = None
 
     def run(self, send: Send) -> bytes:
         from ..engine import embed_image
 
         return _vector_bytes(
-            embed_image(self.path, model_name=self.model_name, backend=self.backend)
+            embed_image(
+                self.path,
+                model_name=self.model_name,
+                backend=self.backend,
+                max_pixels=self.max_pixels,
+            )
         )
 
 
@@ -233,6 +258,8 @@ class AudioJob:
     model_name: str
     start_offset: float = 0.0
     backend: str | None = None
+    #: Longest audio accepted (seconds), checked before any segment is planned.
+    max_duration: float | None = None
 
     def run(self, send: Send) -> list[tuple[float, float, bytes]]:
         from ..engine import embed_audio
@@ -242,6 +269,7 @@ class AudioJob:
             model_name=self.model_name,
             start_offset=self.start_offset,
             backend=self.backend,
+            max_duration=self.max_duration,
         )
         return [(float(s.start), float(s.end), _vector_bytes(s.vector)) for s in segments]
 
@@ -273,8 +301,63 @@ def run_init(spec: str | None) -> None:
     func()
 
 
-def worker_main(conn: multiprocessing.connection.Connection, init: str | None = None) -> None:
-    """Entry point of a worker process: run jobs from ``conn`` until told to stop."""
+def limit_memory(limit: int | None) -> None:
+    """Cap this process's data segment and private writable mappings (``RLIMIT_DATA``)
+    at ``limit`` bytes: past it an allocation fails (``MemoryError``, FFmpeg's
+    ``ENOMEM``) instead of growing. Never above an existing hard limit."""
+    if limit is None:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """``exc``, or what it was raised from or while handling, is a failed allocation
+    (the engine turns a decoder's ``ENOMEM`` into a media error ``from None``)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, MemoryError):
+            return True
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+    return False
+
+
+def _failure(exc: Exception, memory_limit: int | None) -> tuple[Any, ...]:
+    """The ``("error", code, message[, field])`` message for a job that raised ``exc``."""
+    from ..engine import MediaError
+
+    if memory_limit is not None and _out_of_memory(exc):
+        return (
+            "error",
+            ErrorCode.MEMORY_LIMIT_EXCEEDED.value,
+            "Processing this input needs more memory than the server allows one worker "
+            f"({memory_limit / 2**20:.0f} MiB).",
+        )
+    if isinstance(exc, (JobError, V2MediaError)):
+        return ("error", exc.code, exc.message)
+    if isinstance(exc, MediaError):
+        return ("error", str(exc.code), str(exc.message), str(exc.field))
+    # An engine bug: report it, keep the worker.
+    traceback.print_exception(exc, file=sys.stderr)
+    return ("error", "internal_error", f"The engine failed: {type(exc).__name__}: {exc}"[:2000])
+
+
+def worker_main(
+    conn: multiprocessing.connection.Connection,
+    init: str | None = None,
+    memory_limit: int | None = None,
+) -> None:
+    """Entry point of a worker process: run jobs from ``conn`` until told to stop.
+
+    ``memory_limit`` (bytes) caps the process from after ``init`` on (:func:`limit_memory`).
+    """
     # Ctrl-C in a terminal reaches the whole process group: let the server decide.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(
@@ -291,9 +374,8 @@ def worker_main(conn: multiprocessing.connection.Connection, init: str | None = 
                 # a broken pipe is not an engine failure worth a traceback. Leave now.
                 os._exit(70)
 
-    from ..engine import MediaError
-
     run_init(init)
+    limit_memory(memory_limit)
     while True:
         try:
             job = conn.recv()
@@ -303,16 +385,11 @@ def worker_main(conn: multiprocessing.connection.Connection, init: str | None = 
             return
         send("started")
         try:
-            result = job.run(send)
-        except (JobError, V2MediaError) as e:
-            send("error", e.code, e.message)
-        except MediaError as e:
-            send("error", str(e.code), str(e.message), str(e.field))
-        except Exception as e:  # noqa: BLE001 - an engine bug: report it, keep the worker
-            traceback.print_exc(file=sys.stderr)
-            send("error", "internal_error", f"The engine failed: {type(e).__name__}: {e}"[:2000])
-        else:
-            send("ok", result)
+            reply: tuple[Any, ...] = ("ok", job.run(send))
+        except Exception as e:  # noqa: BLE001 - bad media, or an engine bug: report, go on
+            reply = _failure(e, memory_limit)
+        send(*reply)
+        del reply, job
 
 
 # -- the parent side ----------------------------------------------------------------
@@ -351,7 +428,7 @@ class _Slot:
         parent, child = self.pool.ctx.Pipe(duplex=True)
         process = self.pool.ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(child, self.pool.init),
+            args=(child, self.pool.init, self.pool.memory_limit),
             name=f"aioembed-{self.pool.name}-{self.index}",
             daemon=True,
         )
@@ -460,6 +537,8 @@ class WorkerPool:
     :class:`WorkerDied` when the process died under it, ``TimeoutError`` after
     ``timeout`` seconds (the worker is killed). ``on_event`` gets progress/meta
     messages as they come.
+
+    ``memory_limit`` (bytes) caps each process (``RLIMIT_DATA``; ``None``: no cap).
     """
 
     def __init__(
@@ -469,9 +548,11 @@ class WorkerPool:
         name: str = "worker",
         ctx: BaseContext | None = None,
         init: str | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         self.name = name
         self.init = init
+        self.memory_limit = memory_limit
         self.ctx = ctx or default_context()
         self.io = ThreadPoolExecutor(size * 2 + 1, thread_name_prefix=f"aioembed-{name}-io")
         self.slots = [_Slot(self, i) for i in range(size)]
@@ -513,3 +594,17 @@ class WorkerPool:
         self._closed = True
         await asyncio.gather(*(slot.stop() for slot in self.slots), return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self.io.shutdown)
+
+
+def worker_pool(config: ServerConfig, size: int, *, name: str = "worker") -> WorkerPool:
+    """A pool of ``size`` processes with ``config``'s worker bounds (initialiser, memory
+    cap): the server's video, sync and probe pools, and any other host running jobs."""
+    return WorkerPool(
+        size, name=name, init=config.worker_init, memory_limit=config.worker_memory_limit
+    )
+
+
+def decoder_threads(config: ServerConfig) -> int | None:
+    """Threads per video decoder for jobs: ``config.decoder_threads``, ``0`` meaning
+    FFmpeg's choice (``None``)."""
+    return config.decoder_threads or None

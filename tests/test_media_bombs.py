@@ -1,0 +1,208 @@
+"""Small inputs that cost a decoder a lot, sent to a real server (issue 11, items 7, 9, 11).
+
+Every bomb is generated here (:mod:`_bombs`: PyAV, zlib), sent over loopback,
+and the worker processes' peak resident memory is sampled with psutil
+(``FIGURES`` lines; ``-s`` shows them). The ``slow`` versions use the sizes from
+the report (16000x16000); the default run uses small ones against lowered
+limits, which go through the same checks. The engine-level checks themselves are
+in ``test_engine_limits.py``; these prove the server passes its limits down.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from _bombs import PeakRSS, png_bomb, size_change_video
+from _faults import report, set_mkv_duration
+
+from aioembed import AsyncClient
+from aioembed.server import MediaLimits
+from aioembed.server import main as serve_main
+from aioembed.server._keys import DISPATCHER, SYNC_POOL
+
+MODEL = "marengo3.0"
+
+
+async def _embed_file(
+    server: Any, http: aiohttp.ClientSession, field: str, data: bytes, name: str
+) -> tuple[int, Any, float]:
+    form = aiohttp.FormData()
+    form.add_field("model_name", MODEL)
+    form.add_field(field, io.BytesIO(data), filename=name)
+    started = time.monotonic()
+    async with http.post(server.url("embed"), data=form, headers=server.headers) as r:
+        return r.status, await r.json(), time.monotonic() - started
+
+
+def _worker_pids(server: Any) -> list[int | None]:
+    app = server.app
+    pools = (app[SYNC_POOL], app[DISPATCHER].pool)
+    return [pid for pool in pools for pid in pool.stats()["pids"]]
+
+
+async def _run_size_change(server: Any, video: Path) -> tuple[Any, float]:
+    async with AsyncClient(server.api_key, base_url=server.base_url) as client:
+        with PeakRSS(lambda: _worker_pids(server)) as peak:
+            task = await client.embed.tasks.create(model_name=MODEL, video_file=video)
+            status = await client.embed.tasks.wait(
+                task.id, sleep_interval=0.1, timeout=120, raise_on_failure=False
+            )
+        return status, peak.mb
+
+
+async def test_resolution_change_mid_stream_fails_the_task(
+    live_server_factory: Any, tmp_path: Path
+) -> None:
+    video = size_change_video(tmp_path / "switch.ts", 1000)
+    limits = MediaLimits(max_width=960, max_height=960)
+    server = await live_server_factory(media_limits=limits)
+    status, peak_mb = await _run_size_change(server, video)
+    assert status.status == "failed", status
+    assert status.error is not None and status.error.code == "video_resolution_too_high"
+    assert "1000x1000 (from 5.00 s on)" in status.error.message, status.error.message
+    report("size_change_1000", file_kb=video.stat().st_size // 1024, worker_peak_mb=peak_mb)
+
+
+@pytest.mark.slow
+async def test_resolution_bomb_16000(live_server_factory: Any, tmp_path: Path) -> None:
+    video = size_change_video(tmp_path / "bomb.ts", 16000)
+    server = await live_server_factory()
+    status, peak_mb = await _run_size_change(server, video)
+    assert status.status == "failed" and status.error is not None
+    assert status.error.code == "video_resolution_too_high", status.error
+    report("size_change_16000", file_kb=video.stat().st_size // 1024, worker_peak_mb=peak_mb)
+    assert peak_mb < 1200, peak_mb
+
+
+async def _image_bomb(server: Any, http: aiohttp.ClientSession, png: Path) -> tuple[Any, ...]:
+    with PeakRSS(lambda: _worker_pids(server)) as peak:
+        status, body, seconds = await _embed_file(
+            server, http, "image_file", png.read_bytes(), png.name
+        )
+    return status, body, seconds, peak.mb
+
+
+async def test_image_pixels_checked_before_decoding(
+    live_server_factory: Any, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    png = png_bomb(tmp_path / "big.png", 2500)
+    server = await live_server_factory(max_image_pixels=4_000_000)
+    status, body, seconds, peak_mb = await _image_bomb(server, http, png)
+    assert status == 400 and body["code"] == "parameter_invalid", body
+    assert body["message"].startswith(
+        "The image_file parameter is invalid. The image is 2500x2500"
+    ), body
+    report(
+        "png_2500_rgba64",
+        file_kb=png.stat().st_size // 1024,
+        seconds=round(seconds, 2),
+        worker_peak_mb=peak_mb,
+    )
+
+
+@pytest.mark.slow
+async def test_image_bomb_16000(
+    live_server_factory: Any, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    png = png_bomb(tmp_path / "bomb.png", 16000)
+    server = await live_server_factory()
+    status, body, seconds, peak_mb = await _image_bomb(server, http, png)
+    assert status == 400 and "16000x16000" in body["message"], body
+    report(
+        "png_16000_rgba64",
+        file_kb=png.stat().st_size // 1024,
+        seconds=round(seconds, 2),
+        worker_peak_mb=peak_mb,
+    )
+    assert peak_mb < 400, peak_mb
+
+
+@pytest.mark.parametrize("limit_mb", [256, None], ids=["capped", "uncapped"])
+async def test_worker_memory_limit_fails_the_input_not_the_worker(
+    live_server_factory: Any, http: aiohttp.ClientSession, tmp_path: Path, limit_mb: int | None
+) -> None:
+    """5000x5000 RGBA64 decodes to 200 MB: over a 256 MiB cap it is a clean 400 with its
+    own code, the worker lives on and takes the next job; uncapped, it just works."""
+    png = png_bomb(tmp_path / "big.png", 5000)
+    limit = None if limit_mb is None else limit_mb * 1024**2
+    server = await live_server_factory(max_image_pixels=10**9, worker_memory_limit=limit)
+    status, body, _, peak_mb = await _image_bomb(server, http, png)
+    report(f"memory_limit_{limit_mb}M_png_5000", worker_peak_mb=peak_mb)
+    stats = server.app[SYNC_POOL].stats()
+    assert stats["crashes"] == 0, stats
+    if limit_mb is None:
+        assert status == 200, body
+        return
+    assert status == 400 and body["code"] == "memory_limit_exceeded", body
+    assert "(256 MiB)" in body["message"], body
+    small = png_bomb(tmp_path / "small.png", 400)
+    status, body, _ = await _embed_file(server, http, "image_file", small.read_bytes(), "s.png")
+    assert status == 200, body
+
+
+async def test_memory_limit_fails_a_task_with_its_code(
+    live_server_factory: Any, tmp_path: Path
+) -> None:
+    """A video task whose decoder needs more than the cap (8000x8000 pictures, allowed by
+    the resolution limits here) ends ``failed`` with ``memory_limit_exceeded``."""
+    video = size_change_video(tmp_path / "big.ts", 8000)
+    server = await live_server_factory(
+        media_limits=MediaLimits(max_width=8000, max_height=8000),
+        worker_memory_limit=256 * 1024**2,
+    )
+    status, peak_mb = await _run_size_change(server, video)
+    assert status.status == "failed" and status.error is not None, status
+    assert status.error.code == "memory_limit_exceeded", status.error
+    assert "(256 MiB)" in status.error.message
+    assert server.app[DISPATCHER].pool.stats()["crashes"] == 0
+    report("memory_limit_256M_video_8000", worker_peak_mb=peak_mb)
+
+
+@pytest.mark.parametrize("declared", [1e8, 1e12])
+async def test_audio_duration_is_capped_before_spans(
+    live_server: Any, http: aiohttp.ClientSession, video_factory: Any, declared: float
+) -> None:
+    mkv = Path(video_factory(duration=5, fps=5, suffix=".mkv")).read_bytes()
+    data = set_mkv_duration(mkv, declared)
+    with PeakRSS(lambda: _worker_pids(live_server)) as peak:
+        status, body, seconds = await _embed_file(live_server, http, "audio_file", data, "a.mkv")
+    assert status == 400 and body["code"] == "parameter_invalid", body
+    assert body["message"].startswith(
+        "The audio_file parameter is invalid. The audio is too long"
+    ), body
+    assert "at most 7200 seconds" in body["message"], body
+    report(
+        f"audio_declares_{declared:g}s",
+        file_kb=len(data) // 1024,
+        seconds=round(seconds, 2),
+        worker_peak_mb=peak.mb,
+    )
+
+
+def test_serve_flags_for_worker_bounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flags reach ``ServerConfig``; ``off`` lifts the memory cap; absent keeps the
+    defaults (captured where ``serve`` would run)."""
+    seen: list[Any] = []
+
+    async def fake_serve(config: Any, **_: Any) -> None:
+        seen.append(config)
+
+    monkeypatch.setattr("aioembed.server.serve", fake_serve)
+    base = ["--data-dir", str(tmp_path), "--api-key", "k"]
+    assert serve_main(base) == 0
+    flags = ["--decoder-threads", "0", "--worker-memory-limit", "off"]
+    assert serve_main([*base, *flags, "--max-image-pixels", "1000"]) == 0
+    default, custom = seen
+    assert (default.decoder_threads, default.worker_memory_limit) == (2, 2 * 1024**3)
+    assert default.max_image_pixels == 40_000_000
+    assert (custom.decoder_threads, custom.worker_memory_limit) == (0, None)
+    assert custom.max_image_pixels == 1000
+    assert serve_main([*base, "--worker-memory-limit", "300M"]) == 0
+    assert seen[-1].worker_memory_limit == 300 * 1024**2
