@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -376,3 +377,99 @@ def test_the_service_core_imports_no_http_stack() -> None:
     for module in ("aioembed.server._service", "aioembed.server._dispatch"):
         reached = {m.split(".")[0] for m in _imports(module)}
         assert "aiohttp" not in reached, module
+
+
+# -- results and lease release in one transaction (PostgreSQL) --------------------------------
+
+
+@pytest.fixture
+async def pg_pair(postgres_dsn: str, clock: Clock) -> AsyncIterator[tuple[Any, Any]]:
+    """A PostgresStore and a PostgresQueue in one fresh schema (as operator mode runs them)."""
+    from aioembed.server._pg_queue import PostgresQueue
+    from aioembed.server._pg_store import PostgresStore
+
+    schema = f"t_{new_task_id()}"
+    store = PostgresStore(postgres_dsn, schema=schema)
+    await store.open()
+    try:
+        async with PostgresQueue(postgres_dsn, schema=schema, clock=clock) as queue:
+            yield store, queue
+    finally:
+        await store.close()
+
+
+async def test_postgres_store_fences_only_its_own_queue(
+    pg_pair: tuple[Any, Any], postgres_dsn: str
+) -> None:
+    from aioembed.server._fenced import fenced_store
+    from aioembed.server._pg_queue import PostgresQueue
+
+    store, queue = pg_pair
+    assert fenced_store(store, queue) is store
+    assert fenced_store(store, InProcessQueue()) is None
+    assert fenced_store(store, PostgresQueue(postgres_dsn, schema="elsewhere")) is None
+    assert fenced_store(SqliteStore(Path("unused.sqlite3")), queue) is None
+
+
+async def _reclaimed_twice(store: Any, queue: Any, clock: Clock) -> tuple[str, Any, Any]:
+    """A task claimed, its lease expired and reclaimed, and claimed again: two holders."""
+    task_id = await store.create_task(_task())
+    await queue.submit(task_id)
+    stale = await queue.claim(lease=10, wait=0)
+    clock.now += 11
+    assert await queue.reclaim_expired() == 1
+    fresh = await queue.claim(lease=10, wait=0)
+    assert stale is not None and fresh is not None and fresh.token != stale.token
+    return task_id, stale, fresh
+
+
+async def _segment_rows(store: Any, task_id: str) -> int:
+    return int(
+        await store._db.fetchval(
+            f"SELECT count(*) FROM {store._s}.segments WHERE task_id = $1", task_id
+        )
+    )
+
+
+async def test_postgres_duplicate_completion_after_reclaim_writes_once(
+    pg_pair: tuple[Any, Any], clock: Clock
+) -> None:
+    store, queue = pg_pair
+    task_id, stale, fresh = await _reclaimed_twice(store, queue, clock)
+    stale_result = [_segment("visual", 0), _segment("visual", 6), _segment("visual", 12)]
+    fresh_result = [_segment("visual", 0), _segment("audio", 0)]
+    # Both holders finish at once: exactly one commits, the stale one is refused.
+    outcomes = await asyncio.gather(
+        store.finish_ready_fenced(stale, stale_result, duration=18.0),
+        store.finish_ready_fenced(fresh, fresh_result, duration=12.0),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], LeaseLost) and outcomes[1] is None
+    assert await store.get_segments(task_id) == fresh_result
+    assert await _segment_rows(store, task_id) == 2
+    assert (await store.get_task(task_id)).duration == 12.0
+    assert await queue.counts() == {"queued": 0, "delayed": 0, "leased": 0}
+    # Finishing again with either lease writes nothing more.
+    for lease in (stale, fresh):
+        with pytest.raises(LeaseLost):
+            await store.finish_ready_fenced(lease, stale_result, duration=18.0)
+    assert await _segment_rows(store, task_id) == 2
+
+
+async def test_postgres_stale_holder_first_writes_nothing(
+    pg_pair: tuple[Any, Any], clock: Clock
+) -> None:
+    store, queue = pg_pair
+    task_id, stale, fresh = await _reclaimed_twice(store, queue, clock)
+    with pytest.raises(LeaseLost):
+        await store.finish_ready_fenced(stale, [_segment("visual", 0)], duration=6.0)
+    with pytest.raises(LeaseLost):
+        await store.finish_failed_fenced(stale, "internal_error", "late")
+    rec = await store.get_task(task_id)
+    assert rec is not None and rec.status == "processing"
+    assert await _segment_rows(store, task_id) == 0
+    assert await queue.counts() == {"queued": 0, "delayed": 0, "leased": 1}  # fresh holds it
+    await store.finish_failed_fenced(fresh, "video_file_broken", "bad")
+    rec = await store.get_task(task_id)
+    assert rec is not None and rec.status == "failed"
+    assert await queue.counts() == {"queued": 0, "delayed": 0, "leased": 0}

@@ -31,6 +31,7 @@ from .._params import MODELS
 from .._retry import Backoff
 from ..errors import APIStatusError, ErrorCode
 from ._config import ServerConfig
+from ._fenced import fenced_store
 from ._media import MediaStore
 from ._media_errors import task_message
 from ._queue import Lease, LeaseLost, TaskQueue
@@ -75,6 +76,8 @@ class Dispatcher:
         self.config = config
         self.scratch = scratch
         self.urls = urls
+        #: The store when it ends tasks and releases their leases in one transaction.
+        self._fenced = fenced_store(store, queue)
         self._tasks: set[asyncio.Task[None]] = set()
         #: URL downloads in flight, beside the worker slots, by task id.
         self._fetching: dict[str, asyncio.Task[None]] = {}
@@ -114,10 +117,14 @@ class Dispatcher:
                 continue
             keeper = asyncio.get_running_loop().create_task(self._keep(lease))
             try:
-                await self._process(lease.task_id)
+                released = await self._process(lease)
             except asyncio.CancelledError:
                 keeper.cancel()
                 raise
+            except LeaseLost:
+                # Fenced: another consumer holds the task now; this result was not written.
+                log.warning("task %s: lease lost to another consumer", lease.task_id)
+                keeper.cancel()
             except Exception:
                 # The store failed (disk full?): the task stays ``processing``. Run it
                 # again later rather than leave it stuck until a restart; attempts
@@ -129,7 +136,10 @@ class Dispatcher:
                 await self._release(keeper, lease, retry_in=delay)
             else:
                 self._failures.pop(lease.task_id, None)
-                await self._release(keeper, lease, retry_in=None)
+                if released:  # the store released the lease with the result
+                    keeper.cancel()
+                else:
+                    await self._release(keeper, lease, retry_in=None)
 
     async def _keep(self, lease: Lease) -> Lease:
         """Renew ``lease`` until cancelled; returns the latest one."""
@@ -167,58 +177,70 @@ class Dispatcher:
             "retrying": counts["delayed"],
         }
 
-    async def _process(self, task_id: str) -> None:
+    async def _process(self, lease: Lease) -> bool:
+        """Run the leased task; True when the store released the lease with its end
+        (a :class:`~._fenced.FencedStore`); raises ``LeaseLost`` when the fence refused."""
+        task_id = lease.task_id
         rec = await self.store.get_task(task_id)
         if rec is None or rec.status != "processing":
-            return
+            return False
         if rec.input_url is not None and not await self._has_media(task_id):
             # Downloads run beside the workers, not in a worker's slot: a slow URL holds
             # a fetch slot of its key, and the task is queued again once fetched.
             if task_id not in self._fetching:
                 await self._start_fetch(rec)
-            return
+            return False
         attempts = await self.store.start_attempt(task_id)
         if attempts > self.config.max_attempts:
-            await self._finish_failed(
+            return await self._finish_failed(
                 task_id,
                 ErrorCode.INTERNAL_ERROR,
                 f"The task was abandoned after {attempts - 1} interrupted attempts.",
+                lease=lease,
             )
-            return
         self.running[task_id] = time.time()
         try:
             result = await self._embed(rec)
         except JobError as e:
-            await self._finish_failed(task_id, e.code, task_message(e))
+            return await self._finish_failed(task_id, e.code, task_message(e), lease=lease)
         except _MediaMissing:
-            await self._finish_failed(
-                task_id, ErrorCode.INTERNAL_ERROR, "The uploaded video is missing from the server."
+            return await self._finish_failed(
+                task_id,
+                ErrorCode.INTERNAL_ERROR,
+                "The uploaded video is missing from the server.",
+                lease=lease,
             )
         except WorkerDied as e:
-            await self._finish_failed(
+            return await self._finish_failed(
                 task_id,
                 ErrorCode.WORKER_CRASHED,
                 "The worker process embedding this task exited unexpectedly "
                 f"({describe_exit(e.exitcode)}).",
+                lease=lease,
             )
         except TimeoutError:
-            await self._finish_failed(
+            return await self._finish_failed(
                 task_id,
                 ErrorCode.PROCESSING_TIMEOUT,
                 f"Embedding took longer than the server's limit of {self.config.task_timeout:g} s.",
+                lease=lease,
             )
         else:
             segments = [SegmentRecord(*s) for s in result["segments"]]
             usage = result.get("usage")
-            await self.store.finish_ready(
-                task_id,
-                segments,
-                duration=result["duration"],
-                result_meta=json.dumps({"usage": usage}) if usage is not None else None,
-            )
+            meta = json.dumps({"usage": usage}) if usage is not None else None
+            if self._fenced is not None:
+                await self._fenced.finish_ready_fenced(
+                    lease, segments, duration=result["duration"], result_meta=meta
+                )
+            else:
+                await self.store.finish_ready(
+                    task_id, segments, duration=result["duration"], result_meta=meta
+                )
             self.completed += 1
             self.urls.forget(task_id)
             await self.media.drop(task_id)
+            return self._fenced is not None
         finally:
             self.progress.pop(task_id, None)
             self.running.pop(task_id, None)
@@ -248,11 +270,20 @@ class Dispatcher:
             threads=decoder_threads(self.config),
         )
 
-    async def _finish_failed(self, task_id: str, code: ErrorCode | str, message: str) -> None:
-        await self.store.finish_failed(task_id, code, message)
+    async def _finish_failed(
+        self, task_id: str, code: ErrorCode | str, message: str, *, lease: Lease | None = None
+    ) -> bool:
+        """Fail the task (fenced by ``lease`` when the store can); True when the lease
+        was released with it."""
+        fenced = self._fenced if lease is not None else None
+        if fenced is not None and lease is not None:
+            await fenced.finish_failed_fenced(lease, code, message)
+        else:
+            await self.store.finish_failed(task_id, code, message)
         self.failed += 1
         self.urls.forget(task_id)
         await self.media.drop(task_id)
+        return fenced is not None
 
     async def _has_media(self, task_id: str) -> bool:
         async with self.media.local(task_id) as media:

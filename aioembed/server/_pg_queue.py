@@ -78,6 +78,14 @@ class PostgresQueue:
         self._listener: asyncpg.Connection | None = None
         self._waiters: set[asyncio.Future[None]] = set()
 
+    @property
+    def schema(self) -> str:
+        return self._s
+
+    def shares(self, dsn: str, schema: str) -> bool:
+        """True when this queue's table is ``schema``'s in the database at ``dsn``."""
+        return (dsn, schema) == (self._dsn, self._s)
+
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self._dsn, min_size=1, max_size=self._pool_size, timeout=30

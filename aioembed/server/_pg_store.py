@@ -3,19 +3,24 @@
 The same tables and rules as :class:`~._store.SqliteStore` (results commit with
 the status in one transaction; a terminal task never changes again), with the
 database's clock for every timestamp so hosts with skewed clocks agree on
-ordering and idempotency windows. Concurrent creates with one idempotency key
+ordering and idempotency windows. Beside a :class:`~._pg_queue.PostgresQueue`
+in the same schema it is a :class:`~._fenced.FencedStore`: a task's result and
+the release of its lease commit in one transaction, fenced by the lease token. Concurrent creates with one idempotency key
 from two replicas are serialised by a transaction-scoped advisory lock on
 ``(owner, key)``. Needs the ``aioembed[scale]`` extra (asyncpg).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
 
+from ._pg_queue import PostgresQueue
+from ._queue import Lease, LeaseLost, TaskQueue
 from ._store import STATUSES, NewTask, SegmentRecord, StorageFullError, TaskRecord
 
 __all__ = ["PostgresStore"]
@@ -233,35 +238,91 @@ class PostgresStore:
         duration: float | None,
         result_meta: str | None = None,
     ) -> None:
-        s = self._s
+        async with self._writing() as conn:
+            await self._write_ready(conn, task_id, segments, duration, result_meta)
+
+    async def finish_failed(self, task_id: str, code: str, message: str) -> None:
+        async with self._writing() as conn:
+            await self._write_failed(conn, task_id, code, message)
+
+    # -- fenced by the queue's lease (FencedStore) ---------------------------------
+
+    def fences(self, queue: TaskQueue) -> bool:
+        return isinstance(queue, PostgresQueue) and queue.shares(self._dsn, self._s)
+
+    async def finish_ready_fenced(
+        self,
+        lease: Lease,
+        segments: Sequence[SegmentRecord],
+        *,
+        duration: float | None,
+        result_meta: str | None = None,
+    ) -> None:
+        async with self._writing() as conn:
+            await self._release(conn, lease)
+            await self._write_ready(conn, lease.task_id, segments, duration, result_meta)
+
+    async def finish_failed_fenced(self, lease: Lease, code: str, message: str) -> None:
+        async with self._writing() as conn:
+            await self._release(conn, lease)
+            await self._write_failed(conn, lease.task_id, code, message)
+
+    async def _release(self, conn: asyncpg.Connection, lease: Lease) -> None:
+        # The token alone is the fence: a re-claim gives the row a new token, a reclaim
+        # clears it, so a match means nobody else ran or runs the task since this claim.
+        # (An expired lease nobody reclaimed yet may still finish: no one else holds it.)
+        held = await conn.fetchval(
+            f"DELETE FROM {self._s}.queue WHERE task_id = $1 AND token = $2 RETURNING 1",
+            lease.task_id,
+            lease.token,
+        )
+        if held is None:
+            raise LeaseLost(lease)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[asyncpg.Connection]:
+        """One transaction on one connection; a full disk is :class:`StorageFullError`."""
         try:
             async with self._db.acquire() as conn, conn.transaction():
-                # Only a task still processing takes results: a late finisher changes nothing.
-                done = await conn.fetchval(
-                    f"UPDATE {s}.tasks SET status = 'ready', updated_at = {_CLOCK}, "
-                    "duration = COALESCE($1, duration), clips_done = NULL, clips_total = NULL, "
-                    "error_code = NULL, error_message = NULL, result_meta = $3 "
-                    "WHERE id = $2 AND status = 'processing' RETURNING 1",
-                    duration,
-                    task_id,
-                    result_meta,
-                )
-                if done is None:
-                    return
-                await conn.execute(f"DELETE FROM {s}.segments WHERE task_id = $1", task_id)
-                await conn.executemany(
-                    f"INSERT INTO {s}.segments (task_id, idx, start_sec, end_sec, scope, "
-                    "option, vector, uncertainty) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    [
-                        (task_id, i, g.start, g.end, g.scope, g.option, g.vector, g.uncertainty)
-                        for i, g in enumerate(segments)
-                    ],
-                )
+                yield conn
         except asyncpg.DiskFullError as e:
             raise StorageFullError(str(e)) from e
 
-    async def finish_failed(self, task_id: str, code: str, message: str) -> None:
-        await self._execute(
+    async def _write_ready(
+        self,
+        conn: asyncpg.Connection,
+        task_id: str,
+        segments: Sequence[SegmentRecord],
+        duration: float | None,
+        result_meta: str | None,
+    ) -> None:
+        s = self._s
+        # Only a task still processing takes results: a late finisher changes nothing.
+        done = await conn.fetchval(
+            f"UPDATE {s}.tasks SET status = 'ready', updated_at = {_CLOCK}, "
+            "duration = COALESCE($1, duration), clips_done = NULL, clips_total = NULL, "
+            "error_code = NULL, error_message = NULL, result_meta = $3 "
+            "WHERE id = $2 AND status = 'processing' RETURNING 1",
+            duration,
+            task_id,
+            result_meta,
+        )
+        if done is None:
+            return
+        await conn.execute(f"DELETE FROM {s}.segments WHERE task_id = $1", task_id)
+        await conn.executemany(
+            f"INSERT INTO {s}.segments (task_id, idx, start_sec, end_sec, scope, "
+            "option, vector, uncertainty) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            [
+                (task_id, i, g.start, g.end, g.scope, g.option, g.vector, g.uncertainty)
+                for i, g in enumerate(segments)
+            ],
+        )
+
+    async def _write_failed(
+        self, conn: asyncpg.Connection, task_id: str, code: str, message: str
+    ) -> None:
+        await conn.execute(
             f"UPDATE {self._s}.tasks SET status = 'failed', updated_at = {_CLOCK}, "
             "error_code = $1, error_message = $2, clips_done = NULL, clips_total = NULL "
             "WHERE id = $3 AND status = 'processing'",
