@@ -5,7 +5,9 @@ from __future__ import annotations
 __all__ = ["OPTIONAL", "extra_missing"]
 
 #: Modules that come with an extra, not with the SDK core.
-OPTIONAL = frozenset({"numpy", "av", "orjson", "platformdirs", "rich", "pyarrow"})
+OPTIONAL = frozenset(
+    {"numpy", "av", "orjson", "platformdirs", "rich", "pyarrow", "asyncpg", "aiobotocore"}
+)
 
 
 def extra_missing(what: str, extra: str, error: ImportError) -> ImportError:

@@ -104,6 +104,7 @@ async def test_store_lists_newest_first_with_filters(store: Store) -> None:
     failed, n = await store.list_tasks("alice", statuses=["failed"])
     assert n == 1 and failed[0].id == ids[1] and failed[0].error_code == "video_file_broken"
     assert await store.status_counts() == {"processing": 5, "ready": 0, "failed": 1}
+    assert await store.status_counts(owner="bob") == {"processing": 1, "ready": 0, "failed": 0}
 
 
 async def test_store_result_commits_with_the_status(store: Store) -> None:

@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "serve", help="run the local server (see `aioembed serve --help`)", add_help=False
     )
+    sub.add_parser(
+        "worker",
+        help="embed tasks of an operator-mode server (see `aioembed worker --help`)",
+        add_help=False,
+    )
     _embed_parser(sub)
     s = sub.add_parser("status", help="show a task's status as JSON")
     _server_help(s)

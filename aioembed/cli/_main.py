@@ -1,4 +1,4 @@
-"""``aioembed``: serve, embed many files with progress, inspect tasks, export, demo."""
+"""``aioembed``: serve, worker, embed many files with progress, inspect tasks, export, demo."""
 
 from __future__ import annotations
 
@@ -210,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ..server import main as serve
 
         return serve(argv[1:])
+    if argv[:1] == ["worker"]:
+        from ._worker import main as worker
+
+        return worker(argv[1:])
     args = parse(argv)
     try:
         return asyncio.run(COMMANDS[args.command](args))

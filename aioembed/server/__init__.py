@@ -35,6 +35,7 @@ from ._config import MediaLimits, RateLimit, ServerConfig, parse_rate_limit
 from ._keyfiles import generated_key, read_key_files
 from ._keys import METRICS
 from ._metrics import RequestCounter
+from ._redact import scrub_secret_url
 from ._store import SqliteStore, Store
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "Store",
     "create_app",
     "main",
+    "operator_flags",
+    "operator_options",
     "serve",
 ]
 
@@ -190,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
         help="check videos in the task (ends failed) instead of at create (400)",
     )
     p.add_argument("--prestart-workers", action="store_true", help="start workers at start-up")
+    operator_flags(p)
     _limit_flags(p)
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
@@ -259,6 +263,39 @@ _LIMIT_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
 }
 
 
+def operator_flags(p: argparse.ArgumentParser) -> None:
+    """``--database``, ``--media``, ``--s3-endpoint``: operator mode (``serve`` and ``worker``)."""
+    p.add_argument(
+        "--database",
+        default=None,
+        metavar="postgresql://USER@HOST/DB",
+        help="operator mode: tasks, queue and rate limits in PostgreSQL (default: "
+        "$AIOEMBED_DATABASE_URL). Keep the password out of argv: PGPASSWORD or ~/.pgpass",
+    )
+    p.add_argument(
+        "--media",
+        default=None,
+        metavar="s3://BUCKET/PREFIX",
+        help="operator mode: task media in an S3-compatible store (credentials: AWS_* "
+        "variables; default: $AIOEMBED_MEDIA_URL)",
+    )
+    p.add_argument(
+        "--s3-endpoint",
+        default=None,
+        metavar="URL",
+        help="S3 endpoint (MinIO, ...); default: $AWS_ENDPOINT_URL or AWS itself",
+    )
+
+
+def operator_options(args: argparse.Namespace) -> dict[str, object]:
+    """ServerConfig fields from :func:`operator_flags` (and their environment variables)."""
+    database = args.database or os.environ.get("AIOEMBED_DATABASE_URL") or None
+    media = args.media or os.environ.get("AIOEMBED_MEDIA_URL") or None
+    if database is None and media is None:
+        return {}
+    return {"database": database, "media": media, "s3_endpoint": args.s3_endpoint}
+
+
 def _limit_flags(p: argparse.ArgumentParser) -> None:
     # A flag not given is absent (not None): some limits take "off", which is None.
     for flag, (_, kind, text) in _LIMIT_FLAGS.items():
@@ -280,6 +317,22 @@ def _keys_from_env(
     return keys
 
 
+def _api_keys(args: argparse.Namespace, *, operator: bool) -> list[str]:
+    """The accepted keys: flags, key files, the environment, else one generated in the
+    data directory (not in operator mode: every replica must accept the same keys)."""
+    keys = [*(args.api_key or []), *read_key_files(args.api_key_file)] or _keys_from_env()
+    if keys:
+        return keys
+    if operator:
+        raise ValueError(
+            "operator mode needs the keys given (--api-key-file or $AIOEMBED_API_KEYS), "
+            "the same on every replica"
+        )
+    key, path, created = generated_key(args.data_dir)
+    print(f"aioembed api key: {'generated in' if created else 'from'} {path}", flush=True)
+    return [key]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``aioembed serve``: parse flags, print ``aioembed serving on URL`` once bound, serve
     until SIGINT/SIGTERM. Returns the process exit code."""
@@ -288,15 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    operator = operator_options(args)
     try:
-        keys = [*(args.api_key or []), *read_key_files(args.api_key_file)] or _keys_from_env()
+        keys = _api_keys(args, operator=bool(operator))
     except ValueError as e:
         print(f"aioembed serve: error: {e}", file=sys.stderr)
         return 2
-    if not keys:
-        key, path, created = generated_key(args.data_dir)
-        keys = [key]
-        print(f"aioembed api key: {'generated in' if created else 'from'} {path}", flush=True)
     options: dict[str, object] = {
         "host": args.host,
         "port": args.port,
@@ -315,6 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "probe_on_create": not args.no_probe_on_create,
         "prestart_workers": args.prestart_workers,
     }
+    options.update(operator)
+    if operator:  # replicas leave video tasks to `aioembed worker` unless given workers
+        options["consume_tasks"] = args.workers is not None
     if args.workers is not None:
         options["workers"] = args.workers
     if args.max_upload_bytes is not None:
@@ -324,10 +377,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.task_timeout is not None:
         options["task_timeout"] = args.task_timeout
     options.update(_limit_options(args))
+    config_database = operator.get("database")
+    assert config_database is None or isinstance(config_database, str)
     try:
         config = ServerConfig(**options)  # type: ignore[arg-type]
     except (ValueError, TypeError) as e:
-        print(f"aioembed serve: error: {e}", file=sys.stderr)
+        print(f"aioembed serve: error: {scrub_secret_url(str(e), config_database)}", file=sys.stderr)
         return 2
 
     def ready(url: str) -> None:
@@ -338,6 +393,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (RuntimeError, OSError) as e:
-        print(f"aioembed serve: error: {e}", file=sys.stderr)
+        print(f"aioembed serve: error: {scrub_secret_url(str(e), config.database)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a database refusing us (asyncpg's own errors), an S3 error...
+        if not config.operator_mode:
+            raise
+        shown = scrub_secret_url(f"{type(e).__name__}: {e}", config.database)
+        print(f"aioembed serve: error: {shown}", file=sys.stderr)
         return 1
     return 0

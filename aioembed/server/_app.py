@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -66,7 +66,7 @@ from ._media import LocalMediaStore, MediaStore
 from ._metrics import UNMATCHED, RequestCounter
 from ._private import private_dir
 from ._queue import InProcessQueue, TaskQueue
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter, RateLimiter
 from ._render import new_request_id
 from ._service import TaskService
 from ._store import SqliteStore, Store, owner_of
@@ -74,6 +74,9 @@ from ._urlfetch import UrlPolicy, make_session
 from ._urlgate import HttpUrlGate
 from ._v2_http import PREFIX as ASSETS_PREFIX
 from ._workers import run_init, worker_pool
+
+if TYPE_CHECKING:
+    from ._operator import OperatorBackends
 
 __all__ = ["ServerRunner", "create_app"]
 
@@ -141,7 +144,7 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
             owner = request[OWNER] = owner_for(request)
             limiter = config[RATE_LIMITER]
             if limiter is not None:
-                decision = limiter.take(owner)
+                decision = await limiter.acquire(owner)
                 headers.update(decision.headers())
                 if not decision.allowed:
                     raise decision.error()
@@ -175,6 +178,7 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
 
 _LOCK_FD = web.AppKey("lock_fd", int)
 _QUEUE: web.AppKey[TaskQueue] = web.AppKey("queue")
+_OPERATOR: web.AppKey[OperatorBackends] = web.AppKey("operator")
 
 
 def _prepare_data_dir(data_dir: Path) -> tuple[Path, Path, int]:
@@ -214,22 +218,44 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     except Exception as e:
         raise RuntimeError(f"worker_init {config.worker_init!r} failed: {e}") from e
     _check_backend(config.backend)
-    media_dir, tmp, lock_fd = await loop.run_in_executor(None, _prepare_data_dir, config.data_dir)
-    app[_LOCK_FD] = lock_fd
-    app[TMP_DIR] = tmp
     store = app[STORE]
     stack = contextlib.AsyncExitStack()
     try:
-        stack.callback(os.close, lock_fd)
+        if config.operator_mode:
+            media, tmp = await _open_operator(app, stack)
+        else:
+            media_dir, tmp, lock_fd = await loop.run_in_executor(
+                None, _prepare_data_dir, config.data_dir
+            )
+            app[_LOCK_FD] = lock_fd
+            stack.callback(os.close, lock_fd)
+            media = LocalMediaStore(media_dir)
+        app[TMP_DIR] = tmp
         await store.open()
         stack.push_async_callback(store.close)
         await store.prune_idempotency(time.time() - config.idempotency_ttl)
-        await _start_services(app, stack, LocalMediaStore(media_dir), tmp)
+        await _start_services(app, stack, media, tmp)
     except BaseException:
         await stack.aclose()
         raise
     async with stack:
         yield
+
+
+async def _open_operator(
+    app: web.Application, stack: contextlib.AsyncExitStack
+) -> tuple[MediaStore, Path]:
+    """Operator mode: no data-dir lock (replicas share nothing local); the queue, the
+    shared rate limiter and the object store opened; a private scratch directory."""
+    from ._operator import OperatorBackends, scratch_dir
+
+    config = app[CONFIG]
+    # The data directory holds only what is not shared yet (assets): no lock, no media.
+    await asyncio.get_running_loop().run_in_executor(None, private_dir, config.data_dir)
+    scratch = stack.enter_context(scratch_dir())
+    await app[_OPERATOR].open_queue_and_limiter(stack)
+    media = await stack.enter_async_context(OperatorBackends.media(config, scratch))
+    return media, scratch
 
 
 async def _start_services(
@@ -272,7 +298,7 @@ async def _start_services(
         scratch=scratch,
         progress=dispatcher.progress.get,
     )
-    await dispatcher.start(resume)
+    await dispatcher.start(resume, consume=config.consume_tasks)
     stack.push_async_callback(dispatcher.close)
     if resume:
         log.info("resuming %d unfinished task(s)", len(resume))
@@ -301,13 +327,21 @@ def create_app(
     """
     app = web.Application(middlewares=[_middleware], client_max_size=config.max_field_bytes * 16)
     app[CONFIG] = config
+    limiter: Limiter | None = (
+        RateLimiter(config.rate_limit) if config.rate_limit is not None else None
+    )
+    if config.operator_mode:
+        from ._operator import OperatorBackends
+
+        shared = app[_OPERATOR] = OperatorBackends.build(config)
+        store, queue, limiter = shared.store, shared.queue, shared.limiter
     the_store: Store = (
         store if store is not None else SqliteStore(config.data_dir / "aioembed.sqlite3")
     )
     app[STORE] = the_store
     app[_QUEUE] = queue if queue is not None else InProcessQueue()
     app[METRICS] = RequestCounter()
-    app[RATE_LIMITER] = RateLimiter(config.rate_limit) if config.rate_limit is not None else None
+    app[RATE_LIMITER] = limiter
     app[URL_POLICY] = UrlPolicy.from_entries(config.url_allow)
     app[OWNERS] = {key: owner_of(key) for key in (*config.api_keys, *config.admin_keys)}
     app[ADMINS] = frozenset(owner_of(key) for key in config.admin_keys)

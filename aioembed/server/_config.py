@@ -73,6 +73,23 @@ def parse_rate_limit(text: str) -> RateLimit | None:
     return RateLimit(count, per)
 
 
+def _redacted_dsn(dsn: str | None) -> str:
+    # A database URL may hold a password: never in a repr, a log line or a traceback.
+    from ._redact import redact_url
+
+    return repr(None if dsn is None else redact_url(dsn))
+
+
+def _check_database(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("database should be a postgresql:// URL")
+
+
+def _check_media(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and not value.startswith("s3://"):
+        raise ValueError("media should be an s3://bucket/prefix URL")
+
+
 def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -187,6 +204,32 @@ class ServerConfig:
     min_body_rate: int = attrs.field(default=1024, validator=attrs.validators.ge(0))
     #: Seconds requests in flight (uploads) get to finish on SIGTERM before they are cut.
     shutdown_grace: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
+    #: Operator mode (``aioembed[scale]``): tasks, queue and rate limits in this
+    #: ``postgresql://`` database, shared by replicas and ``aioembed worker`` processes;
+    #: ``media`` then names the object store. ``None``: SQLite in ``data_dir``.
+    database: str | None = attrs.field(
+        default=None, repr=_redacted_dsn, validator=_check_database
+    )
+    #: Operator mode: task media in ``s3://bucket/prefix`` (credentials: AWS_* variables).
+    media: str | None = attrs.field(default=None, validator=_check_media)
+    #: The S3 endpoint (MinIO, another cloud); ``None``: the AWS SDK's rules.
+    s3_endpoint: str | None = None
+    #: Seconds a consumer's claim on a task lasts unless renewed (every third of it while
+    #: the task runs); a consumer that died is noticed that long after (plus half of it,
+    #: the reclaim sweep's period), and its task runs again.
+    task_lease: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    #: Run video task consumers in this process. Operator-mode replicas may leave
+    #: every task to ``aioembed worker`` processes.
+    consume_tasks: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if (self.database is None) != (self.media is None):
+            raise ValueError("operator mode needs both a database and a media store")
+
+    @property
+    def operator_mode(self) -> bool:
+        """Replicas over PostgreSQL and an object store (no local data-dir state for tasks)."""
+        return self.database is not None
 
     @property
     def url_max_bytes(self) -> int:

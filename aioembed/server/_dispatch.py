@@ -51,8 +51,6 @@ RETRY_DELAY = 1.0
 RETRY_DELAY_MAX = 30.0
 #: Redelivery after a store failure: the shared backoff rule, no jitter (one server).
 _REDELIVERY = Backoff(RETRY_DELAY, RETRY_DELAY_MAX, jitter=0.0)
-#: A consumer's lease on a task, renewed every third of it while the task runs.
-LEASE_SECONDS = 30.0
 
 
 class Dispatcher:
@@ -88,9 +86,13 @@ class Dispatcher:
         self.failed = 0
         self._failures: dict[str, int] = {}
 
-    async def start(self, resume: list[str]) -> None:
+    async def start(self, resume: list[str], *, consume: bool = True) -> None:
+        """Queue ``resume`` again; with ``consume``, run a consumer per worker slot and
+        the reclaim sweep (operator-mode replicas leave both to ``aioembed worker``)."""
         for task_id in resume:
             await self.queue.submit(task_id)
+        if not consume:
+            return
         loop = asyncio.get_running_loop()
         for i in range(len(self.pool.slots)):
             self._tasks.add(loop.create_task(self._consume(), name=f"aioembed-dispatch-{i}"))
@@ -106,13 +108,13 @@ class Dispatcher:
 
     async def _reclaim(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 2)
+            await asyncio.sleep(self.config.task_lease / 2)
             if n := await self.queue.reclaim_expired():
                 log.warning("%d task lease(s) expired; the tasks are queued again", n)
 
     async def _consume(self) -> None:
         while True:
-            lease = await self.queue.claim(lease=LEASE_SECONDS)
+            lease = await self.queue.claim(lease=self.config.task_lease)
             if lease is None:  # pragma: no cover - claim without ``wait`` blocks
                 continue
             keeper = asyncio.get_running_loop().create_task(self._keep(lease))
@@ -145,8 +147,8 @@ class Dispatcher:
         """Renew ``lease`` until cancelled; returns the latest one."""
         with contextlib.suppress(asyncio.CancelledError):
             while True:
-                await asyncio.sleep(LEASE_SECONDS / 3)
-                lease = await self.queue.heartbeat(lease, extend=LEASE_SECONDS)
+                await asyncio.sleep(self.config.task_lease / 3)
+                lease = await self.queue.heartbeat(lease, extend=self.config.task_lease)
         return lease
 
     async def _release(

@@ -10,7 +10,7 @@ from aiohttp import web
 from ._config import ServerConfig
 from ._dispatch import Dispatcher
 from ._metrics import RequestCounter
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter
 from ._service import TaskService
 from ._store import Store
 from ._urlfetch import FetchLimiter, UrlPolicy
@@ -42,7 +42,7 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 #: The domain behind the handlers (create, view, page, retrieve, embed_sync).
 SERVICE = web.AppKey("service", TaskService)
 SYNC_POOL = web.AppKey("sync_pool", WorkerPool)
-RATE_LIMITER: web.AppKey[RateLimiter | None] = web.AppKey("rate_limiter")
+RATE_LIMITER: web.AppKey[Limiter | None] = web.AppKey("rate_limiter")
 #: API key -> owner hash (``_store.owner_of``), for every accepted key.
 OWNERS = web.AppKey("owners", dict[str, str])
 #: Owner hashes of the operator keys (``ServerConfig.admin_keys``): ``/metrics`` shows them

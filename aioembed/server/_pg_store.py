@@ -406,10 +406,12 @@ class PostgresStore:
         )
         return [str(r["id"]) for r in rows]
 
-    async def status_counts(self) -> dict[str, int]:
+    async def status_counts(self, *, owner: str | None = None) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
         for row in await self._db.fetch(
-            f"SELECT status, count(*) AS n FROM {self._s}.tasks GROUP BY status"
+            f"SELECT status, count(*) AS n FROM {self._s}.tasks "
+            "WHERE $1::text IS NULL OR owner = $1 GROUP BY status",
+            owner,
         ):
             counts[str(row["status"])] = int(row["n"])
         return counts

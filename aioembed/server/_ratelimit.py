@@ -6,12 +6,14 @@ import math
 import time
 from collections.abc import Callable
 
+from typing import Protocol
+
 import attrs
 
 from ..errors import ErrorCode, RateLimitError
 from ._config import RateLimit
 
-__all__ = ["Decision", "RateLimiter"]
+__all__ = ["Decision", "Limiter", "RateLimiter"]
 
 
 @attrs.frozen
@@ -23,6 +25,18 @@ class Decision:
     remaining: int
     reset: int
     retry_after: int
+
+    @classmethod
+    def of(cls, limit: RateLimit, tokens: float, allowed: bool) -> Decision:
+        """The verdict for a bucket left holding ``tokens`` after this request."""
+        rate = limit.rate
+        return cls(
+            allowed=allowed,
+            limit=limit.requests,
+            remaining=int(tokens),
+            reset=math.ceil(time.time() + (limit.requests - tokens) / rate),
+            retry_after=0 if allowed else max(1, math.ceil((1.0 - tokens) / rate)),
+        )
 
     def headers(self) -> dict[str, str]:
         return {
@@ -41,6 +55,17 @@ class Decision:
         )
 
 
+class Limiter(Protocol):
+    """Per-key buckets the middleware asks before each request."""
+
+    @property
+    def limit(self) -> RateLimit: ...
+
+    async def acquire(self, owner: str) -> Decision:
+        """Take a token from ``owner``'s bucket if it has one; the verdict either way."""
+        ...
+
+
 class RateLimiter:
     """Token buckets keyed by API key owner; not thread-safe (the event loop's only).
 
@@ -54,6 +79,9 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # owner -> (tokens, at)
 
+    async def acquire(self, owner: str) -> Decision:
+        return self.take(owner)
+
     def take(self, owner: str) -> Decision:
         now = self._clock()
         cap, rate = float(self.limit.requests), self.limit.rate
@@ -65,15 +93,7 @@ class RateLimiter:
         self._buckets[owner] = (tokens, now)
         if len(self._buckets) > 10_000:
             self._prune(now)
-        wall = time.time()
-        retry_after = 0 if allowed else max(1, math.ceil((1.0 - tokens) / rate))
-        return Decision(
-            allowed=allowed,
-            limit=self.limit.requests,
-            remaining=int(tokens),
-            reset=math.ceil(wall + (cap - tokens) / rate),
-            retry_after=retry_after,
-        )
+        return Decision.of(self.limit, tokens, allowed)
 
     def _prune(self, now: float) -> None:
         cap, rate = float(self.limit.requests), self.limit.rate

@@ -24,6 +24,7 @@ __all__ = [
     "is_secret_name",
     "redact_target",
     "redact_url",
+    "scrub_secret_url",
 ]
 
 REDACTED = "REDACTED"
@@ -112,3 +113,16 @@ def redact_target(target: str) -> str:
     """A request target (``/path?query``) for the access log, query secrets redacted."""
     path, q, query = target.partition("?")
     return f"{path}?{_redact_pairs(query)}" if q else path
+
+
+def scrub_secret_url(text: str, url: str | None) -> str:
+    """``text`` (an error message) with ``url`` and its password, wherever they appear,
+    redacted: for messages that may quote a database URL given with a password."""
+    if not url:
+        return text
+    text = text.replace(url, redact_url(url))
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    return text.replace(password, REDACTED) if password else text

@@ -1,0 +1,96 @@
+"""Operator mode's backends: PostgreSQL (store, queue, rate limits) and an object store.
+
+``aioembed serve --database postgresql://… --media s3://bucket/prefix`` replicas
+and ``aioembed worker`` processes on any hosts share these, and nothing else: a
+replica keeps no task state on its disk (uploads are spooled to a private
+scratch directory, removed at exit), so any number of them can stand behind a
+load balancer and any one can die. Store, queue and buckets use one schema, so
+a worker's result and its lease release commit together (:mod:`._fenced`).
+
+Imported only in operator mode: the default server needs none of the
+``aioembed[scale]`` dependencies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from .._extras import extra_missing
+from ._config import ServerConfig
+from ._private import private_dir
+from ._redact import redact_url
+
+try:
+    from ._pg_queue import PostgresQueue
+    from ._pg_ratelimit import PostgresRateLimiter
+    from ._pg_store import PostgresStore
+    from ._s3_media import S3Location, S3MediaStore
+except ImportError as e:  # asyncpg or aiobotocore missing: name the extra to install
+    raise extra_missing("operator mode", "scale", e) from None
+
+__all__ = ["OperatorBackends", "scratch_dir", "shown_database"]
+
+#: One schema for store, queue and rate buckets (the fenced completion needs one database).
+SCHEMA = "aioembed"
+
+
+def shown_database(config: ServerConfig) -> str:
+    """The database URL as it may be shown: any password redacted."""
+    return redact_url(config.database or "")
+
+
+@attrs.define
+class OperatorBackends:
+    """The shared backends of one process, built from ``config`` (opened by the caller)."""
+
+    store: PostgresStore
+    queue: PostgresQueue
+    limiter: PostgresRateLimiter | None
+
+    @classmethod
+    def build(cls, config: ServerConfig) -> OperatorBackends:
+        dsn = config.database
+        if dsn is None:
+            raise ValueError("operator mode needs a database URL")
+        limiter = (
+            PostgresRateLimiter(config.rate_limit, dsn, schema=SCHEMA)
+            if config.rate_limit is not None
+            else None
+        )
+        return cls(
+            PostgresStore(dsn, schema=SCHEMA, pool_size=8),
+            PostgresQueue(dsn, schema=SCHEMA),
+            limiter,
+        )
+
+    async def open_queue_and_limiter(self, stack: contextlib.AsyncExitStack) -> None:
+        """Open the queue and the shared limiter, closed by ``stack`` (the store is
+        opened with the server's own, whatever its kind)."""
+        await self.queue.open()
+        stack.push_async_callback(self.queue.close)
+        if self.limiter is not None:
+            await stack.enter_async_context(self.limiter)
+
+    @staticmethod
+    def media(config: ServerConfig, scratch: Path) -> S3MediaStore:
+        """The object store for task media (open it with ``async with``)."""
+        return S3MediaStore(
+            S3Location.parse(config.media or ""), scratch=scratch, endpoint_url=config.s3_endpoint
+        )
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A private (0700) directory of this process for uploads and downloads in flight."""
+    path = Path(tempfile.mkdtemp(prefix="aioembed-scratch-"))
+    private_dir(path)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,87 @@
+"""Per-key token buckets in PostgreSQL, shared by every server replica.
+
+The same bucket rule as :class:`~._ratelimit.RateLimiter` (``requests`` tokens,
+refilled evenly over ``per`` seconds), but one row per key in the database, so
+``X-Ratelimit-*`` and 429s agree whichever replica answers. A request is one
+``INSERT … ON CONFLICT DO UPDATE``: the row lock serialises concurrent takes of
+one key, and the refill uses the database's clock (one clock for every host).
+Needs the ``aioembed[scale]`` extra (asyncpg).
+"""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+
+from ._config import RateLimit
+from ._ratelimit import Decision
+
+__all__ = ["PostgresRateLimiter"]
+
+_IDENT = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+#: Transaction start (one value for the whole statement), seconds.
+_NOW = "extract(epoch from now())::float8"
+#: The bucket refilled up to now, from the row as it was.
+_REFILLED = f"least($2, b.tokens + greatest(0, {_NOW} - b.at) * $3)"
+
+
+def _schema_sql(s: str) -> str:
+    return f"""
+    CREATE SCHEMA IF NOT EXISTS {s};
+    CREATE TABLE IF NOT EXISTS {s}.rate_buckets (
+        owner text PRIMARY KEY,
+        tokens float8 NOT NULL,
+        at float8 NOT NULL,
+        allowed boolean NOT NULL
+    );
+    """
+
+
+class PostgresRateLimiter:
+    """:class:`~._ratelimit.Limiter` with its buckets in ``schema`` at ``dsn``.
+
+    Use as ``async with PostgresRateLimiter(limit, dsn) as limiter: ...``.
+    """
+
+    def __init__(
+        self, limit: RateLimit, dsn: str, *, schema: str = "aioembed", pool_size: int = 4
+    ) -> None:
+        if not _IDENT.fullmatch(schema):
+            raise ValueError(f"schema must match {_IDENT.pattern}, got {schema!r}")
+        self.limit = limit
+        self._dsn, self._s, self._pool_size = dsn, schema, pool_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def __aenter__(self) -> PostgresRateLimiter:
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=1, max_size=self._pool_size, timeout=30
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._s)
+            await conn.execute(_schema_sql(self._s))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def acquire(self, owner: str) -> Decision:
+        if self._pool is None:
+            raise RuntimeError("PostgresRateLimiter is not open")
+        # Every SET expression reads the row as it was before this request.
+        row = await self._pool.fetchrow(
+            f"""INSERT INTO {self._s}.rate_buckets AS b (owner, tokens, at, allowed)
+                VALUES ($1, $2 - 1, {_NOW}, true)
+                ON CONFLICT (owner) DO UPDATE SET
+                    tokens = {_REFILLED} - CASE WHEN {_REFILLED} >= 1 THEN 1 ELSE 0 END,
+                    allowed = {_REFILLED} >= 1,
+                    at = {_NOW}
+                RETURNING tokens, allowed""",
+            owner,
+            float(self.limit.requests),
+            self.limit.rate,
+        )
+        assert row is not None  # an upsert with RETURNING always returns its row
+        return Decision.of(self.limit, float(row["tokens"]), bool(row["allowed"]))

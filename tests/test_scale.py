@@ -1,0 +1,300 @@
+"""Operator mode as processes: PostgreSQL + S3 (moto) + `serve` replicas + `worker` processes.
+
+Replicas share nothing but the database and the bucket; workers claim tasks from
+the PostgreSQL queue and read media from the bucket. Both SDKs (ours and the
+official ``twelvelabs``) alternate replicas; a worker is killed with SIGKILL
+mid-task and its task runs again elsewhere, completed exactly once; a shared
+rate limit answers the same whichever replica is asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import attrs
+import httpx
+import pytest
+from conftest import API_KEY, S3_TEST_ENV, ServerProcess
+
+from aioembed import AsyncClient
+from aioembed.server._store import new_task_id
+from aioembed.server.testing import SLOW_BACKEND, WORKER_INIT
+
+pytest.importorskip("asyncpg", reason="asyncpg (the `scale` extra) is missing")
+pytest.importorskip("aiobotocore", reason="aiobotocore (the `scale` extra) is missing")
+import asyncpg  # noqa: E402
+
+MODEL = "Marengo-retrieval-2.7"
+#: Short enough that a killed worker's task runs again within seconds.
+LEASE = "3"
+
+
+@attrs.define
+class Deployment:
+    """One operator-mode deployment's shared backends: a database and a bucket."""
+
+    dsn: str
+    bucket: str
+    s3: str
+    env: dict[str, str]
+
+    @property
+    def media(self) -> str:
+        return f"s3://{self.bucket}/deploy"
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return await conn.fetchval(sql, *args)
+        finally:
+            await conn.close()
+
+    async def objects(self) -> int:
+        from aiobotocore.session import get_session
+
+        async with get_session().create_client("s3", endpoint_url=self.s3) as s3:
+            page = await s3.list_objects_v2(Bucket=self.bucket)
+            return int(page.get("KeyCount", 0))
+
+
+@pytest.fixture
+async def deployment(
+    postgres_dsn: str, s3_endpoint: str, s3_env: dict[str, str]
+) -> AsyncIterator[Deployment]:
+    """A fresh database (on the session's PostgreSQL) and a fresh bucket."""
+    from aiobotocore.session import get_session
+
+    name = f"d_{new_task_id()}"
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    prefix, _, query = postgres_dsn.partition("?")
+    dsn = f"{prefix.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    bucket = f"b-{new_task_id()}"
+    async with get_session().create_client("s3", endpoint_url=s3_endpoint) as s3:
+        await s3.create_bucket(Bucket=bucket)
+    env = {
+        **S3_TEST_ENV,
+        "AIOEMBED_DATABASE_URL": dsn,  # never on argv: `ps` shows argv to every user
+        "AIOEMBED_TEST_CLIP_DELAY": "0.4",
+    }
+    yield Deployment(dsn, bucket, s3_endpoint, env)
+
+
+class WorkerProcess:
+    """``aioembed worker`` in its own session; ``kill()`` is SIGKILL of the worker only
+    (its engine processes notice their parent died and exit by themselves)."""
+
+    def __init__(self, d: Deployment, log: Path, *args: str) -> None:
+        self.log = log
+        cmd = [
+            sys.executable, "-m", "aioembed", "worker",
+            "--media", d.media, "--s3-endpoint", d.s3,
+            "--backend", SLOW_BACKEND, "--worker-init", WORKER_INIT,
+            "--task-lease", LEASE, *args,
+        ]  # fmt: skip
+        with open(log, "w") as err:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+                env={**os.environ, **d.env},
+            )
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            assert self.proc.stdout is not None
+            with self.proc.stdout:
+                for line in self.proc.stdout:
+                    lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while (line := lines.get(timeout=max(0.1, deadline - time.monotonic()))) is not None:
+            if line.startswith("aioembed worker ready"):
+                return
+        raise RuntimeError(f"worker exited with {self.proc.wait()}:\n{log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[Any]]:
+    """Everything a test started, killed (whole process groups) at the end."""
+    started: list[Any] = []
+    yield started
+    for proc in started:
+        proc.kill_group()
+
+
+def replica(d: Deployment, tmp_path: Path, name: str, *args: str) -> ServerProcess:
+    log_dir = tmp_path / f"logs-{name}"
+    log_dir.mkdir()
+    server = ServerProcess(
+        tmp_path / f"data-{name}",
+        args=["--media", d.media, "--s3-endpoint", d.s3, *args],
+        api_key=API_KEY,
+        log_dir=log_dir,
+        env=d.env,
+    )
+    server.start(timeout=60)
+    return server
+
+
+async def _create(replica: ServerProcess, video: Path, *, official: bool) -> str:
+    if official:
+        from twelvelabs import AsyncTwelveLabs
+
+        async with httpx.AsyncClient(timeout=60) as http:
+            sdk = AsyncTwelveLabs(api_key=API_KEY, base_url=replica.base_url, httpx_client=http)
+            with video.open("rb") as f:
+                created = await sdk.embed.tasks.create(
+                    model_name=MODEL, video_file=f, video_clip_length=2
+                )
+            return str(created.id)
+    async with AsyncClient(API_KEY, base_url=replica.base_url) as client:
+        handle = await client.embed.tasks.create(MODEL, video_file=video, video_clip_length=2)
+        return handle.id
+
+
+async def _ready(replica: ServerProcess, task_id: str, *, official: bool) -> int:
+    """Wait for ``task_id`` through ``replica``; returns its number of segments."""
+    if official:
+        from twelvelabs import AsyncTwelveLabs
+
+        async with httpx.AsyncClient(timeout=60) as http:
+            sdk = AsyncTwelveLabs(api_key=API_KEY, base_url=replica.base_url, httpx_client=http)
+            done = await sdk.embed.tasks.wait_for_done(task_id, sleep_interval=0.5)
+            assert done.status == "ready", done
+            got = await sdk.embed.tasks.retrieve(task_id)
+            assert got.video_embedding is not None and got.video_embedding.segments
+            return len(got.video_embedding.segments)
+    async with AsyncClient(API_KEY, base_url=replica.base_url) as client:
+        task = await client.embed.tasks.wait(task_id, sleep_interval=0.5, timeout=120)
+        assert task.status == "ready", task
+        got = await client.embed.tasks.retrieve(task_id)
+        return len(got.segments)
+
+
+async def test_replicas_and_workers_survive_a_killed_worker(
+    deployment: Deployment, processes: list[Any], tmp_path: Path, video_factory: Any
+) -> None:
+    d = deployment
+    replicas = [replica(d, tmp_path, n, "--rate-limit", "30/s") for n in ("a", "b")]
+    processes += replicas
+    workers = [WorkerProcess(d, tmp_path / f"worker-{i}.log", "--workers", "1") for i in (1, 2)]
+    processes += workers
+    video = video_factory(duration=8.0, name="scale.mp4")  # 4 clips of 2 s, ~1.6 s each task
+
+    # Our SDK through replica a, the official one through b, alternating.
+    ids = [
+        await _create(replicas[i % 2], video, official=bool(i % 2)) for i in range(4)
+    ]
+    # Kill worker 1 once work is under way (both workers are busy: 4 tasks, 2 workers).
+    async def started() -> bool:
+        n = await d.fetchval(
+            "SELECT count(*) FROM aioembed.tasks WHERE clips_done > 0 OR status = 'ready'"
+        )
+        return bool(n)
+
+    deadline = time.monotonic() + 60
+    while not await started():
+        assert time.monotonic() < deadline, "no task started"
+        await asyncio.sleep(0.1)
+    workers[0].kill()
+
+    # Each task read back through the *other* replica, with the other SDK.
+    counts = await asyncio.wait_for(
+        asyncio.gather(
+            *(_ready(replicas[(i + 1) % 2], t, official=not i % 2) for i, t in enumerate(ids))
+        ),
+        timeout=120,
+    )
+    assert len(set(counts)) == 1 and counts[0] >= 4
+    # The kill interrupted a task: it was attempted again by the surviving worker.
+    assert await d.fetchval("SELECT max(attempts) FROM aioembed.tasks") >= 2
+    # Exactly once: every task ready, one row per segment, nothing left queued or leased.
+    assert await d.fetchval("SELECT count(*) FROM aioembed.tasks WHERE status = 'ready'") == 4
+    rows = await d.fetchval("SELECT count(*) FROM aioembed.segments")
+    assert rows == 4 * counts[0]
+    assert await d.fetchval("SELECT count(*) FROM aioembed.queue") == 0
+    assert await d.objects() == 0  # every task's media dropped from the bucket
+    # The database URL never reached a log (it came by environment, never argv).
+    for log in [*tmp_path.glob("logs-*/*.log"), *tmp_path.glob("worker-*.log")]:
+        assert d.dsn not in log.read_text()
+
+
+async def test_rate_limit_is_shared_by_replicas(
+    deployment: Deployment, processes: list[Any], tmp_path: Path
+) -> None:
+    d = deployment
+    replicas = [replica(d, tmp_path, n, "--rate-limit", "20/min") for n in ("a", "b")]
+    processes += replicas
+    async with aiohttp.ClientSession(headers={"x-api-key": API_KEY}) as http:
+
+        async def ask(i: int) -> tuple[int, int]:
+            async with http.get(replicas[i % 2].url("embed/tasks")) as resp:
+                return resp.status, int(resp.headers["X-Ratelimit-Remaining"])
+
+        answers = [await ask(i) for i in range(26)]
+    statuses = [s for s, _ in answers]
+    # One bucket of 20 for both replicas (a bucket each would have allowed all 26),
+    # refilled by one token per 3 s at most while the 26 requests ran.
+    assert 20 <= statuses.count(200) <= 21, statuses
+    assert statuses[:20] == [200] * 20 and statuses[-4:] == [429] * 4
+    # Remaining counts down across replicas as one sequence.
+    remaining = [r for _, r in answers[:20]]
+    assert remaining == sorted(remaining, reverse=True) and remaining[-1] <= 1
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_database_password_is_never_shown(
+    postgres_dsn: str, s3_endpoint: str, tmp_path: Path, command: str
+) -> None:
+    from aioembed.server import ServerConfig
+
+    secret = "hunter2-do-not-show"
+    prefix, _, query = postgres_dsn.partition("?")
+    host = prefix.split("@", 1)[-1].rsplit("/", 1)[0]
+    dsn = f"postgresql://postgres:{secret}@{host}/no_such_db?{query}"
+    config = ServerConfig(database=dsn, media="s3://bucket/p")
+    assert secret not in repr(config)
+    run = subprocess.run(
+        [sys.executable, "-m", "aioembed", command, "--database", dsn, "--media", "s3://bucket/p",
+         "--s3-endpoint", s3_endpoint, "--data-dir", str(tmp_path), "--api-key", "k"][
+            : None if command == "serve" else -4
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **S3_TEST_ENV},
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    assert "no_such_db" in run.stderr  # the error says what failed...
+    assert secret not in run.stdout + run.stderr  # ...without the password
