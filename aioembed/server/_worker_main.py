@@ -25,7 +25,7 @@ from ._dispatch import Dispatcher
 from ._operator import OperatorBackends, scratch_dir, shown_database
 from ._urlfetch import UrlPolicy, make_session
 from ._urlgate import HttpUrlGate
-from ._workers import WorkerPool, run_init
+from ._workers import run_init, worker_pool
 
 __all__ = ["run_worker"]
 
@@ -67,7 +67,7 @@ async def run_worker(
             policy, connect_timeout=config.url_connect_timeout, limit=config.url_fetch_concurrency
         )
         stack.push_async_callback(session.close)
-        pool = WorkerPool(config.workers, name="worker", init=config.worker_init)
+        pool = worker_pool(config, config.workers, name="worker")
         stack.push_async_callback(pool.close)
         if config.prestart_workers:
             pool.prestart()
