@@ -4,6 +4,9 @@
   (what a probe sees), then ``side`` x ``side`` (what the decoder then allocates).
 * :func:`png_bomb`: a PNG of ``side`` x ``side`` RGBA64 zero pixels; the zeros
   compress ~1000:1, so 16000x16000 (2 GB decoded) is a ~2 MB file.
+* :func:`many_streams_video`: a Matroska file with ``n`` tiny H.264 video
+  streams; opening it makes FFmpeg set up a decoder per stream, memory the
+  process keeps after the job (~1 MB per stream).
 * :class:`PeakRSS`: the peak resident memory of a set of processes (psutil),
   sampled in a thread while a scenario runs.
 """
@@ -75,6 +78,28 @@ def png_bomb(path: Path, side: int) -> Path:
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
     )
+    return path
+
+
+def many_streams_video(path: Path, n: int, *, side: int = 64) -> Path:
+    out = av.open(str(path), "w", format="matroska")
+    streams = []
+    for _ in range(n):
+        stream = out.add_stream("h264", rate=5)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        streams.append(stream)
+    for t in range(25):
+        rgb = np.full((side, side, 3), t * 9, np.uint8)
+        for stream in streams:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = t
+            for packet in stream.encode(frame):
+                out.mux(packet)
+    for stream in streams:
+        for packet in stream.encode(None):
+            out.mux(packet)
+    out.close()
     return path
 
 

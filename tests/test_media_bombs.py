@@ -1,4 +1,4 @@
-"""Small inputs that cost a decoder a lot, sent to a real server (issue 11, items 7, 9, 11).
+"""Small inputs that cost a decoder a lot, sent to a real server (issue 11, items 7, 9-12).
 
 Every bomb is generated here (:mod:`_bombs`: PyAV, zlib), sent over loopback,
 and the worker processes' peak resident memory is sampled with psutil
@@ -10,6 +10,7 @@ in ``test_engine_limits.py``; these prove the server passes its limits down.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _bombs import PeakRSS, png_bomb, size_change_video
+from _bombs import PeakRSS, many_streams_video, png_bomb, size_change_video
 from _faults import report, set_mkv_duration
 
 from aioembed import AsyncClient
@@ -140,6 +141,7 @@ async def test_worker_memory_limit_fails_the_input_not_the_worker(
         return
     assert status == 400 and body["code"] == "memory_limit_exceeded", body
     assert "(256 MiB)" in body["message"], body
+    assert stats["recycled"] == 1, stats  # a process that hit its cap is not reused
     small = png_bomb(tmp_path / "small.png", 400)
     status, body, _ = await _embed_file(server, http, "image_file", small.read_bytes(), "s.png")
     assert status == 200, body
@@ -184,6 +186,100 @@ async def test_audio_duration_is_capped_before_spans(
     )
 
 
+async def _create(server: Any, video: Path) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http:
+        form = aiohttp.FormData()
+        form.add_field("model_name", MODEL)
+        form.add_field("video_file", io.BytesIO(video.read_bytes()), filename=video.name)
+        async with http.post(server.url("embed/tasks"), data=form, headers=server.headers) as r:
+            return r.status, await r.json()
+
+
+async def _rss_left_by(server: Any, video: Path, wait_until: Any) -> tuple[float, list[int]]:
+    """Create a task with ``video`` (probed at create), then the resident MB its probe
+    worker reported after the job, and the live workers' resident memory once any
+    recycle is over."""
+    import psutil
+
+    pool = server.app[SYNC_POOL]
+    status, body = await _create(server, video)
+    assert status == 400 and body["code"] == "video_resolution_too_low", body
+    reported = round(max(pool.stats()["rss_after_job"]) / 2**20, 1)
+
+    async def recycled() -> bool:
+        return pool.stats()["recycling"] == 0
+
+    await wait_until(recycled)
+    now = [psutil.Process(pid).memory_info().rss >> 20 for pid in pool.stats()["pids"]]
+    return reported, now
+
+
+@pytest.mark.parametrize(("streams", "max_rss_mb"), [(200, 128), (200, None)])
+async def test_worker_left_holding_memory_is_replaced(
+    live_server_factory: Any, tmp_path: Path, wait_until: Any, streams: int, max_rss_mb: int | None
+) -> None:
+    """An MKV with many video streams leaves its worker holding ~1 MB per stream after
+    the job; over ``worker_max_rss`` the process is replaced (and the slot still works)."""
+    video = many_streams_video(tmp_path / "streams.mkv", streams)
+    limit = None if max_rss_mb is None else max_rss_mb * 2**20
+    server = await live_server_factory(worker_max_rss=limit)
+    reported, now = await _rss_left_by(server, video, wait_until)
+    stats = server.app[SYNC_POOL].stats()
+    report(
+        f"streams_{streams}_max_rss_{max_rss_mb}M",
+        rss_after_job_mb=reported,
+        live_workers_rss_mb=now,
+        recycled=stats["recycled"],
+    )
+    assert reported > 128, reported  # the file does hold memory
+    assert stats["crashes"] == 0, stats
+    if max_rss_mb is None:
+        assert stats["recycled"] == 0 and now and now[0] > 128, (stats, now)
+        return
+    assert stats["recycled"] == 1 and now == [], (stats, now)
+    status, body = await _create(server, video)  # the slot takes the next job
+    assert status == 400 and body["code"] == "video_resolution_too_low", body
+
+
+@pytest.mark.slow
+async def test_900_streams_worker_replaced_at_default(
+    live_server_factory: Any, tmp_path: Path, wait_until: Any
+) -> None:
+    video = many_streams_video(tmp_path / "streams.mkv", 900)
+    server = await live_server_factory()
+    reported, now = await _rss_left_by(server, video, wait_until)
+    stats = server.app[SYNC_POOL].stats()
+    report("streams_900_default", rss_after_job_mb=reported, live_workers_rss_mb=now)
+    assert reported > 512 and stats["recycled"] == 1 and now == [], (reported, stats, now)
+
+
+async def test_tasks_complete_when_workers_are_recycled_after_each_job(
+    live_server_factory: Any, video_factory: Any
+) -> None:
+    """``worker_max_jobs=1``: every task's worker is replaced after it, and every task
+    still ends ``ready`` (the answer is in before the process is stopped)."""
+    server = await live_server_factory(worker_max_jobs=1)
+    pool = server.app[DISPATCHER].pool
+    videos = [Path(video_factory(duration=4.0, fps=5, seed=i)) for i in range(3)]
+    pids: list[list[int]] = []
+    async with AsyncClient(server.api_key, base_url=server.base_url) as client:
+        for video in videos:
+            task = await client.embed.tasks.create(model_name=MODEL, video_file=video)
+            seen = set()
+            while True:  # the worker's pid while it runs this task
+                seen.update(pool.stats()["pids"])
+                status = await client.embed.tasks.retrieve(task.id)
+                if status.status != "processing":
+                    break
+                await asyncio.sleep(0.02)
+            assert status.status == "ready", status
+            pids.append(sorted(seen))
+    stats = pool.stats()
+    assert stats["recycled"] == 3 and stats["crashes"] == 0, stats
+    flat = [pid for group in pids for pid in group]
+    assert len(flat) == len(set(flat)), pids  # a new process for every task
+
+
 def test_serve_flags_for_worker_bounds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -206,3 +302,6 @@ def test_serve_flags_for_worker_bounds(
     assert custom.max_image_pixels == 1000
     assert serve_main([*base, "--worker-memory-limit", "300M"]) == 0
     assert seen[-1].worker_memory_limit == 300 * 1024**2
+    assert (default.worker_max_rss, default.worker_max_jobs) == (512 * 1024**2, None)
+    assert serve_main([*base, "--worker-max-rss", "off", "--worker-max-jobs", "100"]) == 0
+    assert (seen[-1].worker_max_rss, seen[-1].worker_max_jobs) == (None, 100)

@@ -115,6 +115,18 @@ def _size_or_off(text: str) -> int | None:
     return None if text.strip().lower() in ("off", "none", "0") else _size(text)
 
 
+def _count_or_off(text: str) -> int | None:
+    if text.strip().lower() in ("off", "none", "0"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or off") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} should be 1 or more")
+    return value
+
+
 def _rate(text: str) -> RateLimit | None:
     try:
         return parse_rate_limit(text)
@@ -254,6 +266,17 @@ _LIMIT_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
         _size_or_off,
         "memory one worker process may allocate, or off; past it the input fails with "
         "memory_limit_exceeded (default 2G)",
+    ),
+    "--worker-max-rss": (
+        "worker_max_rss",
+        _size_or_off,
+        "replace a worker process left above this resident memory after a job, or off "
+        "(default 512M)",
+    ),
+    "--worker-max-jobs": (
+        "worker_max_jobs",
+        _count_or_off,
+        "replace a worker process after this many jobs, or off (default off)",
     ),
     "--max-image-pixels": (
         "max_image_pixels",

@@ -173,6 +173,11 @@ class ServerConfig:
     #: Bytes one worker process may allocate (``RLIMIT_DATA``); past it the job fails
     #: with ``memory_limit_exceeded``. ``None``: no cap.
     worker_memory_limit: int | None = attrs.field(default=2 * 1024**3, validator=_positive_or_none)
+    #: A worker process left with more resident bytes than this after a job is replaced
+    #: (the job's answer is kept). ``None``: never for that reason.
+    worker_max_rss: int | None = attrs.field(default=512 * 1024**2, validator=_positive_or_none)
+    #: A worker process is replaced after this many jobs. ``None``: never.
+    worker_max_jobs: int | None = attrs.field(default=None, validator=_positive_or_none)
     #: Largest image input in pixels (width x height), read from its header before
     #: it is decoded.
     max_image_pixels: int = attrs.field(default=40_000_000, validator=attrs.validators.gt(0))

@@ -18,10 +18,16 @@ after the worker initialiser): an allocation past it fails inside the job,
 which then ends with ``memory_limit_exceeded`` instead of the machine swapping
 or the kernel killing a process. Video decoders run with a capped number of
 threads, since FFmpeg's default (one per CPU) multiplies decoder memory.
-:func:`worker_pool` builds a pool with these bounds from a ``ServerConfig``.
+A child left holding more than ``max_rss`` resident bytes after a job (glibc
+and FFmpeg keep what an odd file made them allocate), that has run
+``max_jobs`` jobs, or that hit its memory cap is replaced once its job's answer
+is in: the job is never lost to a recycle, and the slot takes its next job
+only when the old process is gone. :func:`worker_pool` builds a pool with
+these bounds from a ``ServerConfig``.
 
 Messages, child -> parent: ``("started",)``, ``("progress", done, total)``,
-``("meta", duration)``, then ``("ok", result)`` or ``("error", code, message[, field])``
+``("meta", duration)``, then ``("rss", bytes)`` and ``("ok", result)`` or
+``("error", code, message[, field])``
 (``field`` for an engine :class:`~aioembed.engine.MediaError`).
 """
 
@@ -313,6 +319,16 @@ def limit_memory(limit: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
+def current_rss() -> int:
+    """This process's resident memory now, in bytes (its peak where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
 def _out_of_memory(exc: BaseException) -> bool:
     """``exc``, or what it was raised from or while handling, is a failed allocation
     (the engine turns a decoder's ``ENOMEM`` into a media error ``from None``)."""
@@ -388,6 +404,8 @@ def worker_main(
             reply: tuple[Any, ...] = ("ok", job.run(send))
         except Exception as e:  # noqa: BLE001 - bad media, or an engine bug: report, go on
             reply = _failure(e, memory_limit)
+        # Measured once the job's frames and arrays are gone: what the process keeps.
+        send("rss", current_rss())
         send(*reply)
         del reply, job
 
@@ -419,6 +437,10 @@ class _Slot:
         self.process: multiprocessing.process.BaseProcess | None = None
         self.conn: multiprocessing.connection.Connection | None = None
         self.job: Job | None = None
+        self.jobs = 0  # run by the current process
+        self.rss = 0  # resident bytes the process reported after its last job
+        #: Replace the process before the next job (see :meth:`_worn_out`).
+        self.retire = False
 
     @property
     def pid(self) -> int | None:
@@ -435,6 +457,8 @@ class _Slot:
         process.start()
         child.close()
         self.process, self.conn = process, parent
+        self.jobs = self.rss = 0
+        self.retire = False
         self.pool.starts += 1
 
     def alive(self) -> bool:
@@ -483,10 +507,23 @@ class _Slot:
                 raise WorkerDied(died.exitcode) from None
             finally:
                 self.job = None
+            self.jobs += 1
+            self.retire = self._worn_out(msg)
             if msg[0] == "error":
                 raise JobError(str(msg[1]), str(msg[2]), msg[3] if len(msg) > 3 else None)
             return msg[1]
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _worn_out(self, final: tuple[Any, ...]) -> bool:
+        """Replace the process after this job: it hit its memory cap (its heap may be
+        fragmented, a library left half-way), holds too much memory, or has run its
+        share of jobs."""
+        pool = self.pool
+        return (
+            (final[0] == "error" and final[1] == ErrorCode.MEMORY_LIMIT_EXCEEDED)
+            or (pool.max_rss is not None and self.rss > pool.max_rss)
+            or (pool.max_jobs is not None and self.jobs >= pool.max_jobs)
+        )
 
     async def _exchange(self, job: Job, on_event: OnEvent | None) -> tuple[Any, ...]:
         """Send ``job``, relay events, return the final ``ok``/``error`` message."""
@@ -502,6 +539,8 @@ class _Slot:
                     return msg
                 if msg[0] == "started":
                     started = True
+                elif msg[0] == "rss":
+                    self.rss = int(msg[1])
                 elif on_event is not None:
                     res = on_event(msg)
                     if res is not None:
@@ -538,7 +577,9 @@ class WorkerPool:
     ``timeout`` seconds (the worker is killed). ``on_event`` gets progress/meta
     messages as they come.
 
-    ``memory_limit`` (bytes) caps each process (``RLIMIT_DATA``; ``None``: no cap).
+    ``memory_limit`` (bytes) caps each process (``RLIMIT_DATA``; ``None``: no cap);
+    a process is replaced after a job that leaves it over ``max_rss`` resident
+    bytes or that makes ``max_jobs`` (``None``: no such bound).
     """
 
     def __init__(
@@ -549,10 +590,16 @@ class WorkerPool:
         ctx: BaseContext | None = None,
         init: str | None = None,
         memory_limit: int | None = None,
+        max_rss: int | None = None,
+        max_jobs: int | None = None,
     ) -> None:
         self.name = name
         self.init = init
         self.memory_limit = memory_limit
+        self.max_rss = max_rss
+        self.max_jobs = max_jobs
+        self.recycled = 0
+        self._retiring: set[asyncio.Task[None]] = set()
         self.ctx = ctx or default_context()
         self.io = ThreadPoolExecutor(size * 2 + 1, thread_name_prefix=f"aioembed-{name}-io")
         self.slots = [_Slot(self, i) for i in range(size)]
@@ -578,7 +625,28 @@ class WorkerPool:
             async with asyncio.timeout(timeout):
                 return await slot.run(job, on_event)
         finally:
-            self._idle.put_nowait(slot)
+            if slot.retire:
+                self._recycle(slot)
+            else:
+                self._idle.put_nowait(slot)
+
+    def _recycle(self, slot: _Slot) -> None:
+        """Stop ``slot``'s worn-out process beside the caller (its job's answer is in
+        hand, so no deadline or cancellation can lose it), then free the slot."""
+
+        async def recycle() -> None:
+            try:
+                await slot.stop()
+            finally:
+                slot.retire = False
+                self._idle.put_nowait(slot)
+
+        self.recycled += 1
+        task = asyncio.get_running_loop().create_task(
+            recycle(), name=f"aioembed-recycle-{self.name}"
+        )
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -588,19 +656,29 @@ class WorkerPool:
             "pids": [s.pid for s in self.slots if s.alive()],
             "starts": self.starts,
             "crashes": self.crashes,
+            "recycled": self.recycled,
+            "recycling": len(self._retiring),
+            # Per slot: resident bytes its process reported after its last job.
+            "rss_after_job": [s.rss for s in self.slots],
         }
 
     async def close(self) -> None:
         self._closed = True
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await asyncio.gather(*(slot.stop() for slot in self.slots), return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self.io.shutdown)
 
 
 def worker_pool(config: ServerConfig, size: int, *, name: str = "worker") -> WorkerPool:
     """A pool of ``size`` processes with ``config``'s worker bounds (initialiser, memory
-    cap): the server's video, sync and probe pools, and any other host running jobs."""
+    cap, recycling): the server's video, sync and probe pools, and any other host running jobs."""
     return WorkerPool(
-        size, name=name, init=config.worker_init, memory_limit=config.worker_memory_limit
+        size,
+        name=name,
+        init=config.worker_init,
+        memory_limit=config.worker_memory_limit,
+        max_rss=config.worker_max_rss,
+        max_jobs=config.worker_max_jobs,
     )
 
 
