@@ -1,5 +1,6 @@
 """The server's Embed API v2 over real sockets: tasks end to end, the list, sync embeds,
-v2 error bodies, and the validator agreeing with the server (same code, message, path).
+v2 error bodies, the validator agreeing with the server (same code, message, path), and
+assets as media sources (the official SDK and ours; 409 on delete while in use).
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import numpy as np
 import pytest
 from test_v2_contract import CASES, SYNC_CASES
+from twelvelabs import AsyncTwelveLabs
+from twelvelabs.errors import BadRequestError, ConflictError
+from twelvelabs.types import AsyncVideoInputRequest, ImageInputRequest, MediaSource
 
-from aioembed import APIStatusError
+from aioembed import APIStatusError, AsyncClient
 from aioembed.contract.v2 import check_embed_body, check_task_body, count_tokens
+from aioembed.server.testing import SLOW_BACKEND, WORKER_INIT
+from aioembed.v2 import Fixed, ImageInput, VideoInput
+from aioembed.v2 import MediaSource as Source
 
 TASKS = "embed-v2/tasks"
 
@@ -302,3 +310,182 @@ async def test_results_expire_after_the_retention(
     assert gone["error"] == {
         "message": "The embedding result is no longer available and cannot be retrieved."
     }
+
+
+# -- assets as media sources ------------------------------------------------------------
+
+
+def _official(srv: Any, http: httpx.AsyncClient, key: str | None = None) -> AsyncTwelveLabs:
+    return AsyncTwelveLabs(api_key=key or srv.api_key, base_url=srv.base_url, httpx_client=http)
+
+
+async def _asset(sdk: AsyncTwelveLabs, path: Path, wait_until: Any, status: str = "ready") -> str:
+    with path.open("rb") as f:
+        created = await sdk.assets.create(method="direct", file=f)
+
+    async def done() -> Any:
+        detail = await sdk.assets.retrieve(created.id)
+        return detail if detail.status != "processing" else None
+
+    detail = await wait_until(done, timeout=60)
+    assert detail.status == status, detail
+    return str(created.id)
+
+
+def _vectors(task: Any) -> list[bytes]:
+    return [np.asarray(d.embedding, "<f4").tobytes() for d in task.data]
+
+
+async def test_asset_sources_with_the_official_sdk_and_ours(
+    live_server: Any, video_factory: Any, wait_until: Any
+) -> None:
+    video = video_factory(duration=6.0, seed=37, name="match.mp4")
+    image = video_factory.image(seed=38)
+    async with httpx.AsyncClient(timeout=60) as http:
+        sdk = _official(live_server, http)
+        video_id = await _asset(sdk, video, wait_until)
+        image_id = await _asset(sdk, image, wait_until)
+        request = {"segmentation": {"strategy": "fixed", "fixed": {"duration_sec": 3}}}
+        created = await sdk.embed.v_2.tasks.create(
+            input_type="video",
+            model_name="marengo3.0",
+            video=AsyncVideoInputRequest(
+                media_source=MediaSource(asset_id=video_id),
+                embedding_option=["visual"],
+                **request,
+            ),
+        )
+
+        async def ready() -> Any:
+            task = await sdk.embed.v_2.tasks.retrieve(created.id)
+            return task if task.status != "processing" else None
+
+        official = await wait_until(ready, timeout=120)
+        assert official.status == "ready", official
+        assert official.metadata.input_filename == "match.mp4"
+        assert official.metadata.duration == pytest.approx(6.0, abs=0.1)
+        sync = await sdk.embed.v_2.create(
+            input_type="image",
+            model_name="marengo3.0",
+            image=ImageInputRequest(media_source=MediaSource(asset_id=image_id)),
+        )
+    async with AsyncClient(live_server.api_key, base_url=live_server.base_url) as client:
+        ours = await (
+            await client.embed.v2.tasks.create(
+                VideoInput(
+                    Source.asset(video_id), segmentation=Fixed(3), embedding_option=["visual"]
+                )
+            )
+        ).wait(sleep_interval=0.2, timeout=120)
+        inline = await (
+            await client.embed.v2.tasks.create(
+                VideoInput(Source.file(video), segmentation=Fixed(3), embedding_option=["visual"])
+            )
+        ).wait(sleep_interval=0.2, timeout=120)
+        image_inline = await client.embed.v2.create(ImageInput(Source.file(image)))
+        image_asset = await client.embed.v2.create(ImageInput(Source.asset(image_id)))
+    # The asset's bytes are the file's: the same vectors whichever way they came.
+    assert _vectors(official) == _vectors(ours) == _vectors(inline) and len(ours.data or []) == 3
+    assert _vectors(sync) == _vectors(image_asset) == _vectors(image_inline)
+
+
+async def test_unusable_assets_are_refused_clearly(
+    live_server_factory: Any, video_factory: Any, wait_until: Any, tmp_path: Path
+) -> None:
+    srv = await live_server_factory(api_keys=("key-a", "key-b"))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video" * 100)
+    async with httpx.AsyncClient(timeout=60) as http:
+        sdk, other = _official(srv, http, "key-a"), _official(srv, http, "key-b")
+        mine = await _asset(sdk, video_factory(duration=5.0, seed=39), wait_until)
+        image = await _asset(sdk, video_factory.image(seed=40), wait_until)
+        broken = await _asset(sdk, junk, wait_until, status="failed")
+        upload = await http.post(
+            f"{srv.base_url}/assets/multipart-uploads",
+            json={"filename": "later.mp4", "type": "video", "total_size": 10},
+            headers={"x-api-key": "key-a"},
+        )
+        pending = upload.json()["asset_id"]
+        cases = [
+            (other, mine, "does not exist"),  # another key's asset is no asset at all
+            (sdk, "0" * 24, "does not exist"),
+            (sdk, pending, "is not ready yet; wait until it is ready (status: processing)"),
+            (sdk, broken, "is not ready (status: failed)"),
+            (sdk, image, "is of type image; this input takes video"),
+        ]
+        for client, asset_id, says in cases:
+            with pytest.raises(BadRequestError) as info:
+                await client.embed.v_2.tasks.create(
+                    input_type="video",
+                    model_name="marengo3.0",
+                    video=AsyncVideoInputRequest(media_source=MediaSource(asset_id=asset_id)),
+                )
+            err = info.value.body["error"]
+            assert err["code"] == "parameter_invalid" and says in err["message"], err
+            assert err["details"] == {"parameter": "video.media_source.asset_id"}
+        with pytest.raises(BadRequestError) as info:
+            await other.embed.v_2.create(
+                input_type="image",
+                model_name="marengo3.0",
+                image=ImageInputRequest(media_source=MediaSource(asset_id=image)),
+            )
+        assert info.value.body["error"]["details"] == {"parameter": "image.media_source.asset_id"}
+        listed = await http.get(f"{srv.base_url}/embed-v2/tasks", headers={"x-api-key": "key-a"})
+        assert listed.json()["page_info"]["total_results"] == 0  # no task was made
+
+
+async def test_an_asset_in_use_by_a_task_cannot_be_deleted(
+    live_server_factory: Any,
+    video_factory: Any,
+    wait_until: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """409 while a task embedding it is processing, after a restart too (the task store
+    is the truth, scanned in pages: newer tasks push it to the second); deletable once
+    the task is done, whose results stay."""
+    monkeypatch.setattr("aioembed.server._assets._SCAN", 2)
+    data_dir = tmp_path / "held"
+    slow = {"data_dir": data_dir, "backend": SLOW_BACKEND, "worker_init": WORKER_INIT}
+    srv = await live_server_factory(**slow)
+    async with httpx.AsyncClient(timeout=60) as http:
+        sdk = _official(srv, http)
+        asset_id = await _asset(sdk, video_factory(duration=20.0, seed=41), wait_until)
+        created = await sdk.embed.v_2.tasks.create(
+            input_type="video",
+            model_name="marengo3.0",
+            video=AsyncVideoInputRequest(
+                media_source=MediaSource(asset_id=asset_id),
+                segmentation={"strategy": "fixed", "fixed": {"duration_sec": 2}},
+                embedding_option=["visual"],
+            ),
+        )
+        newer = b64(video_factory(duration=4.0, seed=42))
+        for _ in range(3):
+            await sdk.embed.v_2.tasks.create(
+                input_type="video",
+                model_name="marengo3.0",
+                video=AsyncVideoInputRequest(media_source=MediaSource(base_64_string=newer)),
+            )
+        for force in (False, True):
+            with pytest.raises(ConflictError) as info:
+                await sdk.assets.delete(asset_id, force=force)
+            assert info.value.body["error"]["code"] == "asset_in_use"
+        assert (await sdk.embed.v_2.tasks.retrieve(created.id)).status == "processing"
+    await srv.runner.cleanup()  # a graceful stop mid-task; the task resumes after
+    srv = await live_server_factory(**slow)
+    async with httpx.AsyncClient(timeout=60) as http:
+        sdk = _official(srv, http)
+        with pytest.raises(ConflictError):
+            await sdk.assets.delete(asset_id)
+
+        async def ready() -> Any:
+            task = await sdk.embed.v_2.tasks.retrieve(created.id)
+            return task if task.status != "processing" else None
+
+        done = await wait_until(ready, timeout=120)
+        assert done.status == "ready" and len(done.data) == 10 + 1, done  # clips, asset
+        await sdk.assets.delete(asset_id)
+        assert not (data_dir / "assets" / asset_id).exists()
+        again = await sdk.embed.v_2.tasks.retrieve(created.id)
+        assert _vectors(again) == _vectors(done)

@@ -6,8 +6,14 @@ asset id, so an object store can hold them later); records in
 fetching (URL) and probing run as background tasks, the probe in the worker
 pool (off the event loop), and end ``ready`` or ``failed`` with a message.
 
-v2 tasks that use an asset ``hold`` it while they are ``processing``; delete
-refuses a held asset with ``409 asset_in_use``.
+An asset is a v2 media source (``asset_id``): :meth:`AssetService.acquire`
+checks it (the caller's, ``ready``, of a kind the input takes) and holds it; a
+task's worker reads its file through the same media store (no copy). Delete
+refuses an asset in use with ``409 asset_in_use``: one held in this process (a
+sync embed, or a task create until the task is stored) or referenced by a
+``processing`` v2 task of its owner in the task store. The store is the truth
+for tasks, so the answer survives a restart and holds across server processes
+sharing one store.
 """
 
 from __future__ import annotations
@@ -21,16 +27,25 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from .._params import invalid
-from ..errors import APIStatusError, ErrorCode, NotFoundError, PayloadTooLargeError
+from ..contract.v2 import invalid as source_invalid
+from ..errors import (
+    APIStatusError,
+    ErrorCode,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 from ._asset_store import AssetRecord, AssetStore
 from ._media import MediaStore
 from ._service import JobRunner, UrlGate
+from ._store import Store
+from ._v2_engine import asset_of
 from ._workers import JobError, ProbeJob, WorkerDied
 
 __all__ = ["AssetLimits", "AssetService", "kind_of"]
@@ -40,6 +55,8 @@ log = logging.getLogger("aioembed.server.assets")
 _MB = 1 << 20
 _GB = 1 << 30
 KINDS = ("image", "video", "audio", "document")
+#: Processing tasks read per query when looking for one that uses an asset.
+_SCAN = 500
 
 
 @attrs.frozen
@@ -90,14 +107,17 @@ class AssetService:
         urls: UrlGate,
         scratch: Path,
         limits: AssetLimits,
+        tasks: Store | None = None,
     ) -> None:
         self.store = store
+        self.tasks = tasks
         self.media = media
         self.pool = pool
         self.urls = urls
         self.scratch = scratch
         self.limits = limits
         self._holds: Counter[str] = Counter()
+        self._deleting: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -284,37 +304,120 @@ class AssetService:
         )
 
     async def delete(self, owner: str, asset_id: str) -> None:
+        """Remove the asset and its file; ``409 asset_in_use`` while it is in use."""
         await self.get(owner, asset_id)
-        if self._holds[asset_id]:
-            raise APIStatusError(
-                "The asset is used by a task that is still processing; delete it once the "
-                "task is done.",
-                code=ErrorCode.ASSET_IN_USE,
-                status=409,
+        if asset_id in self._deleting:  # a concurrent delete of the same asset
+            raise _not_found(asset_id)
+        self._deleting.add(asset_id)  # from here on, acquire() refuses it
+        try:
+            if self._holds[asset_id] or await self._referenced(owner, asset_id):
+                raise APIStatusError(
+                    "The asset is used by a task that is still processing; delete it once "
+                    "the task is done.",
+                    code=ErrorCode.ASSET_IN_USE,
+                    status=409,
+                )
+            await self.store.delete(asset_id)
+            await self.media.drop(asset_id)
+        finally:
+            self._deleting.discard(asset_id)
+
+    async def _referenced(self, owner: str, asset_id: str) -> bool:
+        """Whether a ``processing`` v2 task of ``owner`` embeds ``asset_id``: the owner's
+        processing tasks, newest first, paged by creation time (a task finishing meanwhile
+        cannot make the scan skip another)."""
+        if self.tasks is None:
+            return False
+        cursor: float | None = None
+        offset = 0
+        while True:
+            recs, _ = await self.tasks.list_tasks(
+                owner,
+                statuses=("processing",),
+                created_to=cursor,
+                offset=offset,
+                limit=_SCAN,
+                api="v2",
             )
-        await self.store.delete(asset_id)
-        await self.media.drop(asset_id)
+            if any(asset_of(r.spec) == asset_id for r in recs):
+                return True
+            if len(recs) < _SCAN:
+                return False
+            last = recs[-1].created_at
+            same = sum(1 for r in recs if r.created_at == last)  # seen; they come first again
+            offset = offset + same if last == cursor else same
+            cursor = last
+
+    async def acquire(
+        self, owner: str, asset_id: str, *, kinds: Sequence[str], parameter: str
+    ) -> AssetRecord:
+        """Hold ``owner``'s ``ready`` asset of one of ``kinds`` as a media source; undo
+        with :meth:`release`. ``400 parameter_invalid`` naming ``parameter`` when it is
+        unknown (or another key's), not ``ready`` or of another kind."""
+        if asset_id in self._deleting:
+            raise source_invalid(parameter, f"The asset {_shown(asset_id)} does not exist.")
+        self._holds[asset_id] += 1  # before any await: a delete now sees the hold
+        try:
+            rec = await self.store.get(asset_id, owner=owner) if _is_id(asset_id) else None
+            _check_usable(rec, asset_id, kinds, parameter)
+        except BaseException:
+            self.release(asset_id)
+            raise
+        assert rec is not None
+        return rec
+
+    def release(self, asset_id: str) -> None:
+        """Undo one :meth:`acquire`."""
+        self._holds[asset_id] -= 1
+        if self._holds[asset_id] <= 0:
+            del self._holds[asset_id]
+
+    def local(self, asset_id: str) -> AbstractAsyncContextManager[Path | None]:
+        """The asset's file for the block, through the media store (``None`` if gone)."""
+        return self.media.local(asset_id)
 
     @contextlib.asynccontextmanager
-    async def use(self, owner: str, asset_id: str) -> AsyncIterator[Path]:
-        """A ``ready`` asset's local file for a task, held (undeletable) for the block.
-
-        ``400 parameter_invalid`` when unknown or not ``ready`` (the v2 contract)."""
-        rec = await self.store.get(asset_id, owner=owner) if _is_id(asset_id) else None
-        if rec is None or rec.status != "ready":
-            raise invalid(
-                "asset_id", f"The asset {asset_id[:40]!r} does not exist or is not ready."
-            )
-        self._holds[asset_id] += 1
+    async def use(
+        self,
+        owner: str,
+        asset_id: str,
+        *,
+        kinds: Sequence[str] = KINDS,
+        parameter: str = "asset_id",
+    ) -> AsyncIterator[Path]:
+        """:meth:`acquire`, the asset's local file for the block, :meth:`release`."""
+        await self.acquire(owner, asset_id, kinds=kinds, parameter=parameter)
         try:
             async with self.media.local(asset_id) as path:
                 if path is None:
-                    raise invalid("asset_id", "The asset's file is gone.")
+                    gone = f"The file of asset {_shown(asset_id)} is gone."
+                    raise source_invalid(parameter, gone)
                 yield path
         finally:
-            self._holds[asset_id] -= 1
-            if not self._holds[asset_id]:
-                del self._holds[asset_id]
+            self.release(asset_id)
+
+
+def _shown(asset_id: str) -> str:
+    return repr(asset_id if len(asset_id) <= 40 else asset_id[:37] + "...")
+
+
+def _check_usable(
+    rec: AssetRecord | None, asset_id: str, kinds: Sequence[str], parameter: str
+) -> None:
+    if rec is None:
+        raise source_invalid(parameter, f"The asset {_shown(asset_id)} does not exist.")
+    if rec.status != "ready":
+        wait = " yet; wait until it is ready" if rec.status == "processing" else ""
+        raise source_invalid(
+            parameter,
+            f"The asset {_shown(asset_id)} is not ready{wait} (status: {rec.status}).",
+        )
+    if rec.kind not in kinds:
+        raise source_invalid(
+            parameter,
+            f"The asset {_shown(asset_id)} is of type {rec.kind}; this input takes "
+            f"{' or '.join(kinds)}.",
+        )
 
 
 def _is_id(value: str) -> bool:

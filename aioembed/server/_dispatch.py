@@ -10,8 +10,10 @@ restart, and an expired lease (a stalled consumer) is reclaimed and run again.
 
 A ``video_url`` task is downloaded first, beside the workers (a slow URL must
 not hold a worker slot), in one of its key's fetch slots (the ``UrlGate``),
-into the :class:`~._media.MediaStore`, then queued again. When the stored URL
-is redacted (it carried credentials), the URL as given lives only in the
+into the :class:`~._media.MediaStore`, then queued again. A v2 task whose
+source is an ``asset_id`` reads the asset's file where the asset service keeps
+it (no copy; the asset cannot be deleted while the task is ``processing``).
+When the stored URL is redacted (it carried credentials), the URL as given lives only in the
 gate's memory until the task ends; after a restart such a task cannot be
 fetched and fails, saying so.
 """
@@ -36,9 +38,9 @@ from ._media import MediaStore
 from ._media_errors import task_message
 from ._queue import Lease, LeaseLost, TaskQueue
 from ._redact import is_redacted
-from ._service import UrlGate
+from ._service import AssetMedia, UrlGate
 from ._store import SegmentRecord, Store, TaskRecord
-from ._v2_engine import V2TaskJob
+from ._v2_engine import V2TaskJob, asset_of
 from ._workers import JobError, VideoJob, WorkerDied, WorkerPool, decoder_threads, describe_exit
 
 __all__ = ["Dispatcher"]
@@ -51,6 +53,8 @@ RETRY_DELAY = 1.0
 RETRY_DELAY_MAX = 30.0
 #: Redelivery after a store failure: the shared backoff rule, no jitter (one server).
 _REDELIVERY = Backoff(RETRY_DELAY, RETRY_DELAY_MAX, jitter=0.0)
+#: How long a task with an ``asset_id`` source waits for the assets to start (seconds).
+ASSETS_WAIT = 30.0
 
 
 class Dispatcher:
@@ -85,6 +89,22 @@ class Dispatcher:
         self.completed = 0
         self.failed = 0
         self._failures: dict[str, int] = {}
+        self._assets: AssetMedia | None = None
+        self._assets_ready = asyncio.Event()
+
+    async def _asset_media(self, asset_id: str) -> AssetMedia:
+        """The assets, once the server started them (a worker host never has any)."""
+        try:
+            await asyncio.wait_for(self._assets_ready.wait(), ASSETS_WAIT)
+        except TimeoutError:
+            raise _MediaMissing(f"The asset {asset_id} cannot be read by this worker.") from None
+        assert self._assets is not None
+        return self._assets
+
+    def use_assets(self, assets: AssetMedia) -> None:
+        """Where ``asset_id`` sources are read (the assets start after the dispatcher)."""
+        self._assets = assets
+        self._assets_ready.set()
 
     async def start(self, resume: list[str], *, consume: bool = True) -> None:
         """Queue ``resume`` again; with ``consume``, run a consumer per worker slot and
@@ -205,12 +225,9 @@ class Dispatcher:
             result = await self._embed(rec)
         except JobError as e:
             return await self._finish_failed(task_id, e.code, task_message(e), lease=lease)
-        except _MediaMissing:
+        except _MediaMissing as e:
             return await self._finish_failed(
-                task_id,
-                ErrorCode.INTERNAL_ERROR,
-                "The uploaded video is missing from the server.",
-                lease=lease,
+                task_id, ErrorCode.INTERNAL_ERROR, str(e), lease=lease
             )
         except WorkerDied as e:
             return await self._finish_failed(
@@ -249,9 +266,14 @@ class Dispatcher:
 
     async def _embed(self, rec: TaskRecord) -> Any:
         """Run the engine on the task's media (a URL input was fetched before)."""
-        async with self.media.local(rec.id) as media:
+        asset_id = asset_of(rec.spec)
+        source = self.media.local(rec.id)
+        if asset_id is not None:
+            source = (await self._asset_media(asset_id)).local(asset_id)
+        async with source as media:
             if media is None:
-                raise _MediaMissing
+                what = "uploaded video" if asset_id is None else f"file of asset {asset_id}"
+                raise _MediaMissing(f"The {what} is missing from the server.")
             job = self._job(rec, media)
             on_event = _ProgressWriter(self, rec.id)
             return await self.pool.run(job, on_event=on_event, timeout=self.config.task_timeout)

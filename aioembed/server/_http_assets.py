@@ -24,7 +24,16 @@ from ._asset_store import AssetRecord, AssetStore
 from ._assets import AssetLimits, AssetService
 from ._http import ERROR_BODY, PUBLIC
 from ._http_uploads import UPLOADS, add_routes
-from ._keys import CONFIG, OWNER, SYNC_POOL, TMP_DIR, URL_POLICY, URL_SESSION
+from ._keys import (
+    CONFIG,
+    DISPATCHER,
+    OWNER,
+    STORE,
+    SYNC_POOL,
+    TMP_DIR,
+    URL_POLICY,
+    URL_SESSION,
+)
 from ._media import LocalMediaStore
 from ._parts import LocalPartStore
 from ._render import json_response
@@ -223,12 +232,14 @@ def make_app(
             urls=urls,
             scratch=root[TMP_DIR],
             limits=app[_LIMITS],
+            tasks=root[STORE],
         )
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(store.close)
             await service.start()
             stack.push_async_callback(service.close)
             root[ASSETS] = service
+            root[DISPATCHER].use_assets(service)  # v2 tasks with an asset_id source
             uploads = await _uploads(root, service, app[_UPLOAD_LIMITS], stack)
             root[UPLOADS] = uploads
             sweeper = asyncio.get_running_loop().create_task(uploads.run_sweeper())

@@ -6,9 +6,12 @@ v2's nested body (``ERROR_BODY``). Same task service, store, queue, workers, key
 rate limits and idempotency as v1. A handler reads the JSON body under a cap
 (``413 content_too_large`` while streaming), runs the validator the SDK runs
 (:mod:`aioembed.contract.v2`), then the server's own rules in the contract's
-precedence: documents are refused, unknown assets are ``400``, URLs pass the URL
-gate, base64 media is decoded to scratch, probed at create, then adopted by the
-media store.
+precedence: documents are refused, URLs pass the URL gate, base64 media is
+decoded to scratch, probed and its duration checked at create, then adopted by
+the media store. An ``asset_id`` source must be the caller's ``ready`` asset of a
+kind the input takes (else ``400`` naming ``….media_source.asset_id``); its file
+is read where the asset service keeps it, never copied, and the asset cannot be
+deleted (``409``) while a task or sync embed uses it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import math
 import os
@@ -58,7 +62,8 @@ from ._keys import CONFIG, OWNER, SERVICE, SYNC_POOL, TMP_DIR
 from ._redact import redact_url
 from ._render import json_response
 from ._store import NewTask, new_task_id
-from ._v2_engine import V2EmbedJob
+from ._http_assets import ASSETS
+from ._v2_engine import MAX_DURATION, V2EmbedJob, V2MediaError, check_duration
 from ._v2_http import v2_error_response
 from ._v2_render import (
     created_body,
@@ -139,12 +144,18 @@ def _refuse_documents(spec_type: str, media_types: list[tuple[str, str]]) -> Non
             raise ParameterError("The local engine does not embed documents.", parameter=path)
 
 
-def _refuse_assets(source: Source, path: str) -> None:
-    if source.kind == "asset_id":
-        raise invalid(
-            f"{path}.asset_id",
-            f"The asset {source.value} does not exist or is not ready.",
-        )
+#: The asset kinds an input takes (a video's sound is an audio input).
+_ASSET_KINDS = {"video": ("video",), "audio": ("audio", "video"), "image": ("image",)}
+
+
+def _check_duration(media: MediaSpec, duration: float | None, parameter: str) -> None:
+    """A task's duration limits at create, when the media is at hand (asset, base64)."""
+    if duration is None:
+        return
+    try:
+        check_duration(media, duration, MAX_DURATION)
+    except V2MediaError as e:
+        raise invalid(parameter, e.message) from None
 
 
 async def _check_url(request: web.Request, source: Source, path: str) -> None:
@@ -218,9 +229,10 @@ async def create_task(request: web.Request) -> web.Response:
     media = spec.media
     _refuse_documents(media.input_type, [("document", media.input_type)])
     where = f"{media.input_type}.media_source"
-    _refuse_assets(media.source, where)
     await _check_url(request, media.source, where)
     task_id = new_task_id()
+    if media.source.kind == "asset_id":
+        return await _create_from_asset(request, spec, task_id, idem)
     dest: Path | None = None
     duration = size = None
     try:
@@ -230,6 +242,7 @@ async def create_task(request: web.Request) -> web.Response:
             size = dest.stat().st_size
             if config.probe_on_create:
                 duration = await _probe(request, media, dest)
+                _check_duration(media, duration, f"{where}.base64_string")
         task = _new_task(spec, task_id, owner, duration, size)
         if media.source.kind == "url" and task.input_url != media.source.value:
             service.urls.remember(task_id, media.source.value)
@@ -242,8 +255,45 @@ async def create_task(request: web.Request) -> web.Response:
     return json_response(created_body(task_id, spec))
 
 
+async def _create_from_asset(
+    request: web.Request, spec: TaskSpec, task_id: str, idem: str | None
+) -> web.Response:
+    """A task over the caller's ``ready`` asset: held while the task is stored (from then
+    on the stored ``processing`` task keeps it from being deleted), never copied."""
+    media, owner = spec.media, request[OWNER]
+    assets = request.config_dict[ASSETS]
+    param = f"{media.input_type}.media_source.asset_id"
+    if request.config_dict[CONFIG].operator_mode:
+        # Assets stay on the replica that received them; tasks run on any worker host.
+        raise invalid(
+            param,
+            "Tasks cannot embed an asset on a server in operator mode (assets are not "
+            "shared with its workers yet); send the media as a url or base64_string.",
+        )
+    asset_id = media.source.value
+    rec = await assets.acquire(
+        owner, asset_id, kinds=_ASSET_KINDS[media.input_type], parameter=param
+    )
+    try:
+        duration = rec.duration if media.input_type != "image" else None
+        _check_duration(media, duration, param)
+        task = _new_task(spec, task_id, owner, duration, rec.size, filename=rec.filename)
+        created = await request.config_dict[SERVICE].create_stored(task, None, idempotency_key=idem)
+    finally:
+        assets.release(asset_id)
+    if created.replayed:  # lost a race with the same idempotency key
+        return await _replayed(request, created.id)
+    return json_response(created_body(task_id, spec))
+
+
 def _new_task(
-    spec: TaskSpec, task_id: str, owner: str, duration: float | None, size: int | None
+    spec: TaskSpec,
+    task_id: str,
+    owner: str,
+    duration: float | None,
+    size: int | None,
+    *,
+    filename: str | None = None,
 ) -> NewTask:
     media = spec.media
     seg = media.segmentation
@@ -260,6 +310,7 @@ def _new_task(
         start=media.start,
         end=media.end,
         input_url=redact_url(media.source.value) if media.source.kind == "url" else None,
+        input_filename=filename,
         duration=duration,
         media_size=size,
         spec=json.dumps(spec_to_json(spec)),
@@ -354,37 +405,70 @@ async def embed(request: web.Request) -> web.Response:
     sources = _sources(spec)
     _refuse_documents(spec.input_type, [(f"{p}.media_type", k) for p, _, k in sources])
     for path, source, _ in sources:
-        _refuse_assets(source, path)
         await _check_url(request, source, path)
-    paths: list[tuple[str, str]] = []
     files: list[Path] = []
     try:
-        for path, source, _ in sources:
-            dest = app[TMP_DIR] / f"{new_task_id()}.part"
-            files.append(dest)
-            await _materialize(request, source, path, dest)
-            paths.append((path, str(dest)))
-        job = V2EmbedJob(
-            json.dumps(spec_to_json(spec)),
-            tuple(paths),
-            config.backend,
-            truncate_at=config.v2_limits.text_tokens_35,
-        )
-        try:
-            result = await app[SYNC_POOL].run(job, timeout=config.sync_timeout)
-        except JobError as e:
-            if e.code == ErrorCode.INTERNAL_ERROR:
-                raise ServerError(e.message, code=ErrorCode.INTERNAL_ERROR) from None
-            where = sources[0][0] if sources else spec.input_type
-            raise ParameterError(e.message, code=e.code, parameter=where) from None
-        except (WorkerDied, TimeoutError):
-            raise ServerError(
-                "The embedding could not be computed.", code=ErrorCode.INTERNAL_ERROR
-            ) from None
+        async with contextlib.AsyncExitStack() as held:
+            paths = await _sync_inputs(request, sources, held, files)
+            result = await _run_sync(app, spec, paths, sources)
     finally:
         for f in files:
             await _off_loop(True, lambda p=f: p.unlink(missing_ok=True))
     return json_response(_embed_answer(spec, result, sources))
+
+
+async def _sync_inputs(
+    request: web.Request,
+    sources: list[tuple[str, Source, str]],
+    held: contextlib.AsyncExitStack,
+    files: list[Path],
+) -> list[tuple[str, str]]:
+    """(JSON path, local file) per source, in order: assets held for ``held``'s block
+    (checked first: existence before media, as the contract orders), the rest
+    materialized into scratch ``files``."""
+    app = request.config_dict
+    local: dict[str, str] = {}
+    for path, source, kind in sources:
+        if source.kind == "asset_id":
+            use = app[ASSETS].use(
+                request[OWNER], source.value, kinds=_ASSET_KINDS[kind], parameter=f"{path}.asset_id"
+            )
+            local[path] = str(await held.enter_async_context(use))
+    for path, source, _ in sources:
+        if source.kind != "asset_id":
+            dest = app[TMP_DIR] / f"{new_task_id()}.part"
+            files.append(dest)
+            await _materialize(request, source, path, dest)
+            local[path] = str(dest)
+    return [(path, local[path]) for path, _, _ in sources]
+
+
+async def _run_sync(
+    app: Any,
+    spec: EmbedSpec,
+    paths: list[tuple[str, str]],
+    sources: list[tuple[str, Source, str]],
+) -> dict[str, Any]:
+    """The sync worker's answer; engine errors as the contract's 400 (500 for a bug)."""
+    config = app[CONFIG]
+    job = V2EmbedJob(
+        json.dumps(spec_to_json(spec)),
+        tuple(paths),
+        config.backend,
+        truncate_at=config.v2_limits.text_tokens_35,
+    )
+    try:
+        result: dict[str, Any] = await app[SYNC_POOL].run(job, timeout=config.sync_timeout)
+    except JobError as e:
+        if e.code == ErrorCode.INTERNAL_ERROR:
+            raise ServerError(e.message, code=ErrorCode.INTERNAL_ERROR) from None
+        where = sources[0][0] if sources else spec.input_type
+        raise ParameterError(e.message, code=e.code, parameter=where) from None
+    except (WorkerDied, TimeoutError):
+        raise ServerError(
+            "The embedding could not be computed.", code=ErrorCode.INTERNAL_ERROR
+        ) from None
+    return result
 
 
 def _embed_answer(

@@ -7,6 +7,7 @@ service works over seams, each a ``Protocol`` with a conformance suite:
 * :class:`~._store.Store`: durable task state;
 * :class:`~._queue.TaskQueue`: which task runs next (the dispatcher consumes it);
 * :class:`~._media.MediaStore`: task inputs until they are embedded;
+* :class:`AssetMedia`: assets read as v2 media sources (``asset_id``);
 
 plus a URL gate (the SSRF-checked fetcher), the sync worker pool and a view of
 live progress. It raises :mod:`aioembed.errors` exceptions; the adapter renders them.
@@ -18,6 +19,7 @@ import contextlib
 import re
 import secrets
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,6 +45,7 @@ from ._workers import (
 )
 
 __all__ = [
+    "AssetMedia",
     "Created",
     "LocalFile",
     "Page",
@@ -92,6 +95,14 @@ class UrlGate(Protocol):
         ...
 
     def forget(self, task_id: str) -> None: ...
+
+
+class AssetMedia(Protocol):
+    """Assets as task inputs (the asset service)."""
+
+    def local(self, asset_id: str) -> AbstractAsyncContextManager[Path | None]:
+        """The asset's file for the block, ``None`` if it has none."""
+        ...
 
 
 class JobRunner(Protocol):
