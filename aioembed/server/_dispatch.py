@@ -13,9 +13,9 @@ not hold a worker slot), in one of its key's fetch slots (the ``UrlGate``),
 into the :class:`~._media.MediaStore`, then queued again. A v2 task whose
 source is an ``asset_id`` reads the asset's file where the asset service keeps
 it (no copy; the asset cannot be deleted while the task is ``processing``).
-When the stored URL is redacted (it carried credentials), the URL as given lives only in the
-gate's memory until the task ends; after a restart such a task cannot be
-fetched and fails, saying so.
+When the stored URL is redacted (it carried credentials), the URL as given
+lives only in the gate's memory until the task ends; after a restart such a
+task cannot be fetched and fails, saying so.
 """
 
 from __future__ import annotations
