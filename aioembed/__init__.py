@@ -7,6 +7,8 @@ serves the same API locally on top of ``aioembed.engine``.
 from ._ratelimits import RateLimits, RateLimitWindow
 from ._version import __version__
 from .client import (
+    Asset,
+    AssetFailedError,
     AsyncClient,
     BatchItem,
     Limits,
@@ -55,6 +57,8 @@ from .models import (
 __all__ = [
     "APIStatusError",
     "AioEmbedError",
+    "Asset",
+    "AssetFailedError",
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",

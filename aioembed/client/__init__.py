@@ -1,5 +1,6 @@
 """The asyncio SDK: :class:`AsyncClient` and its resources."""
 
+from ._assets import Asset, AssetFailedError, Assets
 from ._batch import BatchItem, Outcome
 from ._client import DEFAULT_BASE_URL, AsyncClient
 from ._config import Limits, RetryPolicy, Timeouts
@@ -27,6 +28,9 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_SCOPES",
     "DEFAULT_SLEEP_INTERVAL",
+    "Asset",
+    "AssetFailedError",
+    "Assets",
     "AsyncClient",
     "BatchItem",
     "Embed",

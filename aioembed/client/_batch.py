@@ -1,10 +1,12 @@
-"""``embed_many``: many videos through create -> wait -> retrieve, one outcome each.
+"""``embed_many``: many inputs through create -> wait -> retrieve, one outcome each.
 
 At most ``concurrency`` items are in flight (uploading, processing or being
 retrieved); the input iterable is read only as slots free up, so 100,000 inputs
 never become 100,000 coroutines or open files. Uploads are further bounded by
 the client's ``Limits.max_uploads``, and every wait shares one
-:class:`StatusWatcher`.
+:class:`StatusWatcher`. What differs between the v1 and v2 APIs (the create,
+the list the watcher pages through, the task an outcome carries) sits in an
+adapter (:mod:`._batch_api`); the journal, dedupe and resume are the same.
 """
 
 from __future__ import annotations
@@ -21,92 +23,36 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
-    Sequence,
 )
 from datetime import datetime
 from pathlib import Path
-from typing import Union
+from typing import Generic, TypedDict
 
 import anyio
 import anyio.to_thread
 import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .._params import DEFAULT_CLIP_LENGTH, invalid
+from .._params import invalid
 from .._retry import TRANSIENT_TASK_ERRORS
 from ..errors import (
     AioEmbedError,
     BadRequestError,
+    JournalError,
     NotFoundError,
     PayloadTooLargeError,
     RequestTimeoutError,
     TaskFailedError,
 )
 from ..models import EmbedTask, TaskStatus
-from ._defaults import DEFAULT_SCOPES
+from ._batch_api import BatchApi
+from ._batch_items import BatchInput, BatchItem, Outcome, TaskT
 from ._journal import Journal
 from ._streams import ProducerStream
-from ._tasks import Scope, TaskCalls
+from ._tasks import TaskCalls
 from ._watch import StatusUpdate, StatusWatcher
 
-__all__ = ["BatchInput", "BatchItem", "BatchRun", "Outcome", "watch_many"]
-
-
-@attrs.frozen
-class BatchItem:
-    """One video of a batch with its own parameters (``None`` = the batch's default)."""
-
-    video_file: str | os.PathLike[str] | None = None
-    video_url: str | None = None
-    video_start_offset_sec: float | None = None
-    video_end_offset_sec: float | None = None
-    video_clip_length: float | None = None
-    video_embedding_scope: tuple[Scope, ...] | None = None
-    #: The item's identity in a journal; defaults to its input and parameters.
-    key: str | None = None
-
-    @classmethod
-    def of(cls, value: BatchInput) -> BatchItem:
-        if isinstance(value, BatchItem):
-            return value
-        text = os.fspath(value)
-        if text.lower().startswith(("http://", "https://")):
-            return cls(video_url=text)
-        return cls(video_file=Path(text))
-
-    @property
-    def label(self) -> str:
-        return self.video_url or os.fspath(self.video_file or "")
-
-
-BatchInput = Union[str, "os.PathLike[str]", BatchItem]
-
-
-@attrs.frozen
-class Outcome:
-    """What became of one input: exactly one per input, success or not.
-
-    ``task`` is the retrieved task (with segments when ``ready``); ``error`` is
-    a typed :class:`~aioembed.AioEmbedError` when the item did not succeed.
-    ``resumed`` says the task id came from the journal (no upload this run);
-    ``deduplicated`` that another item with the same content made the task.
-    """
-
-    index: int
-    item: BatchItem
-    task_id: str | None = None
-    task: EmbedTask | None = None
-    error: AioEmbedError | None = None
-    resumed: bool = False
-    deduplicated: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.task is not None
-
-    @property
-    def status(self) -> TaskStatus | None:
-        return self.task.status if self.task is not None else None
+__all__ = ["BatchInput", "BatchItem", "BatchRun", "BatchSettings", "Outcome", "watch_many"]
 
 
 UploadCallback = Callable[[BatchItem, int, int | None], object]
@@ -140,32 +86,41 @@ class _Shared:
     task_id: str | None = None
 
 
-def _scopes_or_none(values: Sequence[Scope] | None) -> tuple[Scope, ...] | None:
-    return tuple(values) if values else None
-
-
-def _options_or_none(values: Sequence[str] | None) -> tuple[str, ...] | None:
-    return tuple(values) if values else None
-
-
 def _journal(path: str | os.PathLike[str] | Journal | None) -> Journal | None:
     return path if path is None or isinstance(path, Journal) else Journal(path)
 
 
+class BatchSettings(TypedDict):
+    """What a batch is run with, whichever the API (see ``EmbedTasks.embed_many``)."""
+
+    concurrency: int
+    journal: str | os.PathLike[str] | Journal | None
+    ordered: bool
+    dedupe: bool
+    sleep_interval: float
+    max_interval: float
+    task_timeout: float | None
+    timeout: float | None
+    on_upload: UploadCallback | None
+    on_status: StatusCallback | None
+
+
 @attrs.define(eq=False)
-class _ItemRun:
+class _ItemRun(Generic[TaskT]):
     """One item on its way through the batch: what is known of it so far."""
 
     index: int
     item: BatchItem
-    key: str
+    key: str = ""
     #: The parameters that, with the content, decide the result (the dedupe identity).
-    params: tuple[object, ...]
+    params: tuple[object, ...] = ()
     task_id: str | None = None
     resumed: bool = False
     deduplicated: bool = False
 
-    def outcome(self, task: EmbedTask | None = None, error: AioEmbedError | None = None) -> Outcome:
+    def outcome(
+        self, task: TaskT | None = None, error: AioEmbedError | None = None
+    ) -> Outcome[TaskT]:
         return Outcome(
             self.index,
             self.item,
@@ -178,18 +133,13 @@ class _ItemRun:
 
 
 @attrs.define(eq=False, kw_only=True)
-class BatchRun:
+class BatchRun(Generic[TaskT]):
     """One ``embed_many`` call's settings and shared state; see ``EmbedTasks.embed_many``."""
 
-    tasks: TaskCalls
-    model_name: str
+    api: BatchApi[TaskT]
     concurrency: int = attrs.field(validator=attrs.validators.ge(1))
-    clip_length: float | None
-    scopes: tuple[Scope, ...] | None = attrs.field(converter=_scopes_or_none)
-    options: tuple[str, ...] | None = attrs.field(converter=_options_or_none)
     journal: Journal | None = attrs.field(converter=_journal)
     ordered: bool
-    retrieve: bool
     dedupe: bool
     sleep_interval: float
     max_interval: float
@@ -205,16 +155,8 @@ class BatchRun:
 
     def stream(
         self, inputs: Iterable[BatchInput] | AsyncIterable[BatchInput]
-    ) -> ProducerStream[Outcome]:
+    ) -> ProducerStream[Outcome[TaskT]]:
         return ProducerStream(lambda send: self.produce(inputs, send), buffer=self.concurrency)
-
-    def _list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
-        return self.tasks.list(page_limit=50, status="processing", started_at=since)
-
-    async def _resolve(self, task_id: str) -> EmbedTask:
-        if self.retrieve:
-            return await self.tasks.retrieve(task_id, embedding_option=self.options)
-        return await self.tasks.status(task_id)
 
     async def _notify(self, update: StatusUpdate) -> None:
         if self.on_status is not None:
@@ -225,17 +167,17 @@ class BatchRun:
     async def produce(
         self,
         inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
-        send: MemoryObjectSendStream[Outcome],
+        send: MemoryObjectSendStream[Outcome[TaskT]],
     ) -> None:
         watcher = StatusWatcher(
-            self._list_processing,
-            self._resolve,
+            self.api.list_processing,
+            self.api.resolve,
             sleep_interval=self.sleep_interval,
             max_interval=self.max_interval,
             on_update=self._notify,
         )
         slots = anyio.Semaphore(self.concurrency)
-        emit = _Emitter(send, slots, self.ordered)
+        emit = _Emitter[TaskT](send, slots, self.ordered)
 
         async def one(index: int, item: BatchItem) -> None:
             await emit(await self._process(index, item, watcher))
@@ -258,21 +200,17 @@ class BatchRun:
                 with anyio.CancelScope(shield=True):
                     await self.journal.close()
 
-    def _start(self, index: int, item: BatchItem) -> _ItemRun:
-        params: tuple[object, ...] = (
-            self.model_name,
-            item.video_start_offset_sec,
-            item.video_end_offset_sec,
-            item.video_clip_length or self.clip_length or DEFAULT_CLIP_LENGTH,
-            ",".join(str(s) for s in item.video_embedding_scope or self.scopes or DEFAULT_SCOPES),
-        )
-        key = item.key or "|".join(str(v) for v in (item.label, *params))
-        return _ItemRun(index, item, key, params)
+    def _start(self, run: _ItemRun[TaskT]) -> None:
+        run.params = self.api.identity(run.item)
+        run.key = run.item.key or "|".join(str(v) for v in (run.item.label, *run.params))
 
-    async def _process(self, index: int, item: BatchItem, watcher: StatusWatcher) -> Outcome:
+    async def _process(
+        self, index: int, item: BatchItem, watcher: StatusWatcher
+    ) -> Outcome[TaskT]:
         """Everything that becomes of one item; its errors end up in its outcome."""
-        run = self._start(index, item)
+        run = _ItemRun[TaskT](index, item)
         try:
+            self._start(run)
             content_hash = await _content_hash(item)
             idempotency_key = await self._journal_entry(run, content_hash)
             await self._obtain_task(run, content_hash, idempotency_key)
@@ -284,11 +222,17 @@ class BatchRun:
             await self.journal.set_status(run.key, task.status.value)
         return run.outcome(task)
 
-    async def _journal_entry(self, run: _ItemRun, content_hash: str | None) -> str | None:
+    async def _journal_entry(self, run: _ItemRun[TaskT], content_hash: str | None) -> str | None:
         """Look the item up in the journal: a known task resumes; returns the create's key."""
         if self.journal is None:
             return None
-        entry = await self.journal.begin(run.key, run.item.label, content_hash)
+        entry = await self.journal.begin(run.key, run.item.label, content_hash, api=self.api.name)
+        if entry.api != self.api.name:
+            raise JournalError(
+                f"journal {self.journal.path} holds {run.item.label!r} as a {entry.api} task; "
+                f"this batch uses the {self.api.name} API. Pass another journal path.",
+                path=str(self.journal.path),
+            )
         if entry.status == "failed" and entry.error_code in TRANSIENT_TASK_ERRORS:
             entry = await self.journal.reset(run.key)
         run.task_id = entry.task_id
@@ -296,10 +240,15 @@ class BatchRun:
         return entry.idempotency_key
 
     async def _obtain_task(
-        self, run: _ItemRun, content_hash: str | None, idempotency_key: str | None
+        self, run: _ItemRun[TaskT], content_hash: str | None, idempotency_key: str | None
     ) -> None:
         """Give the item a task: its twin's (same content and parameters) or a new one."""
         if run.task_id is not None:
+            if self.dedupe and content_hash is not None:
+                # A resumed task serves the twins this run meets after it, too.
+                known = _Shared(task_id=run.task_id)
+                known.ready.set()
+                self._shared.setdefault((content_hash, run.params), known)
             return
         shared: _Shared | None = None
         if self.dedupe and content_hash is not None:
@@ -320,17 +269,22 @@ class BatchRun:
             if shared is not None:
                 shared.ready.set()  # twins go on, with its task or to make their own
 
-    async def _wait(self, run: _ItemRun, watcher: StatusWatcher) -> EmbedTask:
+    async def _wait(self, run: _ItemRun[TaskT], watcher: StatusWatcher) -> TaskT:
         """The item's finished task, within its own and the batch's deadline."""
-        assert run.task_id is not None
+        task_id = run.task_id
+        assert task_id is not None
         timeout = self.task_timeout
         if self.deadline is not None:
             remaining = max(0.0, self.deadline - time.monotonic())
             timeout = remaining if timeout is None else min(timeout, remaining)
-        task = await watcher.watch(run.task_id, timeout=timeout).result()
-        if task.status is TaskStatus.FAILED:
-            raise TaskFailedError(run.task_id, task.error)
-        return task
+        self.api.watching(task_id)
+        try:
+            task = await watcher.watch(task_id, timeout=timeout).result()
+            if task.status is TaskStatus.FAILED:
+                raise TaskFailedError(task_id, task.error)
+            return self.api.finished(task_id, task)
+        finally:
+            self.api.done_watching(task_id)
 
     async def _create(self, item: BatchItem, idempotency_key: str | None) -> str:
         progress = None
@@ -344,18 +298,7 @@ class BatchRun:
         # past it); the journal's idempotency key keeps a rerun from duplicating the task.
         remaining = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         with anyio.move_on_after(remaining):
-            handle = await self.tasks.create(
-                self.model_name,
-                video_file=item.video_file if item.video_url is None else None,
-                video_url=item.video_url,
-                video_start_offset_sec=item.video_start_offset_sec,
-                video_end_offset_sec=item.video_end_offset_sec,
-                video_clip_length=item.video_clip_length or self.clip_length,
-                video_embedding_scope=item.video_embedding_scope or self.scopes,
-                idempotency_key=idempotency_key,
-                progress=progress,
-            )
-            return handle.id
+            return await self.api.create(item, idempotency_key, progress)
         raise RequestTimeoutError(f"the batch timeout passed before {item.label!r} was created")
 
     async def _record(self, key: str, error: AioEmbedError) -> None:
@@ -374,16 +317,16 @@ class BatchRun:
 
 
 @attrs.define(eq=False)
-class _Emitter:
+class _Emitter(Generic[TaskT]):
     """Sends outcomes as they come, or in input order; each sent outcome frees a slot."""
 
-    send: MemoryObjectSendStream[Outcome]
+    send: MemoryObjectSendStream[Outcome[TaskT]]
     slots: anyio.Semaphore
     ordered: bool
-    _held: dict[int, Outcome] = attrs.field(factory=dict)
+    _held: dict[int, Outcome[TaskT]] = attrs.field(factory=dict)
     _next: int = 0
 
-    async def __call__(self, outcome: Outcome) -> None:
+    async def __call__(self, outcome: Outcome[TaskT]) -> None:
         if not self.ordered:
             await self.send.send(outcome)
             self.slots.release()
@@ -401,18 +344,17 @@ async def _content_hash(item: BatchItem) -> str | None:
     Only a regular file is read: ``/dev/zero`` would be hashed forever and opening
     a FIFO blocks until a writer comes.
     """
-    if item.video_file is None or item.video_url is not None:
+    path = item.local_file
+    if path is None:
         return None
-    path = Path(item.video_file)
+    field = "video_file" if item.task_input is None else "media_source"
     try:
         mode = (await anyio.to_thread.run_sync(path.stat)).st_mode
         if not stat.S_ISREG(mode):
-            raise invalid("video_file", f"video_file {str(path)!r} is not a regular file.")
+            raise invalid(field, f"{field} {str(path)!r} is not a regular file.")
         return await anyio.to_thread.run_sync(_sha256, path)
     except OSError as e:
-        raise invalid(
-            "video_file", f"video_file {str(path)!r} cannot be read: {e.strerror}."
-        ) from None
+        raise invalid(field, f"{field} {str(path)!r} cannot be read: {e.strerror}.") from None
 
 
 def watch_many(

@@ -31,7 +31,9 @@ __all__ = ["MAGIC", "Journal", "JournalEntry"]
 
 #: What the header table holds: a file without it is not ours to write or delete.
 MAGIC = "aioembed-journal"
-VERSION = 1
+#: 2 added ``api`` (a v1 entry is never resumed as v2) and ``asset_id``; a version 1
+#: journal is upgraded in place when opened.
+VERSION = 2
 #: Seconds SQLite waits for another process's lock before the journal counts as busy.
 LOCK_TIMEOUT = 1.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -49,9 +51,25 @@ CREATE TABLE items (
     status TEXT NOT NULL DEFAULT 'pending',
     error_code TEXT,
     error_message TEXT,
-    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    api TEXT NOT NULL DEFAULT 'v1',
+    asset_id TEXT
 );
 """
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Version 1 -> 2 in one transaction; a run that upgraded it meanwhile is fine."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute("SELECT version FROM aioembed_journal").fetchone()[0] == 1:
+            db.execute("ALTER TABLE items ADD COLUMN api TEXT NOT NULL DEFAULT 'v1'")
+            db.execute("ALTER TABLE items ADD COLUMN asset_id TEXT")
+            db.execute("UPDATE aioembed_journal SET version = ?", (VERSION,))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 @attrs.frozen
@@ -64,6 +82,10 @@ class JournalEntry:
     status: str
     error_code: str | None
     error_message: str | None
+    #: The API the task was created with (``"v1"`` / ``"v2"``).
+    api: str = "v1"
+    #: An asset the batch uploaded for this item and has not deleted yet (v2).
+    asset_id: str | None = None
 
 
 def _error(path: Path, e: sqlite3.Error) -> JournalError:
@@ -89,19 +111,21 @@ def _not_ours(path: Path, what: str) -> JournalError:
     )
 
 
-def _check_ours(path: Path, db: sqlite3.Connection) -> None:
+def _check_ours(path: Path, db: sqlite3.Connection) -> int:
+    """Raises unless ``path`` is an aioembed journal; returns its format version."""
     header = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'aioembed_journal'"
     if not db.execute(header).fetchall():
         raise _not_ours(path, "is an SQLite database")
     rows = db.execute("SELECT magic, version FROM aioembed_journal").fetchall()
     if not rows or rows[0][0] != MAGIC:
         raise _not_ours(path, "is an SQLite database")
-    if rows[0][1] != VERSION:
+    if rows[0][1] not in (1, VERSION):
         raise JournalError(
             f"journal {path} has format version {rows[0][1]}, this aioembed reads {VERSION}; "
             "finish that batch with the aioembed that started it, or remove the journal",
             path=str(path),
         )
+    return int(rows[0][1])
 
 
 def _sniff(path: Path) -> bool:
@@ -148,9 +172,11 @@ def _connect(path: Path) -> sqlite3.Connection:
         uri, uri=True, check_same_thread=False, isolation_level=None, timeout=LOCK_TIMEOUT
     )
     try:
-        _check_ours(path, db)  # before any write, a PRAGMA included
+        version = _check_ours(path, db)  # before any write, a PRAGMA included
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        if version == 1:
+            _upgrade(db)
     except BaseException:
         db.close()
         raise
@@ -221,22 +247,29 @@ class Journal:
             Path(f"{p}{suffix}").unlink(missing_ok=True)
         return True
 
-    async def begin(self, key: str, input: str, content_hash: str | None) -> JournalEntry:
-        """The item's entry, creating it (with a fresh idempotency key) if new."""
+    async def begin(
+        self, key: str, input: str, content_hash: str | None, *, api: str = "v1"
+    ) -> JournalEntry:
+        """The item's entry, creating it (with a fresh idempotency key) if new.
+
+        An existing entry keeps the ``api`` it was made with: the caller compares.
+        """
         await self._call(
-            "INSERT OR IGNORE INTO items (key, input, content_hash, idempotency_key) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO items (key, input, content_hash, idempotency_key, api) "
+            "VALUES (?, ?, ?, ?, ?)",
             key,
             input,
             content_hash,
             uuid.uuid4().hex,
+            api,
         )
         entry = await self.get(key)
         assert entry is not None
         return entry
 
     async def reset(self, key: str) -> JournalEntry:
-        """Forget the item's task so it is created afresh, under a new idempotency key."""
+        """Forget the item's task so it is created afresh, under a new idempotency key
+        (an uploaded asset is kept: the new task can use it)."""
         await self._call(
             "UPDATE items SET task_id = NULL, status = 'pending', error_code = NULL, "
             "error_message = NULL, idempotency_key = ? WHERE key = ?",
@@ -250,12 +283,12 @@ class Journal:
     async def get(self, key: str) -> JournalEntry | None:
         rows = await self._call(
             "SELECT key, input, content_hash, idempotency_key, task_id, status, error_code, "
-            "error_message FROM items WHERE key = ?",
+            "error_message, api, asset_id FROM items WHERE key = ?",
             key,
         )
         if not rows:
             return None
-        key_, input_, content_hash, idem, task_id, status, code, message = rows[0]
+        key_, input_, content_hash, idem, task_id, status, code, message, api, asset = rows[0]
         return JournalEntry(
             key=key_,
             input=input_,
@@ -265,6 +298,8 @@ class Journal:
             status=status,
             error_code=code,
             error_message=message,
+            api=api,
+            asset_id=asset,
         )
 
     async def set_task(self, key: str, task_id: str) -> None:
@@ -274,6 +309,10 @@ class Journal:
             task_id,
             key,
         )
+
+    async def set_asset(self, key: str, asset_id: str | None) -> None:
+        """Record the asset uploaded for the item (``None``: deleted, or none)."""
+        await self._call("UPDATE items SET asset_id = ? WHERE key = ?", asset_id, key)
 
     async def set_status(
         self, key: str, status: str, error_code: str | None = None, error_message: str | None = None

@@ -6,7 +6,21 @@ import os
 from collections.abc import AsyncIterable, Iterable, Sequence
 from datetime import datetime
 
-from ._batch import BatchInput, BatchRun, Outcome, StatusCallback, UploadCallback, watch_many
+from typing import Any, Literal, overload
+
+from ..contract.v2 import ModelName, V2Task
+from ..contract.v2._inputs import Segmentation
+from ..models import EmbedTask
+from ._batch import (
+    BatchInput,
+    BatchRun,
+    BatchSettings,
+    Outcome,
+    StatusCallback,
+    UploadCallback,
+    watch_many,
+)
+from ._batch_api import ApiName, V1Api, V2Api
 from ._defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_INTERVAL,
@@ -15,22 +29,34 @@ from ._defaults import (
 )
 from ._streams import ProducerStream
 from ._tasks import Scope, TaskCalls
+from ._transport import Transport
+from ._v2_tasks import EmbedV2Tasks
 from ._watch import StatusUpdate
 
 __all__ = ["EmbedTasks"]
 
 
 class EmbedTasks(TaskCalls):
-    """Video embedding tasks (``/embed/tasks``): one at a time, or many at once."""
+    """Video embedding tasks (``/embed/tasks``): one at a time, or many at once
+    (``embed_many`` also runs v2 batches: ``api="v2"``)."""
 
+    def __init__(self, transport: Transport) -> None:
+        super().__init__(transport)
+        self._v2 = EmbedV2Tasks(transport)  # stateless over the transport, as every resource
+
+    @overload
     def embed_many(
         self,
         inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,
-        model_name: str = DEFAULT_MODEL,
+        api: Literal["v1"] = "v1",
+        model_name: str | None = None,
         video_clip_length: float | None = None,
         video_embedding_scope: Sequence[Scope] | None = None,
         embedding_option: Sequence[str] | None = None,
+        segmentation: Segmentation | None = None,
+        embedding_scope: Sequence[str] | None = None,
+        embedding_dimension: int | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         journal: str | os.PathLike[str] | None = None,
         ordered: bool = False,
@@ -42,42 +68,104 @@ class EmbedTasks(TaskCalls):
         timeout: float | None = None,
         on_upload: UploadCallback | None = None,
         on_status: StatusCallback | None = None,
-    ) -> ProducerStream[Outcome]:
-        """Embed many videos; iterate one :class:`~aioembed.Outcome` per input as each completes.
+    ) -> ProducerStream[Outcome[EmbedTask]]: ...
+
+    @overload
+    def embed_many(
+        self,
+        inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
+        *,
+        api: Literal["v2"],
+        model_name: ModelName | str | None = None,
+        video_clip_length: float | None = None,
+        video_embedding_scope: Sequence[Scope] | None = None,
+        embedding_option: Sequence[str] | None = None,
+        segmentation: Segmentation | None = None,
+        embedding_scope: Sequence[str] | None = None,
+        embedding_dimension: int | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        journal: str | os.PathLike[str] | None = None,
+        ordered: bool = False,
+        retrieve: bool = True,
+        dedupe: bool = True,
+        sleep_interval: float = DEFAULT_SLEEP_INTERVAL,
+        max_interval: float = DEFAULT_MAX_INTERVAL,
+        task_timeout: float | None = None,
+        timeout: float | None = None,
+        on_upload: UploadCallback | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> ProducerStream[Outcome[V2Task]]: ...
+
+    def embed_many(
+        self,
+        inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
+        *,
+        api: ApiName = "v1",
+        model_name: ModelName | str | None = None,
+        video_clip_length: float | None = None,
+        video_embedding_scope: Sequence[Scope] | None = None,
+        embedding_option: Sequence[str] | None = None,
+        segmentation: Segmentation | None = None,
+        embedding_scope: Sequence[str] | None = None,
+        embedding_dimension: int | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        journal: str | os.PathLike[str] | None = None,
+        ordered: bool = False,
+        retrieve: bool = True,
+        dedupe: bool = True,
+        sleep_interval: float = DEFAULT_SLEEP_INTERVAL,
+        max_interval: float = DEFAULT_MAX_INTERVAL,
+        task_timeout: float | None = None,
+        timeout: float | None = None,
+        on_upload: UploadCallback | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> ProducerStream[Outcome[EmbedTask]] | ProducerStream[Outcome[V2Task]]:
+        """Embed many inputs; iterate one :class:`~aioembed.Outcome` per input as each completes.
 
         Use as ``async with tasks.embed_many(paths) as outcomes: async for o in outcomes``.
-        ``inputs`` are paths, URLs or :class:`~aioembed.BatchItem` (sync or async
-        iterable, read lazily). ``video_clip_length`` and ``video_embedding_scope``
-        are the batch's defaults for items that set none (then the service's: 6 s,
-        ``["clip"]``); ``embedding_option`` selects what is retrieved (default: all).
-        At most ``concurrency`` items are in flight; uploads are also bounded by
-        ``Limits.max_uploads``. With ``journal`` (a SQLite path) a rerun after a
-        crash resumes without re-uploading or duplicating tasks; a path holding
-        anything but an aioembed journal raises :class:`~aioembed.JournalError`
-        and is left untouched. Identical file content is embedded once
-        (``dedupe``). ``ordered`` yields in input order. ``task_timeout`` /
-        ``timeout`` (seconds) bound each task / the whole batch; a late item's
-        outcome carries :class:`~aioembed.WaitTimeoutError`. An item's own
-        failure is its outcome's ``error``; it never ends the batch.
+        ``inputs``: paths, URLs, :class:`~aioembed.BatchItem` (sync or async iterable, read
+        lazily). ``api`` chooses the Embed API; the rest works the same for both.
+        ``api="v1"`` (``Marengo-retrieval-2.7``): ``video_clip_length`` and
+        ``video_embedding_scope`` are the items' defaults (then 6 s, ``["clip"]``),
+        ``embedding_option`` selects what is retrieved; outcomes carry an ``EmbedTask``.
+        ``api="v2"`` (``marengo3.0`` or ``marengo3.5``): ``segmentation`` (``Fixed(6)``,
+        ``Dynamic(4)``), ``embedding_option``, ``embedding_scope`` and
+        ``embedding_dimension`` say what each task computes (``None``: the model's
+        default); items may be v2 inputs (``VideoInput``, ``AudioInput``...); local
+        files go inline as base64; outcomes carry a ``V2Task`` with its vectors.
+
+        Settings are checked before any request (:class:`~aioembed.ParameterError`,
+        the server's code and message; the other API's parameters: ``ValueError``).
+        At most ``concurrency`` items are in flight. With ``journal`` (a SQLite path)
+        a rerun resumes without re-uploading or duplicating tasks; a path that is not
+        an aioembed journal raises :class:`~aioembed.JournalError` untouched, and an
+        item journaled by the other API fails with it. Identical content is embedded
+        once (``dedupe``); ``ordered`` yields in input order; ``task_timeout`` /
+        ``timeout`` (s) bound each task / the batch (:class:`~aioembed.WaitTimeoutError`
+        in the outcome). An item's failure is its outcome's ``error``, never the batch's.
         """
-        return BatchRun(
-            tasks=self,
-            model_name=model_name,
-            concurrency=concurrency,
-            clip_length=video_clip_length,
-            scopes=video_embedding_scope,
-            options=embedding_option,
-            journal=journal,
-            ordered=ordered,
-            retrieve=retrieve,
-            dedupe=dedupe,
-            sleep_interval=sleep_interval,
-            max_interval=max_interval,
-            task_timeout=task_timeout,
-            timeout=timeout,
-            on_upload=on_upload,
-            on_status=on_status,
-        ).stream(inputs)
+        settings = BatchSettings(
+            concurrency=concurrency, journal=journal, ordered=ordered, dedupe=dedupe,
+            sleep_interval=sleep_interval, max_interval=max_interval,
+            task_timeout=task_timeout, timeout=timeout, on_upload=on_upload, on_status=on_status,
+        )  # fmt: skip
+        if api == "v2":
+            _refuse(api, video_clip_length=video_clip_length, scope=video_embedding_scope)
+            v2 = V2Api(  # checks the settings
+                tasks=self._v2, uploads=self._t.uploads,
+                model_name=model_name or ModelName.MARENGO_3_0, segmentation=segmentation,
+                options=embedding_option, scopes=embedding_scope, dimension=embedding_dimension,
+            )  # fmt: skip
+            return BatchRun[V2Task](api=v2, **settings).stream(inputs)
+        if api != "v1":
+            raise ValueError(f"api must be 'v1' or 'v2', not {api!r}")
+        _refuse(api, segmentation=segmentation, scope=embedding_scope, dim=embedding_dimension)
+        v1 = V1Api(
+            tasks=self, model_name=str(model_name or DEFAULT_MODEL),
+            clip_length=video_clip_length, scopes=video_embedding_scope,
+            options=embedding_option, retrieve=retrieve,
+        )  # fmt: skip
+        return BatchRun[EmbedTask](api=v1, **settings).stream(inputs)
 
     def watch_many(
         self,
@@ -105,3 +193,16 @@ class EmbedTasks(TaskCalls):
             timeout=timeout,
             started_at=started_at,
         )
+
+
+def _refuse(api: str, **values: Any) -> None:
+    """Misuse: a parameter of the other API (it would be silently ignored)."""
+    given = [_NAMES.get(name, name) for name, value in values.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: not a parameter of api={api!r} batches")
+
+
+_NAMES = {
+    "scope": "video_embedding_scope (v1) / embedding_scope (v2)",
+    "dim": "embedding_dimension",
+}

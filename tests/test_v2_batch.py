@@ -1,0 +1,258 @@
+"""``embed_many(..., api="v2")`` against the real server over loopback: outcomes, dedupe,
+journal and resume as for v1, checks before any request, waits through a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aioembed import (
+    AsyncClient,
+    BatchItem,
+    JournalError,
+    Outcome,
+    ParameterError,
+    RetryPolicy,
+    TaskStatus,
+)
+from aioembed.client import Journal
+from aioembed.samples import retag
+from aioembed.server.testing import SLOW_BACKEND, WORKER_INIT
+from aioembed.v2 import AudioInput, Dynamic, Fixed, MediaSource, V2Task
+
+TASKS = "/v1.3/embed-v2/tasks"
+TASK = "/v1.3/embed-v2/tasks/{task_id}"
+FAST = RetryPolicy(initial_delay=0.01, max_delay=0.2, budget=10)
+
+
+@pytest.fixture
+def videos(video_factory: Any, tmp_path: Path) -> Any:
+    base = video_factory(duration=4, fps=5, seed=61)
+
+    def make(n: int, prefix: str = "v") -> list[Path]:
+        folder = tmp_path / prefix
+        folder.mkdir(exist_ok=True)
+        return [retag(base, folder / f"{prefix}{i:03d}.mp4", f"{prefix}{i}") for i in range(n)]
+
+    return make
+
+
+@pytest.fixture
+async def client(live_server: Any) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(live_server.api_key, base_url=live_server.base_url, retry=FAST) as c:
+        yield c
+
+
+async def collect(client: AsyncClient, inputs: Any, **kw: Any) -> list[Outcome[V2Task]]:
+    kw.setdefault("sleep_interval", 0.1)
+    async with client.embed.tasks.embed_many(inputs, api="v2", **kw) as outcomes:
+        return [o async for o in outcomes]
+
+
+async def test_v2_batch_one_outcome_each_with_vectors(
+    client: AsyncClient, live_server: Any, videos: Any
+) -> None:
+    paths = videos(8)
+    outcomes = await collect(
+        client,
+        paths,
+        segmentation=Fixed(2),
+        embedding_option=["visual", "audio"],
+        embedding_scope=["clip", "asset"],
+        concurrency=4,
+    )
+    assert sorted(o.index for o in outcomes) == list(range(8))
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    assert len({o.task_id for o in outcomes}) == 8
+    for o in outcomes:
+        assert isinstance(o.task, V2Task) and o.status is TaskStatus.READY
+        assert o.task.matrix(option="visual", scope="clip").shape == (2, 512)
+        assert o.task.matrix(option="audio", scope="asset").shape == (1, 512)
+        assert o.task.matrix(option="visual").dtype == np.float32
+    assert 8 <= live_server.counts(TASKS, "POST") <= 10
+    # Each task retrieved once, when it left the shared processing list.
+    assert live_server.counts(TASK, "GET") == 8
+    assert len([t async for t in client.embed.v2.tasks.list(page_limit=50)]) == 8
+    assert [t async for t in client.embed.tasks.list()] == []  # nothing went to v1
+
+
+async def test_marengo35_dimension_and_v2_inputs(
+    client: AsyncClient, videos: Any, video_factory: Any
+) -> None:
+    [video] = videos(1)
+    audio = video_factory.audio(duration=6, seed=62)
+    items = [video, AudioInput(MediaSource.file(audio), segmentation=Fixed(3))]
+    outcomes = await collect(
+        client,
+        items,
+        model_name="marengo3.5",
+        segmentation=Dynamic(2),
+        embedding_dimension=64,
+        ordered=True,
+    )
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    first, second = (o.task for o in outcomes)
+    assert first is not None and second is not None
+    assert first.matrix(option="visual").shape[1] == 64
+    assert second.metadata is not None and second.metadata.input_type == "audio"
+    assert second.matrix(option="audio", scope="clip").shape == (2, 64)
+    assert outcomes[1].item.label == str(audio)
+
+
+async def test_settings_checked_before_any_request(
+    client: AsyncClient, live_server: Any, videos: Any
+) -> None:
+    paths = videos(2)
+    with pytest.raises(ParameterError) as bad:
+        client.embed.tasks.embed_many(paths, api="v2", segmentation=Fixed(11))
+    assert bad.value.parameter == "video.segmentation.fixed.duration_sec"
+    with pytest.raises(ParameterError) as dim:
+        client.embed.tasks.embed_many(paths, api="v2", embedding_dimension=256)
+    assert dim.value.parameter == "embedding_dimension"  # marengo3.0 has no dimension choice
+    with pytest.raises(ValueError, match="video_clip_length"):
+        client.embed.tasks.embed_many(paths, api="v2", video_clip_length=6)
+    with pytest.raises(ValueError, match="segmentation"):
+        client.embed.tasks.embed_many(paths, segmentation=Fixed(6))
+    with pytest.raises(ValueError, match="api"):
+        client.embed.tasks.embed_many(paths, api="v3")  # type: ignore[call-overload]
+    # A per-item v1 parameter fails that item alone, before it is sent.
+    outcomes = await collect(
+        client, [paths[0], BatchItem(video_file=paths[1], video_clip_length=4)], ordered=True
+    )
+    assert outcomes[0].ok and isinstance(outcomes[1].error, ParameterError)
+    assert live_server.counts(TASKS, "POST") == 1
+
+
+async def test_dedupe_journal_and_resume(
+    client: AsyncClient, live_server: Any, videos: Any, tmp_path: Path
+) -> None:
+    paths = videos(10)
+    twin = shutil.copyfile(paths[0], tmp_path / "twin.mp4")
+    inputs = [*paths, twin]
+    journal = tmp_path / "v2.sqlite"
+    first: list[Outcome[V2Task]] = []
+    async with client.embed.tasks.embed_many(
+        inputs, api="v2", concurrency=5, journal=journal, sleep_interval=0.1
+    ) as outcomes:
+        async for o in outcomes:
+            first.append(o)
+            if len(first) == 2:
+                break  # leaving the block cancels everything in flight
+    second = await collect(client, inputs, concurrency=5, journal=journal)
+    assert sorted(o.index for o in second) == list(range(11))
+    assert all(o.ok for o in second), [o.error for o in second]
+    assert sum(o.resumed for o in second) >= 2
+    by_name = {Path(o.item.label).name: o for o in second}
+    assert by_name["twin.mp4"].task_id == by_name[paths[0].name].task_id
+    tasks = [t async for t in client.embed.v2.tasks.list(page_limit=50)]
+    assert len(tasks) == 10  # no duplicate, whatever was in flight at the interruption
+    posts = live_server.counts(TASKS, "POST")
+    third = await collect(client, inputs, journal=journal)
+    assert all(o.resumed and o.ok for o in third)
+    assert live_server.counts(TASKS, "POST") == posts
+    entry = await _entry(journal, third[0].item.label, third[0])
+    assert entry is not None and entry.api == "v2"
+
+
+async def _entry(path: Path, label: str, outcome: Outcome[V2Task]) -> Any:
+    j = Journal(path)
+    try:
+        rows = await j._call("SELECT key FROM items WHERE input = ?", label)
+        return await j.get(rows[0][0])
+    finally:
+        await j.close()
+
+
+async def test_a_v1_journal_is_never_resumed_as_v2(
+    client: AsyncClient, live_server: Any, videos: Any, tmp_path: Path
+) -> None:
+    [a, b] = videos(2)
+    journal = tmp_path / "mixed.sqlite"
+    items = [BatchItem(video_file=a, key="clip-a"), BatchItem(video_file=b, key="clip-b")]
+    async with client.embed.tasks.embed_many(items, journal=journal, sleep_interval=0.1) as s:
+        assert all([o.ok async for o in s])
+    outcomes = await collect(client, items, journal=journal)
+    assert all(isinstance(o.error, JournalError) for o in outcomes)
+    assert "v1 task" in str(outcomes[0].error)
+    assert live_server.counts(TASKS, "POST") == 0
+
+
+async def test_a_version_1_journal_is_upgraded(tmp_path: Path) -> None:
+    """Journals written before the API was recorded resume as v1 entries."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE aioembed_journal (magic TEXT NOT NULL, version INTEGER NOT NULL);
+        INSERT INTO aioembed_journal VALUES ('aioembed-journal', 1);
+        CREATE TABLE items (key TEXT PRIMARY KEY, input TEXT NOT NULL, content_hash TEXT,
+            idempotency_key TEXT NOT NULL, task_id TEXT, status TEXT NOT NULL DEFAULT 'pending',
+            error_code TEXT, error_message TEXT, updated_at TEXT NOT NULL DEFAULT 'x');
+        INSERT INTO items (key, input, idempotency_key, task_id, status)
+            VALUES ('k', 'a.mp4', 'idem', 'abc', 'ready');
+        """
+    )
+    db.close()
+    j = Journal(path)
+    entry = await j.get("k")
+    assert entry is not None and (entry.api, entry.task_id, entry.asset_id) == ("v1", "abc", None)
+    await j.set_asset("k", "f" * 24)
+    assert (await j.begin("k", "a.mp4", None, api="v2")).asset_id == "f" * 24
+    assert (await j._call("SELECT version FROM aioembed_journal")) == [(2,)]
+    await j.close()
+
+
+async def test_v2_batch_rides_through_a_server_restart(
+    server_process: Any, videos: Any, tmp_path: Path
+) -> None:
+    """kill -9 mid-watch and a restart on the same data dir: the shared poller meets
+    refused connections, keeps waiting, and every item ends ``ready``."""
+    srv = server_process(
+        tmp_path / "restart-data",
+        "--backend",
+        SLOW_BACKEND,
+        "--worker-init",
+        WORKER_INIT,
+        env={"AIOEMBED_TEST_CLIP_DELAY": "0.3"},
+    )
+    paths = videos(3)
+    seen = asyncio.Event()
+    outcomes: list[Outcome[V2Task]] = []
+
+    def note(update: Any) -> None:
+        seen.set()
+
+    async with AsyncClient(srv.api_key, base_url=srv.base_url) as client:
+
+        async def restart() -> None:
+            await asyncio.wait_for(seen.wait(), 60)
+            await asyncio.to_thread(srv.kill)
+            await asyncio.sleep(1.0)  # polls meet refused connections meanwhile
+            await asyncio.to_thread(srv.start)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(restart())
+            async with client.embed.tasks.embed_many(
+                paths,
+                api="v2",
+                segmentation=Fixed(2),
+                embedding_option=["visual"],
+                sleep_interval=0.2,
+                on_status=note,
+                timeout=240,
+            ) as stream:
+                outcomes = [o async for o in stream]
+    assert srv.starts == 2
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    # The restarted process answered the watch: list polls and the retrieves of the tasks.
+    after = srv.counts()
+    assert after.get((TASKS, "GET", 200), 0) >= 1 and after.get((TASK, "GET", 200), 0) >= 1
+    shapes = [o.task.matrix(option="visual", scope="clip").shape for o in outcomes if o.task]
+    assert shapes == [(2, 512)] * 3, shapes
