@@ -489,3 +489,39 @@ async def test_an_asset_in_use_by_a_task_cannot_be_deleted(
         assert not (data_dir / "assets" / asset_id).exists()
         again = await sdk.embed.v_2.tasks.retrieve(created.id)
         assert _vectors(again) == _vectors(done)
+
+
+async def test_duration_limits_at_create_and_for_sync_media(
+    live_server: Any, http: aiohttp.ClientSession, video_factory: Any
+) -> None:
+    short = b64(video_factory(duration=3.0, seed=43))
+    status, body = await post(
+        http,
+        live_server,
+        TASKS,
+        {
+            "input_type": "video",
+            "model_name": "marengo3.0",
+            "video": {"media_source": {"base64_string": short}},
+        },
+    )
+    assert status == 400, body
+    assert body["error"]["details"] == {"parameter": "video.media_source.base64_string"}
+    assert "outside the limits of 4 to 14400 seconds" in body["error"]["message"]
+    # POST /embed-v2 has no minimum: a 2 s clip is one segment.
+    clip = b64(video_factory.audio(duration=2, seed=44))
+    status, body = await post(
+        http,
+        live_server,
+        "embed-v2",
+        {
+            "input_type": "audio",
+            "model_name": "marengo3.0",
+            "audio": {"media_source": {"base64_string": clip}},
+        },
+    )
+    assert status == 200, body
+    assert [(d["start_sec"], d["embedding_scope"]) for d in body["data"]] == [
+        (0.0, "clip"),
+        (0.0, "asset"),
+    ]

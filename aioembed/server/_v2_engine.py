@@ -49,7 +49,7 @@ Vector = npt.NDArray[np.float32]
 Row = tuple[float, float, str, str, bytes, bytes | None]
 #: Async video/audio duration limits (seconds), inclusive.
 MIN_DURATION, MAX_DURATION = 4.0, 4 * 3600.0
-#: ``POST /embed-v2`` audio/video (marengo3.0), and a marengo3.5 ``multi_input`` source.
+#: ``POST /embed-v2`` audio/video (marengo3.0; no minimum), a marengo3.5 ``multi_input`` source.
 SYNC_MAX_DURATION, MULTI_SOURCE_MAX_DURATION = 600.0, 30.0
 #: marengo3.5 text over this many tokens is cut when ``auto_truncate`` is on.
 TEXT_TOKENS_35 = 2000
@@ -202,7 +202,7 @@ def embed_sync(
         assert spec.media is not None
         path = paths[f"{spec.input_type}.media_source"]
         duration = _probe(path, spec.input_type).duration
-        check_duration(spec.media, duration, SYNC_MAX_DURATION)
+        check_duration(spec.media, duration, SYNC_MAX_DURATION, min_duration=0.0)
         result = _run(path, _request(spec, spec.media), backend)
         return {"rows": _rows(result), "usage": None, "duration": duration}
     return _combined(spec, paths, backend, truncate_at)
