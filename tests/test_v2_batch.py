@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from aioembed import (
+    AssetFailedError,
     AsyncClient,
     BatchItem,
     JournalError,
@@ -25,10 +26,11 @@ from aioembed import (
 from aioembed.client import Journal
 from aioembed.samples import retag
 from aioembed.server.testing import SLOW_BACKEND, WORKER_INIT
-from aioembed.v2 import AudioInput, Dynamic, Fixed, MediaSource, V2Task
+from aioembed.v2 import AudioInput, Dynamic, Fixed, MediaSource, V2Task, VideoInput
 
 TASKS = "/v1.3/embed-v2/tasks"
 TASK = "/v1.3/embed-v2/tasks/{task_id}"
+ASSETS = "/v1.3/assets"
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.2, budget=10)
 
 
@@ -260,3 +262,71 @@ async def test_v2_batch_rides_through_a_server_restart(
     assert after.get((TASKS, "GET", 200), 0) >= 1 and after.get((TASK, "GET", 200), 0) >= 1
     shapes = [o.task.matrix(option="visual", scope="clip").shape for o in outcomes if o.task]
     assert shapes == [(2, 512)] * 3, shapes
+
+
+def _big(video_factory: Any) -> Path:
+    """A real 14 s video over the 36 MB inline limit (uncompressed pictures, made in ~1 s)."""
+    path = video_factory(
+        duration=14, fps=15, seed=63, codec="rawvideo", codec_options={}, suffix=".mkv"
+    )
+    assert path.stat().st_size > 36 * 1024 * 1024
+    return Path(path)
+
+
+CLIPS = {"segmentation": Fixed(7), "embedding_option": ["visual"], "embedding_scope": ["clip"]}
+
+
+async def test_a_large_file_goes_up_as_an_asset(
+    client: AsyncClient, live_server: Any, video_factory: Any, tmp_path: Path
+) -> None:
+    big = _big(video_factory)
+    task = await client.embed.v2.tasks.create(VideoInput(MediaSource.file(big), **CLIPS))
+    assert task.uploaded_asset_id is not None
+    done = await task.wait(sleep_interval=0.2, timeout=180)
+    assert done.matrix(option="visual", scope="clip").shape == (2, 512)
+    asset = await client.assets.retrieve(task.uploaded_asset_id)
+    assert asset.status == "ready" and asset.size == big.stat().st_size
+    assert live_server.counts(ASSETS, "POST") == 1
+    # A file the server cannot read fails as an asset, before any task is made.
+    junk = tmp_path / "junk.mp4"
+    with junk.open("wb") as f:
+        f.truncate(36 * 1024 * 1024 + 1)
+    with pytest.raises(AssetFailedError) as info:
+        await client.embed.v2.tasks.create(VideoInput(MediaSource.file(junk)))
+    assert info.value.message
+    assert live_server.counts(TASKS, "POST") == 1
+
+
+async def test_a_batch_uploads_once_resumes_with_the_asset_and_cleans_up(
+    client: AsyncClient, live_server: Any, video_factory: Any, videos: Any, tmp_path: Path
+) -> None:
+    big = _big(video_factory)
+    [small] = videos(1)
+    journal = tmp_path / "assets.sqlite"
+    items = [BatchItem(video_file=big, key="big"), small]
+    uploads: list[int] = []
+
+    def note(item: BatchItem, sent: int, total: int | None) -> None:
+        if item.key == "big" and sent == total:
+            uploads.append(sent)
+
+    first = await collect(client, items, journal=journal, ordered=True, on_upload=note, **CLIPS)
+    assert all(o.ok for o in first), [o.error for o in first]
+    assert first[0].task is not None
+    assert first[0].task.matrix(option="visual", scope="clip").shape == (2, 512)
+    assert live_server.counts(ASSETS, "POST") == 1 and uploads
+    j = Journal(journal)
+    entry = await j.get("big")
+    assert entry is not None and entry.asset_id is not None  # kept: delete_assets is off
+    # The server lost the task (a transient failure): a rerun creates it again, on the
+    # asset it already has, and with delete_assets leaves no asset behind.
+    await j.set_status("big", "failed", "worker_crashed", "the worker died")
+    await j.close()
+    second = await collect(client, items, journal=journal, delete_assets=True, **CLIPS)
+    assert all(o.ok for o in second), [o.error for o in second]
+    assert live_server.counts(ASSETS, "POST") == 1  # not uploaded again
+    assert live_server.counts(TASKS, "POST") == 3
+    assert [a async for a in client.assets.list()] == []
+    j = Journal(journal)
+    assert (await j.get("big")).asset_id is None  # type: ignore[union-attr]
+    await j.close()

@@ -143,11 +143,13 @@ async def test_checked_before_any_byte_same_as_the_server(
 
 
 async def test_large_local_file_needs_an_asset(client: AsyncClient, tmp_path: Path) -> None:
+    """Sync embeds send a local file inline only (at most 36 MB): a larger one is refused
+    before any read. (Tasks upload it as an asset: tests/test_v2_batch.py.)"""
     big = tmp_path / "big.mp4"
     with big.open("wb") as f:
         f.truncate(36 * 1024 * 1024 + 1)  # sparse: nothing is written, nothing read
     with pytest.raises(PayloadTooLargeError) as info:
-        await client.embed.v2.tasks.create(VideoInput(MediaSource.file(big)))
+        await client.embed.v2.create(VideoInput(MediaSource.file(big)))
     assert info.value.code == "content_too_large" and "asset" in info.value.message
     assert info.value.parameter == "video.media_source"
     with pytest.raises(ParameterError):

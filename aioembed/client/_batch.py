@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import os
 import stat
 import time
@@ -45,7 +46,8 @@ from ..errors import (
     TaskFailedError,
 )
 from ..models import EmbedTask, TaskStatus
-from ._batch_api import BatchApi
+from ._assets import Assets
+from ._batch_api import BatchApi, CreateContext
 from ._batch_items import BatchInput, BatchItem, Outcome, TaskT
 from ._journal import Journal
 from ._streams import ProducerStream
@@ -53,6 +55,8 @@ from ._tasks import TaskCalls
 from ._watch import StatusUpdate, StatusWatcher
 
 __all__ = ["BatchInput", "BatchItem", "BatchRun", "BatchSettings", "Outcome", "watch_many"]
+
+log = logging.getLogger("aioembed")
 
 
 UploadCallback = Callable[[BatchItem, int, int | None], object]
@@ -103,6 +107,7 @@ class BatchSettings(TypedDict):
     timeout: float | None
     on_upload: UploadCallback | None
     on_status: StatusCallback | None
+    delete_assets: bool
 
 
 @attrs.define(eq=False)
@@ -117,6 +122,8 @@ class _ItemRun(Generic[TaskT]):
     task_id: str | None = None
     resumed: bool = False
     deduplicated: bool = False
+    #: The asset uploaded for this item (this run or, per the journal, an earlier one).
+    asset_id: str | None = None
 
     def outcome(
         self, task: TaskT | None = None, error: AioEmbedError | None = None
@@ -137,6 +144,8 @@ class BatchRun(Generic[TaskT]):
     """One ``embed_many`` call's settings and shared state; see ``EmbedTasks.embed_many``."""
 
     api: BatchApi[TaskT]
+    #: Where ``delete_assets`` deletes the assets the batch uploaded.
+    assets: Assets
     concurrency: int = attrs.field(validator=attrs.validators.ge(1))
     journal: Journal | None = attrs.field(converter=_journal)
     ordered: bool
@@ -147,6 +156,7 @@ class BatchRun(Generic[TaskT]):
     timeout: float | None
     on_upload: UploadCallback | None
     on_status: StatusCallback | None
+    delete_assets: bool
     deadline: float | None = attrs.field(init=False)
     _shared: dict[tuple[str, tuple[object, ...]], _Shared] = attrs.field(init=False, factory=dict)
 
@@ -217,10 +227,32 @@ class BatchRun(Generic[TaskT]):
             task = await self._wait(run, watcher)
         except AioEmbedError as e:
             await self._record(run.key, e)
+            await self._clean_up(run)
             return run.outcome(error=e)
         if self.journal is not None:
             await self.journal.set_status(run.key, task.status.value)
+        await self._clean_up(run)
         return run.outcome(task)
+
+    async def _clean_up(self, run: _ItemRun[TaskT]) -> None:
+        """With ``delete_assets``, delete the item's asset now that its task is done.
+
+        A refusal (``409`` while a task that timed out here still processes, a
+        network failure) is logged and the journal keeps the id: a rerun of the
+        batch deletes it then.
+        """
+        if not self.delete_assets or run.asset_id is None:
+            return
+        try:
+            await self.assets.delete(run.asset_id)
+        except NotFoundError:
+            pass  # already gone: nothing left behind either way
+        except AioEmbedError as e:
+            log.warning("asset %s of %s not deleted: %s", run.asset_id, run.item.label, e)
+            return
+        if self.journal is not None:
+            await self.journal.set_asset(run.key, None)
+        run.asset_id = None
 
     async def _journal_entry(self, run: _ItemRun[TaskT], content_hash: str | None) -> str | None:
         """Look the item up in the journal: a known task resumes; returns the create's key."""
@@ -237,6 +269,7 @@ class BatchRun(Generic[TaskT]):
             entry = await self.journal.reset(run.key)
         run.task_id = entry.task_id
         run.resumed = entry.task_id is not None
+        run.asset_id = entry.asset_id
         return entry.idempotency_key
 
     async def _obtain_task(
@@ -260,7 +293,7 @@ class BatchRun(Generic[TaskT]):
                 run.task_id, run.deduplicated = twin.task_id, twin.task_id is not None
         try:
             if run.task_id is None:
-                run.task_id = await self._create(run.item, idempotency_key)
+                run.task_id = await self._create(run, idempotency_key)
             if shared is not None:
                 shared.task_id = run.task_id
             if self.journal is not None:
@@ -286,7 +319,8 @@ class BatchRun(Generic[TaskT]):
         finally:
             self.api.done_watching(task_id)
 
-    async def _create(self, item: BatchItem, idempotency_key: str | None) -> str:
+    async def _create(self, run: _ItemRun[TaskT], idempotency_key: str | None) -> str:
+        item = run.item
         progress = None
         if self.on_upload is not None:
             callback = self.on_upload
@@ -294,11 +328,18 @@ class BatchRun(Generic[TaskT]):
             def progress(sent: int, total: int | None) -> None:
                 callback(item, sent, total)
 
+        async def on_asset(asset_id: str) -> None:
+            run.asset_id = asset_id
+            if self.journal is not None:
+                await self.journal.set_asset(run.key, asset_id)
+
+        ctx = CreateContext(idempotency_key, progress, run.asset_id, on_asset)
+
         # The batch timeout bounds creates too (a stalled server must not hold the batch
         # past it); the journal's idempotency key keeps a rerun from duplicating the task.
         remaining = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         with anyio.move_on_after(remaining):
-            return await self.api.create(item, idempotency_key, progress)
+            return await self.api.create(item, ctx)
         raise RequestTimeoutError(f"the batch timeout passed before {item.label!r} was created")
 
     async def _record(self, key: str, error: AioEmbedError) -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
+from pathlib import Path
 from typing import ClassVar, Literal, Protocol, TypeVar
 
 import anyio
@@ -34,16 +35,19 @@ from ..contract.v2 import (
     task_body,
 )
 from ..contract.v2._inputs import Segmentation
+from ..errors import NotFoundError
 from ..models import EmbedTask
+from ._assets import Assets
 from ._batch_items import BatchItem
 from ._defaults import DEFAULT_SCOPES
 from ._tasks import Scope, TaskCalls
 from ._upload import ProgressCallback
+from ._v2_media import inline_limit, resolve_files
 from ._v2_tasks import EmbedV2Tasks
 from ._v2_watch import _as_v1
 from ._watch import PAGE_LIMIT
 
-__all__ = ["ApiName", "BatchApi", "V1Api", "V2Api"]
+__all__ = ["ApiName", "BatchApi", "CreateContext", "V1Api", "V2Api"]
 
 #: The ``api`` argument of ``embed_many``.
 ApiName = Literal["v1", "v2"]
@@ -61,6 +65,18 @@ def _values(values: Sequence[str] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(values)
 
 
+@attrs.define(eq=False)
+class CreateContext:
+    """What the batch tells a create: its journaled key and asset, and where to report."""
+
+    idempotency_key: str | None
+    progress: ProgressCallback | None
+    #: An asset an earlier run uploaded for this item (from the journal): reused if ready.
+    asset_id: str | None = None
+    #: Records an asset uploaded for this item (journal first, before the task exists).
+    on_asset: Callable[[str], Awaitable[None]] | None = None
+
+
 class BatchApi(Protocol[TaskT_co]):
     """What a batch needs from an API; see the module docstring."""
 
@@ -71,9 +87,7 @@ class BatchApi(Protocol[TaskT_co]):
         key). Raises :class:`~aioembed.ParameterError` for an item this API cannot take."""
         ...
 
-    async def create(
-        self, item: BatchItem, idempotency_key: str | None, progress: ProgressCallback | None
-    ) -> str: ...
+    async def create(self, item: BatchItem, ctx: CreateContext) -> str: ...
 
     def list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]: ...
 
@@ -113,9 +127,7 @@ class V1Api:
             ",".join(str(s) for s in item.video_embedding_scope or self.scopes or DEFAULT_SCOPES),
         )
 
-    async def create(
-        self, item: BatchItem, idempotency_key: str | None, progress: ProgressCallback | None
-    ) -> str:
+    async def create(self, item: BatchItem, ctx: CreateContext) -> str:
         handle = await self.tasks.create(
             self.model_name,
             video_file=item.video_file if item.video_url is None else None,
@@ -124,8 +136,8 @@ class V1Api:
             video_end_offset_sec=item.video_end_offset_sec,
             video_clip_length=item.video_clip_length or self.clip_length,
             video_embedding_scope=item.video_embedding_scope or self.scopes,
-            idempotency_key=idempotency_key,
-            progress=progress,
+            idempotency_key=ctx.idempotency_key,
+            progress=ctx.progress,
         )
         return handle.id
 
@@ -154,6 +166,7 @@ class V2Api:
 
     name: ClassVar[ApiName] = "v2"
     tasks: EmbedV2Tasks
+    assets: Assets
     #: The client's upload slots: an inline file is read into memory, so few at once.
     uploads: anyio.CapacityLimiter
     model_name: ModelName | str
@@ -209,26 +222,44 @@ class V2Api:
         body = task_body(self.model_name, settings, embedding_dimension=self.dimension)
         return ("v2", json.dumps(body, sort_keys=True))
 
-    async def create(
-        self, item: BatchItem, idempotency_key: str | None, progress: ProgressCallback | None
-    ) -> str:
+    async def create(self, item: BatchItem, ctx: CreateContext) -> str:
+        """Inline files hold one of the client's upload slots while read and sent (they
+        are in memory); larger ones go up as an asset first (:meth:`_asset`)."""
         task_input = self._input(item)
         path = task_input.source.path
+        size = None if path is None else (await anyio.to_thread.run_sync(path.stat)).st_size
         async with AsyncExitStack() as stack:
-            size = None
-            if path is not None:
+            if size is not None and size <= inline_limit(task_input.input_type):
                 await stack.enter_async_context(self.uploads)
-                size = (await anyio.to_thread.run_sync(path.stat)).st_size if progress else None
-                _report(progress, 0, size)
+                _report(ctx.progress, 0, size)
+
+            async def upload(file: Path, file_type: str) -> str:
+                return await self._asset(file, file_type, ctx)
+
+            resolved = await resolve_files(task_input, upload=upload)
             handle = await self.tasks.create(
-                task_input,
+                resolved,  # type: ignore[arg-type]
                 model_name=self.model_name,
-                idempotency_key=idempotency_key,
+                idempotency_key=ctx.idempotency_key,
                 embedding_dimension=self.dimension,
             )
             if size is not None:
-                _report(progress, size, size)
+                _report(ctx.progress, size, size)
         return handle.id
+
+    async def _asset(self, path: Path, file_type: str, ctx: CreateContext) -> str:
+        """The journaled asset when it is still ``ready``, else a new upload (journaled
+        before use, so a rerun never uploads it again)."""
+        if ctx.asset_id is not None:
+            try:
+                if (await self.assets.retrieve(ctx.asset_id)).status == "ready":
+                    return ctx.asset_id
+            except NotFoundError:
+                pass  # deleted meanwhile: upload again
+        asset = await self.assets.upload(path, file_type=file_type, progress=ctx.progress)
+        if ctx.on_asset is not None:
+            await ctx.on_asset(asset.id)
+        return asset.id
 
     async def _list(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
         async for summary in self.tasks.list(

@@ -20,6 +20,7 @@ from ._batch import (
     UploadCallback,
     watch_many,
 )
+from ._assets import Assets
 from ._batch_api import ApiName, V1Api, V2Api
 from ._defaults import (
     DEFAULT_CONCURRENCY,
@@ -42,7 +43,9 @@ class EmbedTasks(TaskCalls):
 
     def __init__(self, transport: Transport) -> None:
         super().__init__(transport)
-        self._v2 = EmbedV2Tasks(transport)  # stateless over the transport, as every resource
+        # Stateless over the transport, as every resource.
+        self._v2 = EmbedV2Tasks(transport)
+        self._assets = Assets(transport)
 
     @overload
     def embed_many(
@@ -68,6 +71,7 @@ class EmbedTasks(TaskCalls):
         timeout: float | None = None,
         on_upload: UploadCallback | None = None,
         on_status: StatusCallback | None = None,
+        delete_assets: bool = False,
     ) -> ProducerStream[Outcome[EmbedTask]]: ...
 
     @overload
@@ -94,6 +98,7 @@ class EmbedTasks(TaskCalls):
         timeout: float | None = None,
         on_upload: UploadCallback | None = None,
         on_status: StatusCallback | None = None,
+        delete_assets: bool = False,
     ) -> ProducerStream[Outcome[V2Task]]: ...
 
     def embed_many(
@@ -119,6 +124,7 @@ class EmbedTasks(TaskCalls):
         timeout: float | None = None,
         on_upload: UploadCallback | None = None,
         on_status: StatusCallback | None = None,
+        delete_assets: bool = False,
     ) -> ProducerStream[Outcome[EmbedTask]] | ProducerStream[Outcome[V2Task]]:
         """Embed many inputs; iterate one :class:`~aioembed.Outcome` per input as each completes.
 
@@ -132,7 +138,9 @@ class EmbedTasks(TaskCalls):
         ``Dynamic(4)``), ``embedding_option``, ``embedding_scope`` and
         ``embedding_dimension`` say what each task computes (``None``: the model's
         default); items may be v2 inputs (``VideoInput``, ``AudioInput``...); local
-        files go inline as base64; outcomes carry a ``V2Task`` with its vectors.
+        files go inline as base64, larger ones as an asset (journaled: a rerun reuses
+        it; ``delete_assets=True`` deletes each once its task is done); outcomes carry
+        a ``V2Task`` with its vectors.
 
         Settings are checked before any request (:class:`~aioembed.ParameterError`,
         the server's code and message; the other API's parameters: ``ValueError``).
@@ -148,24 +156,31 @@ class EmbedTasks(TaskCalls):
             concurrency=concurrency, journal=journal, ordered=ordered, dedupe=dedupe,
             sleep_interval=sleep_interval, max_interval=max_interval,
             task_timeout=task_timeout, timeout=timeout, on_upload=on_upload, on_status=on_status,
+            delete_assets=delete_assets,
         )  # fmt: skip
         if api == "v2":
             _refuse(api, video_clip_length=video_clip_length, scope=video_embedding_scope)
             v2 = V2Api(  # checks the settings
-                tasks=self._v2, uploads=self._t.uploads,
+                tasks=self._v2, assets=self._assets, uploads=self._t.uploads,
                 model_name=model_name or ModelName.MARENGO_3_0, segmentation=segmentation,
                 options=embedding_option, scopes=embedding_scope, dimension=embedding_dimension,
             )  # fmt: skip
-            return BatchRun[V2Task](api=v2, **settings).stream(inputs)
+            return BatchRun[V2Task](api=v2, assets=self._assets, **settings).stream(inputs)
         if api != "v1":
             raise ValueError(f"api must be 'v1' or 'v2', not {api!r}")
-        _refuse(api, segmentation=segmentation, scope=embedding_scope, dim=embedding_dimension)
+        _refuse(
+            api,
+            segmentation=segmentation,
+            scope=embedding_scope,
+            dim=embedding_dimension,
+            delete_assets=delete_assets or None,
+        )
         v1 = V1Api(
             tasks=self, model_name=str(model_name or DEFAULT_MODEL),
             clip_length=video_clip_length, scopes=video_embedding_scope,
             options=embedding_option, retrieve=retrieve,
         )  # fmt: skip
-        return BatchRun[EmbedTask](api=v1, **settings).stream(inputs)
+        return BatchRun[EmbedTask](api=v1, assets=self._assets, **settings).stream(inputs)
 
     def watch_many(
         self,

@@ -1,15 +1,18 @@
-"""Local files given to v2 calls: small ones go up inline as base64, large ones need an asset.
+"""Local files given to v2 calls: small ones go up inline as base64, large ones as an asset.
 
 The v2 API takes media as a URL, an asset id or a base64 string (at most 36 MB
-decoded for video and audio, 32 MB for images). A path is read and encoded on a
-worker thread, never on the event loop, and refused before any read when it is
-over the limit: such a file goes up through an asset (multipart upload), which
-the assets resource provides.
+decoded for video and audio, 32 MB for images). A path within the limit is read
+and encoded on a worker thread, never on the event loop. A larger one is handed,
+before any read, to the caller's ``upload`` (``client.assets.upload``: direct or
+multipart, resumable, returns once the asset is ``ready``) and the request names
+the asset; without an ``upload`` (sync embeds, whose media limits apply to assets
+too) it is refused with a clear error.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio.to_thread
@@ -19,13 +22,16 @@ from ..contract.v2 import MediaSource, MultiInput, V2Limits, invalid
 from ..contract.v2._inputs import EmbedInput, TaskInput
 from ..errors import ErrorCode, PayloadTooLargeError
 
-__all__ = ["resolve_files"]
+__all__ = ["Upload", "inline_limit", "resolve_files"]
 
 MB = 1024 * 1024
 DEFAULT_LIMITS = V2Limits()
+#: ``upload(path, file_type) -> asset id`` of a ``ready`` asset holding the file.
+Upload = Callable[[Path, str], Awaitable[str]]
 
 
-def _limit(kind: str, limits: V2Limits) -> int:
+def inline_limit(kind: str, limits: V2Limits = DEFAULT_LIMITS) -> int:
+    """The largest file of ``kind`` (an ``input_type``) sent inline, in bytes."""
     if kind == "image":
         return limits.image_bytes
     if kind == "multi":
@@ -33,7 +39,9 @@ def _limit(kind: str, limits: V2Limits) -> int:
     return limits.base64_media_bytes
 
 
-async def _inline(source: MediaSource, path: str, kind: str, limits: V2Limits) -> MediaSource:
+async def _inline(
+    source: MediaSource, path: str, kind: str, limits: V2Limits, upload: Upload | None = None
+) -> MediaSource:
     file = source.path
     if file is None:
         return source
@@ -43,7 +51,9 @@ async def _inline(source: MediaSource, path: str, kind: str, limits: V2Limits) -
         raise invalid(path, f"{path} {str(file)!r} cannot be read: {e.strerror}.") from None
     if not file.is_file():
         raise invalid(path, f"{path} {str(file)!r} is not a file.")
-    limit = _limit(kind, limits)
+    limit = inline_limit(kind, limits)
+    if size > limit and upload is not None:
+        return MediaSource.asset(await upload(file, kind))
     if size > limit:
         raise PayloadTooLargeError(
             f"{file.name} is {size / MB:.1f} MB; a local file is sent inline as base64 only up "
@@ -61,9 +71,10 @@ def _encode(file: Path) -> str:
 
 
 async def resolve_files(
-    item: TaskInput | EmbedInput, limits: V2Limits = DEFAULT_LIMITS
+    item: TaskInput | EmbedInput, limits: V2Limits = DEFAULT_LIMITS, upload: Upload | None = None
 ) -> TaskInput | EmbedInput:
-    """``item`` with every :meth:`MediaSource.file` replaced by its base64 content."""
+    """``item`` with every :meth:`MediaSource.file` replaced by its base64 content, or by
+    the asset ``upload`` made of it when over the inline limit (not for ``multi_input``)."""
     if isinstance(item, MultiInput):
         sources = [
             attrs.evolve(
@@ -77,5 +88,5 @@ async def resolve_files(
     if not isinstance(source, MediaSource) or source.path is None:
         return item
     kind = "image" if item.input_type in ("image", "text_image") else item.input_type
-    resolved = await _inline(source, f"{item.input_type}.media_source", kind, limits)
+    resolved = await _inline(source, f"{item.input_type}.media_source", kind, limits, upload)
     return attrs.evolve(item, source=resolved)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import anyio
@@ -35,6 +36,7 @@ from .._retry import is_transient
 from .._wire import format_datetime
 from ..errors import AioEmbedError, TaskFailedError, WaitTimeoutError
 from ..models import TaskStatus
+from ._assets import Assets
 from ._streams import ProducerStream
 from ._transport import Transport
 from ._v2_http import get, post_json
@@ -63,6 +65,9 @@ class V2TaskHandle:
     _tasks: EmbedV2Tasks = attrs.field(repr=False, eq=False)
     #: ``embedding_dimension`` the server reported at create (marengo3.5 only).
     embedding_dimension: int | None = None
+    #: The asset this create uploaded for a large local file (yours: delete it with
+    #: ``client.assets.delete`` once the task is done), else ``None``.
+    uploaded_asset_id: str | None = None
 
     async def retrieve(self) -> V2Task:
         return await self._tasks.retrieve(self.id)
@@ -123,14 +128,22 @@ class EmbedV2Tasks:
         ``ImageInput`` or ``DocumentInput``) and return a handle.
 
         A :meth:`MediaSource.file` path is sent inline as base64 when small enough
-        (36 MB video/audio, 32 MB images); larger ones raise
-        :class:`~aioembed.PayloadTooLargeError` before any read (upload them as an
-        asset). The body is checked before sending with the server's own rules:
+        (36 MB video/audio, 32 MB images); a larger one first goes up as an asset
+        (``client.assets.upload``: direct or multipart, resumable, ``ready`` before
+        use; :class:`~aioembed.AssetFailedError` if the server cannot read it) that
+        the task then names: ``handle.uploaded_asset_id``. The body is checked before sending with the server's own rules:
         :class:`~aioembed.ParameterError` with the server's ``code``, message and
         ``parameter`` (the JSON path). An ``Idempotency-Key`` is sent (generated
         unless given) so a retried create never makes a second task.
         """
-        resolved = await resolve_files(item)
+        uploaded: list[str] = []
+
+        async def upload(path: Path, file_type: str) -> str:
+            asset = await Assets(self._t).upload(path, file_type=file_type)
+            uploaded.append(asset.id)
+            return asset.id
+
+        resolved = await resolve_files(item, upload=upload)
         body = task_body(
             model_name,
             resolved,  # type: ignore[arg-type]
@@ -145,7 +158,7 @@ class EmbedV2Tasks:
             self._t, TASKS_PATH, body, TaskCreated, idempotent=headers is not None, headers=headers
         )
         dim = created.metadata.embedding_dimension if created.metadata is not None else None
-        return V2TaskHandle(created.id, self, dim)
+        return V2TaskHandle(created.id, self, dim, uploaded[0] if uploaded else None)
 
     async def retrieve(self, task_id: str) -> V2Task:
         """Status, metadata, and ``data`` (the vectors, float32) once ``ready``."""
