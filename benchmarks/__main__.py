@@ -5,9 +5,14 @@
 
 Scenarios (issue 6): 1 many tasks (``sdk_many``), 2 big upload and 5 loopback
 ceiling (``sdk_upload``), 3 big result (``sdk_result``), 4 engine throughput
-(``python -m benchmarks.engine_speed``, and ``engine_eval`` with ``--eval``).
-Every client measurement runs in a fresh process against a server in its own
-process, on loopback only. Nothing here asserts on time.
+(``python -m benchmarks.engine_speed``, and ``engine_eval`` with ``--eval``);
+(issue 12) 6 many Embed API v2 tasks (``sdk_v2``, ``--only v2``). Every client
+measurement runs in a fresh process against a server in its own process, on
+loopback only. Nothing here asserts on time.
+
+The report replaces the sections this run measured and keeps every other
+section of the existing report (a scenario left out, or a hand-written section
+such as the engine's before/after), so a partial run never loses results.
 """
 
 from __future__ import annotations
@@ -15,16 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from . import sdk_many, sdk_result, sdk_upload
+from . import sdk_many, sdk_result, sdk_upload, sdk_v2
 from ._harness import GB, MB, ROOT, fmt_mb, log, machine_info, med, ratio, table
 
-SCENARIOS = ("many", "upload", "result", "engine")
+SCENARIOS = ("many", "upload", "result", "engine", "v2")
 HERE = Path(__file__).resolve().parent
 
 
@@ -39,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--skip", default="", help="comma-separated scenarios to leave out")
     p.add_argument("--eval", action="store_true", help="also run benchmarks.engine_eval")
-    p.add_argument("--n", type=int, default=None, help="videos in scenario 1 (default 200)")
+    p.add_argument(
+        "--n", type=int, default=None, help="videos in scenarios 1 and 6 (default 200; 6 quick)"
+    )
     p.add_argument(
         "--no-4gb", action="store_true", help="scenario 2 with 1 GB only (4 GB takes minutes)"
     )
@@ -298,6 +306,8 @@ def goals(res: dict[str, Any]) -> tuple[str, list[str]]:
                     "encoding that the aioembed client and server negotiate, or parsing the "
                     "`float` arrays straight into one preallocated array."
                 )
+    if "v2" in res:
+        rows += sdk_v2.goal_rows(res["v2"])
     if "engine" in res:
         rows.append(
             [
@@ -348,6 +358,8 @@ def report(res: dict[str, Any], info: dict[str, str], args: argparse.Namespace, 
         ]
     if "upload" in res:
         parts.append(res["upload"]["ceiling_markdown"])
+    if "v2" in res:
+        parts.append(res["v2"]["markdown"])
     if "eval" in res:
         parts += [
             "## Engine retrieval quality (`python -m benchmarks.engine_eval`)\n",
@@ -356,6 +368,101 @@ def report(res: dict[str, Any], info: dict[str, str], args: argparse.Namespace, 
     if "skipped" in res:
         parts += ["## Skipped\n", *[f"- {s}" for s in res["skipped"]], ""]
     return "\n".join(parts).rstrip() + "\n"
+
+
+# -- keeping what this run did not measure -----------------------------------------------
+
+#: The scenario a "Where aioembed is not ahead" note is about, by its bold opening.
+_NOTE_SCENARIO = (
+    ("Many v2 tasks", "v2"),
+    ("Many tasks", "many"),
+    ("Upload", "upload"),
+    ("Big result", "result"),
+)
+_GOALS, _NOTES = "Goals", "Where aioembed is not ahead, and why"
+_OWN = ("Machine", _GOALS, _NOTES, "Skipped")
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def _split(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The text before the first ``## `` heading, and ``(heading, body)`` per section."""
+    parts = re.split(r"^(## .*)$", text, flags=re.MULTILINE)
+    return parts[0], [(parts[i], parts[i + 1]) for i in range(1, len(parts), 2)]
+
+
+def _key(heading: str) -> str:
+    """``## 6. Many ...`` -> ``6.``; ``## Engine retrieval quality (...)`` -> its title."""
+    title = heading[3:].strip()
+    number = re.match(r"(\d+)\.", title)
+    return number.group(0) if number else title.split(" (", 1)[0]
+
+
+def _number(text: str) -> float:
+    found = re.match(r"(?:## |\| )?(\d+)\.", text)
+    return float(found.group(1)) if found else float("inf")
+
+
+def _merge_goals(old: str, new: str) -> str:
+    """New goal rows, plus old rows of scenarios (by number) this run did not measure."""
+    new_rows = [line for line in new.splitlines() if line.startswith("|")]
+    old_rows = [line for line in old.splitlines() if line.startswith("|")]
+    ran = {_number(r) for r in new_rows[2:]}
+    rows = new_rows[2:] + [r for r in old_rows[2:] if _number(r) not in ran]
+    head = new_rows[:2] or old_rows[:2]
+    return "\n\n" + "\n".join(head + sorted(rows, key=_number)) + "\n\n"
+
+
+def _merge_notes(old: str, new: str, ran: set[str]) -> str:
+    """New notes, plus old notes about scenarios this run did not measure."""
+
+    def notes(text: str) -> list[str]:
+        return [n.strip() for n in re.split(r"^- ", text, flags=re.MULTILINE) if n.strip()]
+
+    def scenario(note: str) -> str:
+        return next((k for prefix, k in _NOTE_SCENARIO if note.startswith(f"**{prefix}")), "")
+
+    kept = [n for n in notes(old) if scenario(n) not in ran]
+    merged = notes(new) + kept
+    return "\n\n" + "\n".join(f"- {n}" for n in merged) + "\n\n" if merged else ""
+
+
+def merge_reports(old: str, new: str, ran: set[str]) -> str:
+    """``new`` plus what of ``old`` it does not replace: goal rows and notes of scenarios
+    not in ``ran``, and every other section (by number, else title) in its place."""
+    if not old.strip():
+        return new
+    _, old_sections = _split(old)
+    preamble, new_sections = _split(new)
+    fresh = {_key(h): (h, b) for h, b in new_sections}
+    stale = {_key(h): (h, b) for h, b in old_sections}
+    front: list[tuple[str, str]] = []
+    if "Machine" in fresh:
+        front.append(fresh["Machine"])
+    goals_old, goals_new = stale.get(_GOALS, ("", ""))[1], fresh.get(_GOALS, ("", ""))[1]
+    if goals_old or goals_new:
+        front.append(("## Goals", _merge_goals(goals_old, goals_new)))
+    notes = _merge_notes(stale.get(_NOTES, ("", ""))[1], fresh.get(_NOTES, ("", ""))[1], ran)
+    if notes:
+        front.append((f"## {_NOTES}", notes))
+    body = [fresh.get(_key(h), (h, b)) for h, b in old_sections if _key(h) not in _OWN]
+    for key, section in fresh.items():
+        if key in _OWN or key in stale:
+            continue
+        after = [i for i, (h, _) in enumerate(body) if _number(h) < _number(section[0])]
+        body.insert(after[-1] + 1 if after else len(body), section)
+    kept = [h[3:].strip() for h, _ in body if _key(h) not in fresh]
+    if kept:
+        preamble = (
+            preamble.rstrip("\n")
+            + "\n\nKept from the earlier report (not measured in this run): "
+            + "; ".join(kept)
+            + ".\n\n"
+        )
+    tail = [fresh["Skipped"]] if "Skipped" in fresh else []
+    return preamble + "".join(h + b for h, b in front + body + tail)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -370,9 +477,11 @@ def _render(args: argparse.Namespace) -> int:
         )
     if "result" in res:
         res["result"]["markdown"] = sdk_result.render(res["result"])
+    if "v2" in res:
+        res["v2"]["markdown"] = sdk_v2.render(res["v2"])
     text = report(res, data["machine"], args, float(data.get("took_s", 0.0)))
     out = args.out or HERE / "RESULTS.md"
-    out.write_text(text)
+    out.write_text(merge_reports(_read(out), text, set(res)))
     log(f"wrote {os.path.relpath(out)} from {args.render}")
     return 0
 
@@ -417,6 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     if "engine" in wanted:
         log("scenario 4: engine throughput (benchmarks.engine_speed)")
         res["engine"] = run_engine_module("engine_speed", quick)
+    if "v2" in wanted:
+        n = args.n or (6 if quick else 200)
+        log(f"scenario 6: many v2 tasks (N={n}, {reps} reps)")
+        res["v2"] = sdk_v2.run(quick=quick, reps=reps, n=n)
     if "eval" in wanted:
         log("engine retrieval quality (benchmarks.engine_eval)")
         res["eval"] = run_engine_module("engine_eval", quick)
@@ -426,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
 
     text = report(res, info, args, took)
     out = args.out or HERE / "RESULTS.md"
+    text = merge_reports(_read(out), text, set(res))
     out.write_text(text)
     if args.json is not None:
         args.json.write_text(
@@ -437,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(text)
     lines = []
-    for key, mod in (("many", sdk_many), ("upload", sdk_upload), ("result", sdk_result)):
+    modules = (("many", sdk_many), ("upload", sdk_upload), ("result", sdk_result), ("v2", sdk_v2))
+    for key, mod in modules:
         if key in res:
             lines += mod.summary(res[key])
     for line in lines:

@@ -30,7 +30,7 @@ def test_quick_suite_writes_a_report(tmp_path: Path) -> None:
             "benchmarks",
             "--quick",
             "--skip",
-            "engine",
+            "engine,v2",
             "--n",
             "3",
             "--result-seconds",
@@ -94,6 +94,37 @@ def test_quick_suite_writes_a_report(tmp_path: Path) -> None:
         for runs in per.values():
             assert all(r["segments"] == result["tasks"][name]["segments"] for r in runs)
             assert all(r["dims"] == 1024 for r in runs)
+
+
+def test_v2_scenario_writes_its_section_and_keeps_the_others(tmp_path: Path) -> None:
+    """Scenario 6 alone (the smoke above leaves it out to stay bounded), written into a
+    copy of the committed report: every section it did not measure is kept."""
+    out, raw = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    committed = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    out.write_text(committed)
+    args = ["--quick", "--only", "v2", "--n", "2", "--out", str(out), "--json", str(raw)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    text = out.read_text()
+    assert text.count("## 6. Many Embed API v2 tasks") == 1
+    headings = [line for line in committed.splitlines() if line.startswith("## ")]
+    assert all(h in text for h in headings), [h for h in headings if h not in text]
+    assert "| 6. many v2 tasks" in text and "| 1. many tasks" in text
+    clients = json.loads(raw.read_text())["results"]["v2"]["clients"]
+    assert {k.split()[0] for k in clients} == {"official", "aioembed"} and len(clients) == 3
+    for runs in clients.values():
+        for r in runs:
+            # Counted by the server: 2 creates and at least 2 retrieves, whatever the polling.
+            assert r["ok"] == 2 and r["items"] > 0
+            assert r["requests"]["POST /embed-v2/tasks"] == 2
+            assert r["requests"]["GET /embed-v2/tasks/{task_id}"] >= 2
 
 
 def test_engine_section_reports_a_missing_module() -> None:
