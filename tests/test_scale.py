@@ -211,6 +211,13 @@ async def test_replicas_and_workers_survive_a_killed_worker(
     workers = [WorkerProcess(d, tmp_path / f"worker-{i}.log", "--workers", "1") for i in (1, 2)]
     processes += workers
     video = video_factory(duration=8.0, name="scale.mp4")  # 4 clips of 2 s, ~1.6 s each task
+    # The database drops every connection (a restart, a failover): replicas and workers
+    # reconnect (the workers' listeners too) and go on.
+    dropped = await d.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert dropped >= 4
 
     # Our SDK through replica a, the official one through b, alternating.
     ids = [

@@ -129,14 +129,33 @@ class Dispatcher:
     async def _reclaim(self) -> None:
         while True:
             await asyncio.sleep(self.config.task_lease / 2)
-            if n := await self.queue.reclaim_expired():
+            try:
+                n = await self.queue.reclaim_expired()
+            except Exception:  # a shared queue's database away: try again next round
+                log.exception("reclaiming expired leases failed")
+                continue
+            if n:
                 log.warning("%d task lease(s) expired; the tasks are queued again", n)
+
+    async def _claim(self) -> Lease:
+        """The next task's lease; a queue that fails (its database restarting) is asked
+        again after the shared backoff, so a consumer outlives the outage."""
+        failures = 0
+        while True:
+            try:
+                lease = await self.queue.claim(lease=self.config.task_lease)
+            except Exception:
+                failures += 1
+                delay = _REDELIVERY.base(failures)
+                log.exception("claiming a task failed; trying again in %g s", delay)
+                await asyncio.sleep(delay)
+                continue
+            if lease is not None:  # claim without ``wait`` blocks until it has one
+                return lease
 
     async def _consume(self) -> None:
         while True:
-            lease = await self.queue.claim(lease=self.config.task_lease)
-            if lease is None:  # pragma: no cover - claim without ``wait`` blocks
-                continue
+            lease = await self._claim()
             keeper = asyncio.get_running_loop().create_task(self._keep(lease))
             try:
                 released = await self._process(lease)
@@ -168,7 +187,12 @@ class Dispatcher:
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 await asyncio.sleep(self.config.task_lease / 3)
-                lease = await self.queue.heartbeat(lease, extend=self.config.task_lease)
+                try:
+                    lease = await self.queue.heartbeat(lease, extend=self.config.task_lease)
+                except LeaseLost:
+                    raise
+                except Exception:  # the next beat may get through before the lease ends
+                    log.warning("task %s: heartbeat failed", lease.task_id, exc_info=True)
         return lease
 
     async def _release(
@@ -183,6 +207,8 @@ class Dispatcher:
                 await self.queue.fail(lease, retry_in=retry_in)
         except LeaseLost:
             log.warning("task %s: lease lost to another consumer", lease.task_id)
+        except Exception:  # the queue is away: the lease expires and the sweep requeues
+            log.exception("task %s: releasing its lease failed", lease.task_id)
 
     def _retry_delay(self, task_id: str) -> float:
         failures = self._failures[task_id] = self._failures.get(task_id, 0) + 1

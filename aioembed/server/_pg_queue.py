@@ -95,12 +95,26 @@ class PostgresQueue:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._s)
                 await conn.execute(_schema_sql(self._s))
+        await self._listen()
+
+    async def _listen(self) -> None:
         self._listener = await asyncpg.connect(self._dsn, timeout=30)
         await self._listener.add_listener(self._channel, self._wake)
 
+    async def _keep_listening(self) -> None:
+        """Reconnect the listener if the database dropped it (a restart, a failover);
+        meanwhile claimers poll."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            await self._listen()
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            self._listener = None
+
     async def close(self) -> None:
         if self._listener is not None:
-            await self._listener.close()
+            if not self._listener.is_closed():
+                await self._listener.close()
             self._listener = None
         if self._pool is not None:
             await self._pool.close()
@@ -167,6 +181,7 @@ class PostgresQueue:
             woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.add(woken)  # before looking, so a NOTIFY in between is not lost
             try:
+                await self._keep_listening()
                 if (held := await self._take(lease)) is not None:
                     return held
                 timeout = self._poll
