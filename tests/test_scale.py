@@ -305,3 +305,64 @@ def test_a_database_password_is_never_shown(
     assert run.returncode == 1, run.stderr
     assert "no_such_db" in run.stderr  # the error says what failed...
     assert secret not in run.stdout + run.stderr  # ...without the password
+
+
+@pytest.mark.slow
+async def test_heavy_three_workers_a_killed_worker_and_a_replica_killed_mid_upload(
+    deployment: Deployment, processes: list[Any], tmp_path: Path, video_factory: Any
+) -> None:
+    d = deployment
+    a, b = (replica(d, tmp_path, n, "--rate-limit", "30/s") for n in ("a", "b"))
+    processes += [a, b]
+    workers = [WorkerProcess(d, tmp_path / f"worker-{i}.log", "--workers", "1") for i in (1, 2, 3)]
+    processes += workers
+    video = video_factory(duration=8.0, name="heavy.mp4")
+    data = video.read_bytes()
+    ids = list(
+        await asyncio.gather(
+            *(_create((a, b)[i % 2], video, official=bool(i // 2 % 2)) for i in range(12))
+        )
+    )
+
+    # An upload through replica a, cut by a's death after a few chunks...
+    key = f"heavy-{new_task_id()}"
+    sent = asyncio.Event()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        for i in range(0, len(data), 8192):
+            if i >= 4 * 8192:
+                sent.set()
+            yield data[i : i + 8192]
+            await asyncio.sleep(0.2)
+
+    async with AsyncClient(API_KEY, base_url=a.base_url) as client:
+        upload = asyncio.ensure_future(
+            client.embed.tasks.create(
+                MODEL, video_file=slowly(), video_clip_length=2, idempotency_key=key
+            )
+        )
+        await asyncio.wait_for(sent.wait(), 30)
+        a.kill()
+        with pytest.raises(Exception):  # noqa: B017 - any transport error: a is gone
+            await upload
+    # ...made again through replica b under the same key: one task.
+    async with AsyncClient(API_KEY, base_url=b.base_url) as client:
+        handle = await client.embed.tasks.create(
+            MODEL, video_file=video, video_clip_length=2, idempotency_key=key
+        )
+    ids.append(handle.id)
+    assert await d.fetchval("SELECT count(*) FROM aioembed.idempotency WHERE key = $1", key) == 1
+
+    while not await d.fetchval("SELECT count(*) FROM aioembed.tasks WHERE clips_done > 0"):
+        await asyncio.sleep(0.1)
+    workers[0].kill()
+    counts = await asyncio.wait_for(
+        asyncio.gather(*(_ready(b, t, official=bool(i % 2)) for i, t in enumerate(ids))),
+        timeout=300,
+    )
+    assert len(set(counts)) == 1
+    assert await d.fetchval("SELECT count(*) FROM aioembed.tasks") == 13
+    assert await d.fetchval("SELECT count(*) FROM aioembed.tasks WHERE status = 'ready'") == 13
+    assert await d.fetchval("SELECT count(*) FROM aioembed.segments") == 13 * counts[0]
+    assert await d.fetchval("SELECT count(*) FROM aioembed.queue") == 0
+    assert await d.objects() == 0

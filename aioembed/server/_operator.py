@@ -14,6 +14,7 @@ Imported only in operator mode: the default server needs none of the
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -85,12 +86,34 @@ class OperatorBackends:
         )
 
 
+_SCRATCH = "aioembed-scratch-"
+
+
 @contextlib.contextmanager
 def scratch_dir() -> Iterator[Path]:
-    """A private (0700) directory of this process for uploads and downloads in flight."""
-    path = Path(tempfile.mkdtemp(prefix="aioembed-scratch-"))
+    """A private (0700) directory of this process for uploads and downloads in flight,
+    named with its pid; those of processes that died without removing theirs
+    (``kill -9``) are removed first."""
+    _remove_dead_scratch(Path(tempfile.gettempdir()))
+    path = Path(tempfile.mkdtemp(prefix=f"{_SCRATCH}{os.getpid()}-"))
     private_dir(path)
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_dead_scratch(tmp: Path) -> None:
+    for path in tmp.glob(f"{_SCRATCH}*-*"):
+        pid = path.name.removeprefix(_SCRATCH).split("-", 1)[0]
+        try:
+            if not pid.isdigit() or path.stat().st_uid != os.getuid():
+                continue
+        except OSError:  # removed meanwhile by another process starting
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # alive, someone else's
+            continue
