@@ -7,6 +7,8 @@
 * :func:`many_streams_video`: a Matroska file with ``n`` tiny H.264 video
   streams; opening it makes FFmpeg set up a decoder per stream, memory the
   process keeps after the job (~1 MB per stream).
+* :class:`SleepJob`: a worker job that holds its worker (a probe or embedding
+  that takes its time), to fill a pool.
 * :class:`PeakRSS`: the peak resident memory of a set of processes (psutil),
   sampled in a thread while a scenario runs.
 """
@@ -101,6 +103,18 @@ def many_streams_video(path: Path, n: int, *, side: int = 64) -> Path:
             out.mux(packet)
     out.close()
     return path
+
+
+class SleepJob:
+    """Holds the worker that runs it for ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def run(self, send: Any) -> None:
+        import time
+
+        time.sleep(self.seconds)
 
 
 class PeakRSS:

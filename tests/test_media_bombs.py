@@ -1,4 +1,5 @@
-"""Small inputs that cost a decoder a lot, sent to a real server (issue 11, items 7, 9-12).
+"""Small inputs that cost a decoder a lot, and slow jobs, against a real server (issue 11,
+items 7, 9-12).
 
 Every bomb is generated here (:mod:`_bombs`: PyAV, zlib), sent over loopback,
 and the worker processes' peak resident memory is sampled with psutil
@@ -18,13 +19,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _bombs import PeakRSS, many_streams_video, png_bomb, size_change_video
+from _bombs import PeakRSS, SleepJob, many_streams_video, png_bomb, size_change_video
 from _faults import report, set_mkv_duration
 
 from aioembed import AsyncClient
 from aioembed.server import MediaLimits
 from aioembed.server import main as serve_main
-from aioembed.server._keys import DISPATCHER, SYNC_POOL
+from aioembed.server._keys import DISPATCHER, PROBE_POOL, SYNC_POOL
 
 MODEL = "marengo3.0"
 
@@ -42,7 +43,7 @@ async def _embed_file(
 
 def _worker_pids(server: Any) -> list[int | None]:
     app = server.app
-    pools = (app[SYNC_POOL], app[DISPATCHER].pool)
+    pools = (app[SYNC_POOL], app[PROBE_POOL], app[DISPATCHER].pool)
     return [pid for pool in pools for pid in pool.stats()["pids"]]
 
 
@@ -201,7 +202,7 @@ async def _rss_left_by(server: Any, video: Path, wait_until: Any) -> tuple[float
     recycle is over."""
     import psutil
 
-    pool = server.app[SYNC_POOL]
+    pool = server.app[PROBE_POOL]
     status, body = await _create(server, video)
     assert status == 400 and body["code"] == "video_resolution_too_low", body
     reported = round(max(pool.stats()["rss_after_job"]) / 2**20, 1)
@@ -224,7 +225,7 @@ async def test_worker_left_holding_memory_is_replaced(
     limit = None if max_rss_mb is None else max_rss_mb * 2**20
     server = await live_server_factory(worker_max_rss=limit)
     reported, now = await _rss_left_by(server, video, wait_until)
-    stats = server.app[SYNC_POOL].stats()
+    stats = server.app[PROBE_POOL].stats()
     report(
         f"streams_{streams}_max_rss_{max_rss_mb}M",
         rss_after_job_mb=reported,
@@ -248,7 +249,7 @@ async def test_900_streams_worker_replaced_at_default(
     video = many_streams_video(tmp_path / "streams.mkv", 900)
     server = await live_server_factory()
     reported, now = await _rss_left_by(server, video, wait_until)
-    stats = server.app[SYNC_POOL].stats()
+    stats = server.app[PROBE_POOL].stats()
     report("streams_900_default", rss_after_job_mb=reported, live_workers_rss_mb=now)
     assert reported > 512 and stats["recycled"] == 1 and now == [], (reported, stats, now)
 
@@ -280,6 +281,100 @@ async def test_tasks_complete_when_workers_are_recycled_after_each_job(
     assert len(flat) == len(set(flat)), pids  # a new process for every task
 
 
+class _Held:
+    """``pool`` kept busy by a :class:`SleepJob` until the block ends."""
+
+    def __init__(self, pool: Any, seconds: float = 60.0) -> None:
+        self.pool = pool
+        self.seconds = seconds
+
+    async def __aenter__(self) -> None:
+        self.task = asyncio.create_task(self.pool.run(SleepJob(self.seconds), timeout=120))
+        while not self.pool.stats()["busy"]:  # the job has reached the worker
+            await asyncio.sleep(0.02)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.task.cancel()  # kills the sleeping worker
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+
+
+async def _create_seconds(server: Any, video: Path) -> tuple[int, Any, float]:
+    started = time.monotonic()
+    status, body = await _create(server, video)
+    return status, body, time.monotonic() - started
+
+
+async def test_create_does_not_queue_behind_sync_embeds(
+    live_server_factory: Any, http: aiohttp.ClientSession, video_factory: Any
+) -> None:
+    """The sync worker is held (slow ``/embed`` work): a video create is probed at once in
+    the probe pool, and ``/embed`` itself answers ``503`` at its deadline, not later."""
+    server = await live_server_factory(sync_timeout=1.0)
+    video = Path(video_factory(duration=4.0, fps=5))
+    audio = Path(video_factory.audio(duration=4.0)).read_bytes()
+    async with _Held(server.app[SYNC_POOL]):
+        status, body, create_seconds = await _create_seconds(server, video)
+        assert status == 200 and body["_id"], body
+        status, body, embed_seconds = await _embed_file(server, http, "audio_file", audio, "a.wav")
+        assert status == 503 and body["code"] == "server_busy", body
+        assert "no sync worker was free within 1 s" in body["message"], body
+    assert create_seconds < 10, create_seconds  # the held worker would take 60 s
+    assert embed_seconds < 10, embed_seconds
+    report(
+        "create_while_sync_held",
+        create_seconds=round(create_seconds, 2),
+        embed_busy_seconds=round(embed_seconds, 2),
+    )
+
+
+async def test_slow_probe_holds_neither_embeds_nor_other_creates_past_deadline(
+    live_server_factory: Any, http: aiohttp.ClientSession, video_factory: Any
+) -> None:
+    """A slow probe holds the probe worker: ``/embed`` is not slowed, and another create
+    gets ``503 server_busy`` at ``probe_timeout`` (its wait counts)."""
+    server = await live_server_factory(probe_timeout=1.0)
+    video = Path(video_factory(duration=4.0, fps=5))
+    audio = Path(video_factory.audio(duration=4.0)).read_bytes()
+    _, _, cold = await _embed_file(server, http, "audio_file", audio, "a.wav")  # starts it
+    _, _, alone = await _embed_file(server, http, "audio_file", audio, "a.wav")
+    async with _Held(server.app[PROBE_POOL]):
+        status, body, held = await _embed_file(server, http, "audio_file", audio, "a.wav")
+        assert status == 200, body
+        status, body, busy_seconds = await _create_seconds(server, video)
+        assert status == 503 and body["code"] == "server_busy", body
+        assert "no probe worker was free within 1 s" in body["message"], body
+    assert 0.9 < busy_seconds < 10, busy_seconds
+    status, body, free_seconds = await _create_seconds(server, video)
+    assert status == 200, body
+    report(
+        "slow_probe",
+        embed_alone_seconds=round(alone, 3),
+        embed_while_probe_held_seconds=round(held, 3),
+        create_busy_seconds=round(busy_seconds, 2),
+        create_after_seconds=round(free_seconds, 2),
+    )
+
+
+async def test_sync_timeout_is_a_timeout(
+    live_server_factory: Any, http: aiohttp.ClientSession, video_factory: Any
+) -> None:
+    server = await live_server_factory(sync_timeout=0.3)
+    audio = Path(video_factory.audio(duration=60.0)).read_bytes()
+    status, body, _ = await _embed_file(server, http, "audio_file", audio, "a.wav")
+    assert status == 504 and body["code"] == "processing_timeout", body
+    assert "audio_file took longer than the server's limit of 0.3 s" in body["message"], body
+
+
+async def test_metrics_show_the_probe_pool(live_server_factory: Any) -> None:
+    server = await live_server_factory(api_keys=("k",), admin_keys=("admin",), probe_workers=2)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.url("metrics"), headers={"x-api-key": "admin"}) as r:
+            body = await r.json()
+    assert body["probe_workers"]["size"] == 2, body
+    assert {"recycled", "rss_after_job"} <= set(body["probe_workers"]), body
+
+
 def test_serve_flags_for_worker_bounds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,3 +400,7 @@ def test_serve_flags_for_worker_bounds(
     assert (default.worker_max_rss, default.worker_max_jobs) == (512 * 1024**2, None)
     assert serve_main([*base, "--worker-max-rss", "off", "--worker-max-jobs", "100"]) == 0
     assert (seen[-1].worker_max_rss, seen[-1].worker_max_jobs) == (None, 100)
+    flags = ["--probe-workers", "3", "--probe-timeout", "5", "--sync-timeout", "7"]
+    assert serve_main([*base, *flags]) == 0
+    assert (seen[-1].probe_workers, seen[-1].probe_timeout, seen[-1].sync_timeout) == (3, 5, 7)
+    assert (default.probe_workers, default.probe_timeout, default.sync_timeout) == (1, 60, 120)

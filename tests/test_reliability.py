@@ -527,13 +527,13 @@ async def test_workers_killed_mid_task_fail_those_tasks_clearly_and_serving_goes
             assert resp.status == 200
             return await resp.json()
 
-    # The probe (sync) worker killed while idle: the next create gets a fresh one.
+    # The probe worker killed while idle: the next create gets a fresh one.
     first = await metrics()
     async with AsyncClient(srv.api_key, base_url=srv.base_url) as c:
         warm = await c.embed.tasks.create(video_file=inputs[0], video_clip_length=2)
         await c.embed.tasks.wait(warm.id, sleep_interval=0.05)
-    sync_pids = (await metrics())["sync_workers"]["pids"]
-    assert len(sync_pids) == 1 and first["sync_workers"]["crashes"] == 0
+    sync_pids = (await metrics())["probe_workers"]["pids"]
+    assert len(sync_pids) == 1 and first["probe_workers"]["crashes"] == 0
     os.kill(sync_pids[0], signal.SIGKILL)
 
     async def on_status(update: Any) -> None:
@@ -573,7 +573,7 @@ async def test_workers_killed_mid_task_fail_those_tasks_clearly_and_serving_goes
             assert o.task is not None and vectors_of(o.task) == reference[o.item.label]
     assert len(outcomes) == 5 and sum(o.ok for o in outcomes) == 3
     assert after["workers"]["crashes"] == 2
-    assert after["sync_workers"]["starts"] == 2 and sync_pids != after["sync_workers"]["pids"]
+    assert after["probe_workers"]["starts"] == 2 and sync_pids != after["probe_workers"]["pids"]
     assert not set(after["workers"]["pids"]) & set(killed.values())
     j = Journal(journal)
     try:

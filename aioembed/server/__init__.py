@@ -256,6 +256,22 @@ _LIMIT_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
         float,
         "seconds in-flight requests get to finish on SIGTERM (default 10)",
     ),
+    "--sync-timeout": (
+        "sync_timeout",
+        float,
+        "seconds a POST /embed job may wait for a worker and run: 503 if none was free, "
+        "504 if it ran too long (default 120)",
+    ),
+    "--probe-workers": (
+        "probe_workers",
+        int,
+        "processes probing uploads at create, apart from POST /embed's (default 1)",
+    ),
+    "--probe-timeout": (
+        "probe_timeout",
+        float,
+        "seconds a create-time probe may wait for a probe worker and run (default 60)",
+    ),
     "--decoder-threads": (
         "decoder_threads",
         int,

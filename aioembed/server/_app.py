@@ -52,6 +52,7 @@ from ._keys import (
     METRICS,
     OWNER,
     OWNERS,
+    PROBE_POOL,
     RATE_LIMITER,
     REQUEST_ID,
     SERVICE,
@@ -279,9 +280,12 @@ async def _start_services(
     sync_pool = worker_pool(config, config.sync_workers, name="sync")
     stack.push_async_callback(sync_pool.close)
     app[SYNC_POOL] = sync_pool
+    probe_pool = worker_pool(config, config.probe_workers, name="probe")
+    stack.push_async_callback(probe_pool.close)
+    app[PROBE_POOL] = probe_pool
     if config.prestart_workers:
-        pool.prestart()
-        sync_pool.prestart()
+        for each in (pool, sync_pool, probe_pool):
+            each.prestart()
     urls = HttpUrlGate(session=lambda: app[URL_SESSION], policy=app[URL_POLICY], config=config)
     queue = app[_QUEUE]
     dispatcher = Dispatcher(
@@ -295,6 +299,7 @@ async def _start_services(
         media=media,
         urls=urls,
         sync_pool=sync_pool,
+        probe_pool=probe_pool,
         scratch=scratch,
         progress=dispatcher.progress.get,
     )

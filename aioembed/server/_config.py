@@ -165,8 +165,13 @@ class ServerConfig:
     worker_init: str | None = None
     #: How long one video task may run in a worker before the worker is killed.
     task_timeout: float = 6 * 3600.0
-    #: How long a probe or a synchronous embedding may run.
-    sync_timeout: float = 120.0
+    #: How long a synchronous embedding (``POST /embed``) may wait for a worker and run.
+    sync_timeout: float = attrs.field(default=120.0, validator=attrs.validators.gt(0))
+    #: Processes probing uploads at create, apart from ``POST /embed``'s, so a create
+    #: never queues behind slow embeddings (nor they behind a slow probe).
+    probe_workers: int = attrs.field(default=1, validator=attrs.validators.gt(0))
+    #: How long a create-time probe may wait for a probe worker and run.
+    probe_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     #: Threads per video decoder; FFmpeg's default is one per CPU, and decoder memory
     #: grows with the thread count. ``0``: FFmpeg's choice.
     decoder_threads: int = attrs.field(default=2, validator=attrs.validators.ge(0))

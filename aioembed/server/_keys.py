@@ -24,6 +24,7 @@ __all__ = [
     "METRICS",
     "OWNER",
     "OWNERS",
+    "PROBE_POOL",
     "RATE_LIMITER",
     "REQUEST_ID",
     "ROUTE",
@@ -42,6 +43,8 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 #: The domain behind the handlers (create, view, page, retrieve, embed_sync).
 SERVICE = web.AppKey("service", TaskService)
 SYNC_POOL = web.AppKey("sync_pool", WorkerPool)
+#: Create-time probes, apart from ``SYNC_POOL``: a create never waits behind ``/embed``.
+PROBE_POOL = web.AppKey("probe_pool", WorkerPool)
 RATE_LIMITER: web.AppKey[Limiter | None] = web.AppKey("rate_limiter")
 #: API key -> owner hash (``_store.owner_of``), for every accepted key.
 OWNERS = web.AppKey("owners", dict[str, str])

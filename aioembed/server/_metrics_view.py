@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp.helpers import ChainMapProxy
 
 from ._connguard import GUARD
-from ._keys import ADMINS, DISPATCHER, METRICS, RATE_LIMITER, STORE, SYNC_POOL
+from ._keys import ADMINS, DISPATCHER, METRICS, PROBE_POOL, RATE_LIMITER, STORE, SYNC_POOL
 
 __all__ = ["metrics_body"]
 
@@ -40,6 +40,7 @@ async def metrics_body(app: ChainMapProxy, owner: str) -> dict[str, Any]:
         body["dispatcher"] = await dispatcher.stats()
         body["workers"] = dispatcher.pool.stats()
         body["sync_workers"] = app[SYNC_POOL].stats()
+        body["probe_workers"] = app[PROBE_POOL].stats()
         guard = app.get(GUARD)
         if guard is not None:
             body["connections"] = guard.stats()

@@ -9,7 +9,8 @@ service works over seams, each a ``Protocol`` with a conformance suite:
 * :class:`~._media.MediaStore`: task inputs until they are embedded;
 * :class:`AssetMedia`: assets read as v2 media sources (``asset_id``);
 
-plus a URL gate (the SSRF-checked fetcher), the sync worker pool and a view of
+plus a URL gate (the SSRF-checked fetcher), the sync and probe worker pools (apart,
+so a create's probe never waits behind ``POST /embed`` work) and a view of
 live progress. It raises :mod:`aioembed.errors` exceptions; the adapter renders them.
 """
 
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 import attrs
 
 from .._params import MODELS, TaskParams, invalid
-from ..errors import ErrorCode, NotFoundError, ParameterError
+from ..errors import APIStatusError, ErrorCode, NotFoundError, ParameterError
 from ._config import ServerConfig
 from ._media import MediaStore
 from ._media_errors import sync_embed_error
@@ -37,6 +38,7 @@ from ._workers import (
     AudioJob,
     ImageJob,
     JobError,
+    PoolBusyError,
     ProbeJob,
     TextJob,
     WorkerDied,
@@ -158,13 +160,16 @@ class TaskService:
         sync_pool: JobRunner,
         scratch: Path,
         progress: Callable[[str], Progress | None],
+        probe_pool: JobRunner | None = None,
     ) -> None:
+        """``probe_pool`` runs create-time probes (default: ``sync_pool``)."""
         self.config = config
         self.store = store
         self.queue = queue
         self.media = media
         self.urls = urls
         self.sync_pool = sync_pool
+        self.probe_pool = probe_pool if probe_pool is not None else sync_pool
         self.scratch = scratch
         self._progress = progress
 
@@ -219,12 +224,16 @@ class TaskService:
         return Created(task.id)
 
     async def _probe(self, path: Path) -> float:
-        """Probe and check a video in a worker; ``ParameterError`` with the contract code."""
+        """Probe and check a video in a probe worker; ``ParameterError`` with the contract
+        code, ``503 server_busy`` when no probe worker was free within ``probe_timeout``."""
+        timeout = self.config.probe_timeout
         try:
             job = ProbeJob(str(path), self.config.media_limits, decoder_threads(self.config))
-            info = await self.sync_pool.run(job, timeout=self.config.sync_timeout)
+            info = await self.probe_pool.run(job, timeout=timeout)
         except JobError as e:
             raise ParameterError(e.message, code=e.code) from None
+        except PoolBusyError:
+            raise busy_error("probe", timeout) from None
         except (WorkerDied, TimeoutError):
             raise ParameterError(
                 "The video file is broken or not a supported video: probing it failed.",
@@ -356,14 +365,33 @@ class TaskService:
                 fetched.path.unlink()
 
     async def _run_sync(self, job: Any, source: str) -> Any:
+        timeout = self.config.sync_timeout
         try:
-            return await self.sync_pool.run(job, timeout=self.config.sync_timeout)
+            return await self.sync_pool.run(job, timeout=timeout)
         except JobError as e:
             if e.code == ErrorCode.INTERNAL_ERROR:
                 raise
             raise sync_embed_error(e, source) from None
-        except (WorkerDied, TimeoutError):
+        except PoolBusyError:
+            raise busy_error("sync", timeout) from None
+        except TimeoutError:
+            raise APIStatusError(
+                f"Processing {source} took longer than the server's limit of {timeout:g} s.",
+                code=ErrorCode.PROCESSING_TIMEOUT,
+                status=504,
+            ) from None
+        except WorkerDied:
             raise invalid(source, f"{source} could not be processed.") from None
+
+
+def busy_error(pool: str, timeout: float) -> APIStatusError:
+    """Every worker of ``pool`` stayed busy past the deadline: ``503``, try again later."""
+    return APIStatusError(
+        f"The server is busy: no {pool} worker was free within {timeout:g} s. Try again later.",
+        code=ErrorCode.SERVER_BUSY,
+        status=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def _new_task(

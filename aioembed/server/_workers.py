@@ -22,8 +22,9 @@ A child left holding more than ``max_rss`` resident bytes after a job (glibc
 and FFmpeg keep what an odd file made them allocate), that has run
 ``max_jobs`` jobs, or that hit its memory cap is replaced once its job's answer
 is in: the job is never lost to a recycle, and the slot takes its next job
-only when the old process is gone. :func:`worker_pool` builds a pool with
-these bounds from a ``ServerConfig``.
+only when the old process is gone. A job's deadline covers its wait for a free
+worker too: past it with none free, :class:`PoolBusyError` (the job never ran).
+:func:`worker_pool` builds a pool with these bounds from a ``ServerConfig``.
 
 Messages, child -> parent: ``("started",)``, ``("progress", done, total)``,
 ``("meta", duration)``, then ``("rss", bytes)`` and ``("ok", result)`` or
@@ -62,6 +63,7 @@ __all__ = [
     "AudioJob",
     "ImageJob",
     "JobError",
+    "PoolBusyError",
     "ProbeJob",
     "TextJob",
     "VideoJob",
@@ -91,6 +93,16 @@ class JobError(Exception):
         self.code = code
         self.message = message
         self.field = field
+
+
+class PoolBusyError(TimeoutError):
+    """No worker of the pool became free before the job's deadline; the job never ran
+    (a ``TimeoutError``, so callers that only know deadlines still catch it)."""
+
+    def __init__(self, pool: str, timeout: float | None) -> None:
+        super().__init__(f"no {pool} worker was free within {timeout:g} s")
+        self.pool = pool
+        self.timeout = timeout
 
 
 class WorkerDied(Exception):
@@ -574,8 +586,9 @@ class WorkerPool:
     :meth:`run` waits for a free worker, runs ``job`` there and returns its
     result; raises :class:`JobError` for a contract error reported by the job,
     :class:`WorkerDied` when the process died under it, ``TimeoutError`` after
-    ``timeout`` seconds (the worker is killed). ``on_event`` gets progress/meta
-    messages as they come.
+    ``timeout`` seconds (the worker is killed) and :class:`PoolBusyError` when
+    no worker was free within them. ``on_event`` gets progress/meta messages as
+    they come.
 
     ``memory_limit`` (bytes) caps each process (``RLIMIT_DATA``; ``None``: no cap);
     a process is replaced after a job that leaves it over ``max_rss`` resident
@@ -620,19 +633,27 @@ class WorkerPool:
     ) -> Any:
         if self._closed:
             raise RuntimeError("worker pool is closed")
-        slot = await self._idle.get()
+        slot: _Slot | None = None
         try:
+            # One deadline for the wait and the work: a job queued behind slow
+            # ones does not wait without end.
             async with asyncio.timeout(timeout):
+                slot = await self._idle.get()
                 return await slot.run(job, on_event)
+        except TimeoutError:
+            if slot is None:
+                raise PoolBusyError(self.name, timeout) from None
+            raise
         finally:
-            if slot.retire:
-                self._recycle(slot)
-            else:
-                self._idle.put_nowait(slot)
+            if slot is not None:
+                self._release(slot)
 
-    def _recycle(self, slot: _Slot) -> None:
-        """Stop ``slot``'s worn-out process beside the caller (its job's answer is in
-        hand, so no deadline or cancellation can lose it), then free the slot."""
+    def _release(self, slot: _Slot) -> None:
+        """Free ``slot``; a worn-out process is stopped first, beside the caller (its
+        job's answer is in hand, so no deadline or cancellation can lose it)."""
+        if not slot.retire:
+            self._idle.put_nowait(slot)
+            return
 
         async def recycle() -> None:
             try:
