@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,12 @@ from aioembed import (
     JournalError,
     Outcome,
     ParameterError,
+    RateBudget,
     RetryPolicy,
     TaskStatus,
 )
+from aioembed.client._duration import media_seconds
+from aioembed.server import RateLimit
 from aioembed.client import Journal
 from aioembed.samples import retag
 from aioembed.server.testing import SLOW_BACKEND, WORKER_INIT
@@ -330,3 +334,52 @@ async def test_a_batch_uploads_once_resumes_with_the_asset_and_cleans_up(
     j = Journal(journal)
     assert (await j.get("big")).asset_id is None  # type: ignore[union-attr]
     await j.close()
+
+
+def test_header_durations(video_factory: Any) -> None:
+    assert media_seconds(video_factory(duration=4, fps=5, seed=61)) == 4.0
+    assert media_seconds(video_factory(duration=3, fps=5, seed=64, suffix=".mov")) == 3.0
+    assert media_seconds(video_factory.audio(duration=3.3, seed=65, suffix=".wav")) == 3.3
+    assert media_seconds(video_factory(duration=2, fps=5, seed=66, suffix=".mkv")) is None
+    assert media_seconds(video_factory.file("junk.mp4", b"\0\0\0\x10ftypjunk" * 3)) is None
+
+
+async def test_budget_paces_requests_and_media_minutes(
+    live_server_factory: Any, videos: Any
+) -> None:
+    """A server limited to 120 requests/min (a burst of 4) and a budget of 120 media
+    minutes/hour (8 s at once): the batch sees no 429 (one would fail its item: no
+    retries) and, counted server-side, stays within both budgets."""
+    server = await live_server_factory(rate_limit=RateLimit(4, 2.0))
+    paths = videos(6)  # 4 s each: 24 media-seconds, three times the media burst
+    budget = RateBudget(
+        requests_per_minute=120,
+        request_burst=4,
+        media_minutes_per_hour=120,
+        media_burst_minutes=8 / 60,
+    )
+    strict = RetryPolicy(attempts=1)
+    async with AsyncClient(server.api_key, base_url=server.base_url, retry=strict) as client:
+        started = time.monotonic()
+        outcomes = await collect(client, paths, budget=budget, sleep_interval=0.3, **CLIPS)
+        elapsed = time.monotonic() - started
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert server.counts(status=429) == 0
+    sent = server.counts()
+    assert sent <= 4 + 2.0 * elapsed, (sent, elapsed)
+    print(f"paced batch: {sent} requests in {elapsed:.1f} s")
+    # Media minutes, server-side: what was created by each task's creation time.
+    async with AsyncClient(server.api_key, base_url=server.base_url) as client:
+        tasks = [t async for t in client.embed.v2.tasks.list(page_limit=50)]
+    created = sorted(
+        (t.created_at.timestamp(), t.video_embedding.metadata["duration"])  # type: ignore[union-attr]
+        for t in tasks
+    )
+    assert len(created) == 6 and all(d == 4.0 for _, d in created)
+    first = created[0][0]
+    total = 0.0
+    for at, duration in created:
+        total += duration
+        # Second-precision timestamps: one second of slack.
+        assert total <= 8 + 2.0 * (at - first + 1.0), created
+    assert created[-1][0] - first >= 4  # 16 s beyond the burst at 2 media-s/s

@@ -14,6 +14,7 @@ from ._defaults import (
 )
 from ._embed import Embed
 from ._journal import Journal, JournalEntry
+from ._pacing import RateBudget
 from ._resource import EmbedTasks
 from ._streams import ProducerStream
 from ._tasks import TaskCalls, TaskHandle
@@ -42,6 +43,7 @@ __all__ = [
     "Outcome",
     "ProducerStream",
     "ProgressCallback",
+    "RateBudget",
     "RetryPolicy",
     "StatusUpdate",
     "TaskCalls",

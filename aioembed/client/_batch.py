@@ -49,7 +49,9 @@ from ..models import EmbedTask, TaskStatus
 from ._assets import Assets
 from ._batch_api import BatchApi, CreateContext
 from ._batch_items import BatchInput, BatchItem, Outcome, TaskT
+from ._duration import media_seconds
 from ._journal import Journal
+from ._pacing import Pacer
 from ._streams import ProducerStream
 from ._tasks import TaskCalls
 from ._watch import StatusUpdate, StatusWatcher
@@ -108,6 +110,10 @@ class BatchSettings(TypedDict):
     on_upload: UploadCallback | None
     on_status: StatusCallback | None
     delete_assets: bool
+    #: Where ``delete_assets`` deletes the assets the batch uploaded.
+    assets: Assets
+    #: The batch's rate budget (shared with the API adapter, which paces its requests).
+    pacer: Pacer
 
 
 @attrs.define(eq=False)
@@ -124,6 +130,8 @@ class _ItemRun(Generic[TaskT]):
     deduplicated: bool = False
     #: The asset uploaded for this item (this run or, per the journal, an earlier one).
     asset_id: str | None = None
+    #: Media seconds charged to the budget for this item's create (``None``: none).
+    charged: float | None = None
 
     def outcome(
         self, task: TaskT | None = None, error: AioEmbedError | None = None
@@ -144,8 +152,6 @@ class BatchRun(Generic[TaskT]):
     """One ``embed_many`` call's settings and shared state; see ``EmbedTasks.embed_many``."""
 
     api: BatchApi[TaskT]
-    #: Where ``delete_assets`` deletes the assets the batch uploaded.
-    assets: Assets
     concurrency: int = attrs.field(validator=attrs.validators.ge(1))
     journal: Journal | None = attrs.field(converter=_journal)
     ordered: bool
@@ -157,6 +163,8 @@ class BatchRun(Generic[TaskT]):
     on_upload: UploadCallback | None
     on_status: StatusCallback | None
     delete_assets: bool
+    assets: Assets
+    pacer: Pacer
     deadline: float | None = attrs.field(init=False)
     _shared: dict[tuple[str, tuple[object, ...]], _Shared] = attrs.field(init=False, factory=dict)
 
@@ -231,6 +239,8 @@ class BatchRun(Generic[TaskT]):
             return run.outcome(error=e)
         if self.journal is not None:
             await self.journal.set_status(run.key, task.status.value)
+        if run.charged is not None:
+            self.pacer.settle(run.charged, _span(item, self.api.duration(task)))
         await self._clean_up(run)
         return run.outcome(task)
 
@@ -339,6 +349,9 @@ class BatchRun(Generic[TaskT]):
         # past it); the journal's idempotency key keeps a rerun from duplicating the task.
         remaining = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         with anyio.move_on_after(remaining):
+            if self.pacer.paces_media:
+                run.charged = _span(item, await _header_seconds(item)) or self.pacer.estimate()
+                await self.pacer.media(run.charged)
             return await self.api.create(item, ctx)
         raise RequestTimeoutError(f"the batch timeout passed before {item.label!r} was created")
 
@@ -396,6 +409,24 @@ async def _content_hash(item: BatchItem) -> str | None:
         return await anyio.to_thread.run_sync(_sha256, path)
     except OSError as e:
         raise invalid(field, f"{field} {str(path)!r} cannot be read: {e.strerror}.") from None
+
+
+async def _header_seconds(item: BatchItem) -> float | None:
+    """The item's media duration from its file's header (``0`` for an image)."""
+    if item.task_input is not None and item.task_input.input_type in ("image", "document"):
+        return 0.0
+    path = item.local_file
+    return None if path is None else await anyio.to_thread.run_sync(media_seconds, path)
+
+
+def _span(item: BatchItem, duration: float | None) -> float | None:
+    """The seconds of ``duration`` the item's offsets select (``None`` if unknown)."""
+    if duration is None:
+        return None
+    source = item.task_input
+    start = getattr(source, "start_sec", None) if source else item.video_start_offset_sec
+    end = getattr(source, "end_sec", None) if source else item.video_end_offset_sec
+    return max(0.0, min(duration, duration if end is None else end) - (start or 0.0))
 
 
 def watch_many(

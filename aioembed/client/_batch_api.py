@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar, Literal, Protocol, TypeVar
+from typing import ClassVar, Literal, Protocol
 
 import anyio
 import attrs
@@ -36,10 +36,11 @@ from ..contract.v2 import (
 )
 from ..contract.v2._inputs import Segmentation
 from ..errors import NotFoundError
-from ..models import EmbedTask
+from ..models import EmbedTask, PageInfo
 from ._assets import Assets
-from ._batch_items import BatchItem
+from ._batch_items import BatchItem, TaskT
 from ._defaults import DEFAULT_SCOPES
+from ._pacing import Pacer
 from ._tasks import Scope, TaskCalls
 from ._upload import ProgressCallback
 from ._v2_media import inline_limit, resolve_files
@@ -51,7 +52,6 @@ __all__ = ["ApiName", "BatchApi", "CreateContext", "V1Api", "V2Api"]
 
 #: The ``api`` argument of ``embed_many``.
 ApiName = Literal["v1", "v2"]
-TaskT_co = TypeVar("TaskT_co", EmbedTask, V2Task, covariant=True)
 #: Where :meth:`V2Api.check` points the batch's settings: a URL is never fetched.
 _PLACEHOLDER = MediaSource.url("https://example.com/batch-settings.mp4")
 
@@ -77,7 +77,7 @@ class CreateContext:
     on_asset: Callable[[str], Awaitable[None]] | None = None
 
 
-class BatchApi(Protocol[TaskT_co]):
+class BatchApi(Protocol[TaskT]):
     """What a batch needs from an API; see the module docstring."""
 
     name: ClassVar[ApiName]
@@ -99,8 +99,12 @@ class BatchApi(Protocol[TaskT_co]):
 
     def done_watching(self, task_id: str) -> None: ...
 
-    def finished(self, task_id: str, task: EmbedTask) -> TaskT_co:
+    def finished(self, task_id: str, task: EmbedTask) -> TaskT:
         """The task the outcome carries, once the watcher saw ``task`` terminal."""
+        ...
+
+    def duration(self, task: TaskT) -> float | None:
+        """The media's duration (seconds) as the server reports it on the finished task."""
         ...
 
 
@@ -115,6 +119,7 @@ class V1Api:
     scopes: tuple[Scope, ...] | None = attrs.field(converter=_scopes)
     options: tuple[str, ...] | None = attrs.field(converter=_values)
     retrieve: bool
+    pacer: Pacer
 
     def identity(self, item: BatchItem) -> tuple[object, ...]:
         if item.task_input is not None:
@@ -128,6 +133,7 @@ class V1Api:
         )
 
     async def create(self, item: BatchItem, ctx: CreateContext) -> str:
+        await self.pacer.request()
         handle = await self.tasks.create(
             self.model_name,
             video_file=item.video_file if item.video_url is None else None,
@@ -141,10 +147,21 @@ class V1Api:
         )
         return handle.id
 
-    def list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
-        return self.tasks.list(page_limit=PAGE_LIMIT, status="processing", started_at=since)
+    async def list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
+        page = 1
+        while True:
+            await self.pacer.request()
+            got = await self.tasks.list_page(
+                page=page, page_limit=PAGE_LIMIT, status="processing", started_at=since
+            )
+            for task in got.data:
+                yield task
+            if _last(len(got.data), page, got.page_info):
+                return
+            page += 1
 
     async def resolve(self, task_id: str) -> EmbedTask:
+        await self.pacer.request()
         if self.retrieve:
             return await self.tasks.retrieve(task_id, embedding_option=self.options)
         return await self.tasks.status(task_id)
@@ -157,6 +174,9 @@ class V1Api:
 
     def finished(self, task_id: str, task: EmbedTask) -> EmbedTask:
         return task
+
+    def duration(self, task: EmbedTask) -> float | None:
+        return task.metadata.duration if task.metadata is not None else None
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -174,6 +194,7 @@ class V2Api:
     options: tuple[str, ...] | None = attrs.field(converter=_values)
     scopes: tuple[str, ...] | None = attrs.field(converter=_values)
     dimension: int | None
+    pacer: Pacer
     _finals: dict[str, V2Task] = attrs.field(init=False, factory=dict)
     _waiters: Counter[str] = attrs.field(init=False, factory=Counter)
 
@@ -237,6 +258,7 @@ class V2Api:
                 return await self._asset(file, file_type, ctx)
 
             resolved = await resolve_files(task_input, upload=upload)
+            await self.pacer.request()
             handle = await self.tasks.create(
                 resolved,  # type: ignore[arg-type]
                 model_name=self.model_name,
@@ -252,25 +274,32 @@ class V2Api:
         before use, so a rerun never uploads it again)."""
         if ctx.asset_id is not None:
             try:
+                await self.pacer.request()
                 if (await self.assets.retrieve(ctx.asset_id)).status == "ready":
                     return ctx.asset_id
             except NotFoundError:
                 pass  # deleted meanwhile: upload again
+        await self.pacer.request()  # the upload's own status polls are not paced
         asset = await self.assets.upload(path, file_type=file_type, progress=ctx.progress)
         if ctx.on_asset is not None:
             await ctx.on_asset(asset.id)
         return asset.id
 
-    async def _list(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
-        async for summary in self.tasks.list(
-            page_limit=PAGE_LIMIT, status="processing", started_at=since
-        ):
-            yield _as_v1(summary)
-
-    def list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
-        return self._list(since)
+    async def list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
+        page = 1
+        while True:
+            await self.pacer.request()
+            got = await self.tasks.list_page(
+                page=page, page_limit=PAGE_LIMIT, status="processing", started_at=since
+            )
+            for summary in got.data:
+                yield _as_v1(summary)
+            if _last(len(got.data), page, got.page_info):
+                return
+            page += 1
 
     async def resolve(self, task_id: str) -> EmbedTask:
+        await self.pacer.request()
         task = await self.tasks.retrieve(task_id)
         if task.status.is_terminal:
             self._finals[task_id] = task
@@ -287,6 +316,14 @@ class V2Api:
 
     def finished(self, task_id: str, task: EmbedTask) -> V2Task:
         return self._finals[task_id]
+
+    def duration(self, task: V2Task) -> float | None:
+        return getattr(task.metadata, "duration", None)  # video and audio metadata have one
+
+
+def _last(count: int, page: int, info: PageInfo | None) -> bool:
+    """Whether a list page is the last one (empty, or the server says so)."""
+    return not count or info is None or page >= info.total_page
 
 
 def _report(progress: ProgressCallback | None, sent: int, total: int | None) -> None:

@@ -22,6 +22,7 @@ from ._batch import (
 )
 from ._assets import Assets
 from ._batch_api import ApiName, V1Api, V2Api
+from ._pacing import Pacer, RateBudget
 from ._defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_INTERVAL,
@@ -72,6 +73,7 @@ class EmbedTasks(TaskCalls):
         on_upload: UploadCallback | None = None,
         on_status: StatusCallback | None = None,
         delete_assets: bool = False,
+        budget: RateBudget | None = None,
     ) -> ProducerStream[Outcome[EmbedTask]]: ...
 
     @overload
@@ -99,6 +101,7 @@ class EmbedTasks(TaskCalls):
         on_upload: UploadCallback | None = None,
         on_status: StatusCallback | None = None,
         delete_assets: bool = False,
+        budget: RateBudget | None = None,
     ) -> ProducerStream[Outcome[V2Task]]: ...
 
     def embed_many(
@@ -125,6 +128,7 @@ class EmbedTasks(TaskCalls):
         on_upload: UploadCallback | None = None,
         on_status: StatusCallback | None = None,
         delete_assets: bool = False,
+        budget: RateBudget | None = None,
     ) -> ProducerStream[Outcome[EmbedTask]] | ProducerStream[Outcome[V2Task]]:
         """Embed many inputs; iterate one :class:`~aioembed.Outcome` per input as each completes.
 
@@ -151,12 +155,15 @@ class EmbedTasks(TaskCalls):
         once (``dedupe``); ``ordered`` yields in input order; ``task_timeout`` /
         ``timeout`` (s) bound each task / the batch (:class:`~aioembed.WaitTimeoutError`
         in the outcome). An item's failure is its outcome's ``error``, never the batch's.
+        ``budget`` (:class:`~aioembed.RateBudget`: requests per minute, media minutes
+        per hour) paces every request and create of the batch instead of meeting 429s.
         """
+        pacer = Pacer(budget, self._t.rate_limits)
         settings = BatchSettings(
             concurrency=concurrency, journal=journal, ordered=ordered, dedupe=dedupe,
             sleep_interval=sleep_interval, max_interval=max_interval,
             task_timeout=task_timeout, timeout=timeout, on_upload=on_upload, on_status=on_status,
-            delete_assets=delete_assets,
+            delete_assets=delete_assets, assets=self._assets, pacer=pacer,
         )  # fmt: skip
         if api == "v2":
             _refuse(api, video_clip_length=video_clip_length, scope=video_embedding_scope)
@@ -164,23 +171,19 @@ class EmbedTasks(TaskCalls):
                 tasks=self._v2, assets=self._assets, uploads=self._t.uploads,
                 model_name=model_name or ModelName.MARENGO_3_0, segmentation=segmentation,
                 options=embedding_option, scopes=embedding_scope, dimension=embedding_dimension,
+                pacer=pacer,
             )  # fmt: skip
-            return BatchRun[V2Task](api=v2, assets=self._assets, **settings).stream(inputs)
+            return BatchRun[V2Task](api=v2, **settings).stream(inputs)
         if api != "v1":
             raise ValueError(f"api must be 'v1' or 'v2', not {api!r}")
-        _refuse(
-            api,
-            segmentation=segmentation,
-            scope=embedding_scope,
-            dim=embedding_dimension,
-            delete_assets=delete_assets or None,
-        )
+        _refuse(api, segmentation=segmentation, scope=embedding_scope, dim=embedding_dimension)
+        _refuse(api, delete_assets=delete_assets or None)  # v1 makes no assets
         v1 = V1Api(
             tasks=self, model_name=str(model_name or DEFAULT_MODEL),
             clip_length=video_clip_length, scopes=video_embedding_scope,
-            options=embedding_option, retrieve=retrieve,
+            options=embedding_option, retrieve=retrieve, pacer=pacer,
         )  # fmt: skip
-        return BatchRun[EmbedTask](api=v1, assets=self._assets, **settings).stream(inputs)
+        return BatchRun[EmbedTask](api=v1, **settings).stream(inputs)
 
     def watch_many(
         self,
