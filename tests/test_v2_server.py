@@ -525,3 +525,53 @@ async def test_duration_limits_at_create_and_for_sync_media(
         (0.0, "clip"),
         (0.0, "asset"),
     ]
+
+
+async def test_operator_mode_tasks_refuse_assets_and_sync_embeds_take_them(
+    live_server_factory: Any,
+    postgres_dsn: str,
+    s3_endpoint: str,
+    s3_env: dict[str, str],
+    video_factory: Any,
+    wait_until: Any,
+) -> None:
+    """Replicas keep assets locally while any worker host may run a task: a task with an
+    ``asset_id`` source is refused (saying so); a sync embed reads the replica's asset."""
+    import asyncpg
+    from aiobotocore.session import get_session
+
+    from aioembed.server._store import new_task_id
+
+    name = f"d_{new_task_id()}"
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    prefix, _, query = postgres_dsn.partition("?")
+    dsn = f"{prefix.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    bucket = f"b-{new_task_id()}"
+    async with get_session().create_client("s3", endpoint_url=s3_endpoint) as s3:
+        await s3.create_bucket(Bucket=bucket)
+    srv = await live_server_factory(
+        database=dsn, media=f"s3://{bucket}/v2", s3_endpoint=s3_endpoint
+    )
+    async with httpx.AsyncClient(timeout=60) as http:
+        sdk = _official(srv, http)
+        image = await _asset(sdk, video_factory.image(seed=45), wait_until)
+        video = await _asset(sdk, video_factory(duration=5.0, seed=46), wait_until)
+        with pytest.raises(BadRequestError) as info:
+            await sdk.embed.v_2.tasks.create(
+                input_type="video",
+                model_name="marengo3.0",
+                video=AsyncVideoInputRequest(media_source=MediaSource(asset_id=video)),
+            )
+        err = info.value.body["error"]
+        assert err["details"] == {"parameter": "video.media_source.asset_id"}
+        assert "operator mode" in err["message"], err
+        answer = await sdk.embed.v_2.create(
+            input_type="image",
+            model_name="marengo3.0",
+            image=ImageInputRequest(media_source=MediaSource(asset_id=image)),
+        )
+        assert answer.data and len(answer.data[0].embedding) == 512
