@@ -74,7 +74,7 @@ from ._store import SqliteStore, Store, owner_of
 from ._urlfetch import UrlPolicy, make_session
 from ._urlgate import HttpUrlGate
 from ._v2_http import PREFIX as ASSETS_PREFIX
-from ._workers import run_init, worker_pool
+from ._workers import exit_if_reimported_main, run_init, worker_pool
 
 if TYPE_CHECKING:
     from ._operator import OperatorBackends
@@ -329,7 +329,13 @@ def create_app(
     conformance suite, ``tests/test_conformance.py``).
     Start-up raises ``RuntimeError`` when the data directory is unusable or
     locked by another server. Request counts are at ``app[METRICS]``.
+
+    A script that calls this must do so under ``if __name__ == "__main__":``:
+    worker processes import the script again. Called in a worker re-running an
+    unguarded script, it ends that worker (the server then answers ``500``
+    naming the fix) instead of building a second server.
     """
+    exit_if_reimported_main()
     app = web.Application(middlewares=[_middleware], client_max_size=config.max_field_bytes * 16)
     app[CONFIG] = config
     limiter: Limiter | None = (

@@ -41,7 +41,15 @@ from ._redact import is_redacted
 from ._service import AssetMedia, UrlGate
 from ._store import SegmentRecord, Store, TaskRecord
 from ._v2_engine import V2TaskJob, asset_of
-from ._workers import JobError, VideoJob, WorkerDied, WorkerPool, decoder_threads, describe_exit
+from ._workers import (
+    JobError,
+    VideoJob,
+    WorkerDied,
+    WorkerPool,
+    WorkerStartError,
+    decoder_threads,
+    describe_exit,
+)
 
 __all__ = ["Dispatcher"]
 
@@ -251,6 +259,8 @@ class Dispatcher:
             result = await self._embed(rec)
         except JobError as e:
             return await self._finish_failed(task_id, e.code, task_message(e), lease=lease)
+        except WorkerStartError as e:  # a set-up error (the message names the fix)
+            return await self._finish_failed(task_id, e.code, e.message, lease=lease)
         except _MediaMissing as e:
             return await self._finish_failed(
                 task_id, ErrorCode.INTERNAL_ERROR, str(e), lease=lease

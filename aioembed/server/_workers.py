@@ -26,6 +26,13 @@ only when the old process is gone. A job's deadline covers its wait for a free
 worker too: past it with none free, :class:`PoolBusyError` (the job never ran).
 :func:`worker_pool` builds a pool with these bounds from a ``ServerConfig``.
 
+A child starts by importing the parent's ``__main__`` script again (as
+``__mp_main__``; both ``forkserver`` and ``spawn`` do). A script that starts the
+server without an ``if __name__ == "__main__":`` guard would so start a second
+server in every child: :func:`exit_if_reimported_main` (called by
+``create_app``) ends such a child with :data:`EXIT_REIMPORTED_MAIN`, and the pool
+answers every job with :class:`WorkerStartError` naming the fix (logged once).
+
 Messages, child -> parent: ``("started",)``, ``("progress", done, total)``,
 ``("meta", duration)``, then ``("rss", bytes)`` and ``("ok", result)`` or
 ``("error", code, message[, field])``
@@ -55,7 +62,7 @@ from typing import Any
 import attrs
 
 from .._params import MIN_LAST_CLIP, MediaLimits, invalid
-from ..errors import ErrorCode
+from ..errors import ErrorCode, ServerError
 from ._config import ServerConfig
 from ._v2_engine import V2EmbedJob, V2MediaError, V2TaskJob
 
@@ -69,8 +76,10 @@ __all__ = [
     "VideoJob",
     "WorkerDied",
     "WorkerPool",
+    "WorkerStartError",
     "check_offsets",
     "decoder_threads",
+    "exit_if_reimported_main",
     "worker_pool",
 ]
 
@@ -103,6 +112,37 @@ class PoolBusyError(TimeoutError):
         super().__init__(f"no {pool} worker was free within {timeout:g} s")
         self.pool = pool
         self.timeout = timeout
+
+
+#: Exit status of a child that found itself re-running the server's script (EX_CONFIG).
+EXIT_REIMPORTED_MAIN = 78
+_PROCESS_PREFIX = "aioembed-"
+
+
+def exit_if_reimported_main() -> None:
+    """End this process if it is a worker child re-running the script that started the
+    server (an unguarded ``create_app``/``serve`` call at the script's top level);
+    the pool sees :data:`EXIT_REIMPORTED_MAIN` and says what to fix. No-op elsewhere."""
+    name = multiprocessing.current_process().name
+    if name.startswith(_PROCESS_PREFIX) and "__mp_main__" in sys.modules:
+        os._exit(EXIT_REIMPORTED_MAIN)
+
+
+def _unguarded_main_message() -> str:
+    script = getattr(sys.modules.get("__main__"), "__file__", None) or "the main script"
+    return (
+        f"Worker processes cannot start: each one re-runs {script}, which starts the "
+        'server outside an `if __name__ == "__main__":` block; put the create_app()/'
+        "serve() call under that guard."
+    )
+
+
+class WorkerStartError(ServerError):
+    """The pool's processes cannot start (a set-up error, not the job's fault): ``500
+    internal_error`` with the fix in the message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=ErrorCode.INTERNAL_ERROR)
 
 
 class WorkerDied(Exception):
@@ -463,7 +503,7 @@ class _Slot:
         process = self.pool.ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
             args=(child, self.pool.init, self.pool.memory_limit),
-            name=f"aioembed-{self.pool.name}-{self.index}",
+            name=f"{_PROCESS_PREFIX}{self.pool.name}-{self.index}",
             daemon=True,
         )
         process.start()
@@ -511,6 +551,8 @@ class _Slot:
             try:
                 msg = await self._exchange(job, on_event)
             except _Died as died:
+                if died.exitcode == EXIT_REIMPORTED_MAIN:
+                    raise self.pool.cannot_start(_unguarded_main_message()) from None
                 self.pool.crashes += 1
                 # Died before taking the job (killed while idle): the job is
                 # not to blame, run it once more on a fresh process.
@@ -613,6 +655,7 @@ class WorkerPool:
         self.max_jobs = max_jobs
         self.recycled = 0
         self._retiring: set[asyncio.Task[None]] = set()
+        self._cannot_start: WorkerStartError | None = None
         self.ctx = ctx or default_context()
         self.io = ThreadPoolExecutor(size * 2 + 1, thread_name_prefix=f"aioembed-{name}-io")
         self.slots = [_Slot(self, i) for i in range(size)]
@@ -633,6 +676,8 @@ class WorkerPool:
     ) -> Any:
         if self._closed:
             raise RuntimeError("worker pool is closed")
+        if self._cannot_start is not None:
+            raise self._cannot_start
         slot: _Slot | None = None
         try:
             # One deadline for the wait and the work: a job queued behind slow
@@ -647,6 +692,14 @@ class WorkerPool:
         finally:
             if slot is not None:
                 self._release(slot)
+
+    def cannot_start(self, message: str) -> WorkerStartError:
+        """Remember (and log, once) that this pool's processes cannot start: every job
+        from now on fails at once with ``message`` instead of starting another."""
+        if self._cannot_start is None:
+            log.error("%s", message)
+            self._cannot_start = WorkerStartError(message)
+        return self._cannot_start
 
     def _release(self, slot: _Slot) -> None:
         """Free ``slot``; a worn-out process is stopped first, beside the caller (its
