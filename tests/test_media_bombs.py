@@ -26,6 +26,7 @@ from aioembed import AsyncClient
 from aioembed.server import MediaLimits
 from aioembed.server import main as serve_main
 from aioembed.server._keys import DISPATCHER, PROBE_POOL, SYNC_POOL
+from aioembed.server.testing import SLOW_BACKEND, WORKER_INIT
 
 MODEL = "marengo3.0"
 
@@ -359,11 +360,15 @@ async def test_slow_probe_holds_neither_embeds_nor_other_creates_past_deadline(
 async def test_sync_timeout_is_a_timeout(
     live_server_factory: Any, http: aiohttp.ClientSession, video_factory: Any
 ) -> None:
-    server = await live_server_factory(sync_timeout=0.3)
-    audio = Path(video_factory.audio(duration=60.0)).read_bytes()
-    status, body, _ = await _embed_file(server, http, "audio_file", audio, "a.wav")
+    """The slow test backend sleeps 0.2 s per picture: past a 0.1 s deadline that is a
+    ``504`` saying so (it used to be ``400 ... could not be processed``)."""
+    server = await live_server_factory(
+        sync_timeout=0.1, backend=SLOW_BACKEND, worker_init=WORKER_INIT
+    )
+    image = Path(video_factory.image()).read_bytes()
+    status, body, _ = await _embed_file(server, http, "image_file", image, "i.png")
     assert status == 504 and body["code"] == "processing_timeout", body
-    assert "audio_file took longer than the server's limit of 0.3 s" in body["message"], body
+    assert "image_file took longer than the server's limit of 0.1 s" in body["message"], body
 
 
 async def test_metrics_show_the_probe_pool(live_server_factory: Any) -> None:
