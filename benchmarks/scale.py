@@ -203,12 +203,20 @@ def _serve(data_dir: Path, env: dict[str, str], *extra: str) -> Proc:
     return Proc(cmd, "aioembed serving on ", env)
 
 
-def _worker(env: dict[str, str], media: str, s3: str) -> Proc:
+def _worker(env: dict[str, str], media: str, s3: str, *extra: str) -> Proc:
     cmd = [
         sys.executable, "-m", "aioembed", "worker", "--workers", "1", "--prestart-workers",
-        "--media", media, "--s3-endpoint", s3, "--log-level", "WARNING",
+        "--media", media, "--s3-endpoint", s3, "--log-level", "WARNING", *extra,
     ]  # fmt: skip
     return Proc(cmd, "aioembed worker ready", env)
+
+
+#: The engine replaced by a sleep per clip (no CPU): what 3 workers give when the
+#: engine's time is spent elsewhere (a GPU, another host), not on these 2 cores.
+SLEEPING = (
+    "--backend", "test-slow", "--worker-init", "aioembed.server.testing:register_test_backends"
+)  # fmt: skip
+SLEEP_PER_CLIP = "0.5"
 
 
 # -- 2. tasks/s end to end ---------------------------------------------------------------
@@ -226,15 +234,17 @@ async def _create_and_wait(base_url: str, video: Path, m: int) -> float:
         return time.perf_counter() - start
 
 
-def tasks_per_second(dsn: str, s3: str, video: Path, m: int, workers: int, tmp: Path) -> float:
-    name = f"bench_e2e_{workers}"
+def tasks_per_second(
+    dsn: str, s3: str, video: Path, m: int, workers: int, tmp: Path, *, sleeping: bool = False
+) -> float:
+    name = f"bench_e2e_{workers}{'_sleep' if sleeping else ''}"
     db = asyncio.run(_fresh_database(dsn, name))
-    bucket = f"bench-{workers}-{os.getpid()}"
+    bucket = name.replace("_", "-")
     asyncio.run(_bucket(s3, bucket))
-    env = {**S3_ENV, "AIOEMBED_DATABASE_URL": db}
+    env = {**S3_ENV, "AIOEMBED_DATABASE_URL": db, "AIOEMBED_TEST_CLIP_DELAY": SLEEP_PER_CLIP}
     media = f"s3://{bucket}/bench"
     server = _serve(tmp / name, env, "--media", media, "--s3-endpoint", s3)
-    pool = [_worker(env, media, s3) for _ in range(workers)]
+    pool = [_worker(env, media, s3, *(SLEEPING if sleeping else ())) for _ in range(workers)]
     try:
         base = server.line.split()[-1]
         elapsed = asyncio.run(_create_and_wait(base, video, m))
@@ -313,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             three = claims_per_second(dsn, n_claims, 3)
             e2e_1 = tasks_per_second(dsn, s3, video, m_tasks, 1, tmp)
             e2e_3 = tasks_per_second(dsn, s3, video, m_tasks, 3, tmp)
+            slept_1 = tasks_per_second(dsn, s3, video, m_tasks, 1, tmp, sleeping=True)
+            slept_3 = tasks_per_second(dsn, s3, video, m_tasks, 3, tmp, sleeping=True)
             costs = replica_costs(dsn, s3, video, n_requests, tmp)
     print(f"## Operator mode (PostgreSQL 16 via pgserver, moto S3), {os.cpu_count()} CPUs\n")
     print(f"### 1. Queue claims ({n_claims} tasks, claim + complete each)\n")
@@ -321,8 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| PostgresQueue, 3 processes | {three:,.0f} | {three / one:.2f} |")
     print(f"| InProcessQueue, 1 process (laptop mode, no I/O) | {base:,.0f} | {base / one:,.0f} |")
     print(f"\n### 2. Tasks end to end ({m_tasks} videos of 4 s, 1 replica)\n")
-    print("| workers | tasks/s | vs 1 worker |\n|---|---|---|")
-    print(f"| 1 | {e2e_1:.2f} | 1.00 |\n| 3 | {e2e_3:.2f} | {e2e_3 / e2e_1:.2f} |")
+    print("| engine | workers | tasks/s | vs 1 worker |\n|---|---|---|---|")
+    print(f"| built-in (CPU) | 1 | {e2e_1:.2f} | 1.00 |")
+    print(f"| built-in (CPU) | 3 | {e2e_3:.2f} | {e2e_3 / e2e_1:.2f} |")
+    print(f"| sleep {SLEEP_PER_CLIP} s per clip (no CPU) | 1 | {slept_1:.2f} | 1.00 |")
+    print(f"| sleep {SLEEP_PER_CLIP} s per clip (no CPU) | 3 | {slept_3:.2f} | {slept_3 / slept_1:.2f} |")  # noqa: E501
     print(f"\n### 3. Replica cost per request ({n_requests} sequential status requests)\n")
     print("| server | wall ms/request | server CPU ms/request |\n|---|---|---|")
     for label, (wall, cpu) in costs.items():
