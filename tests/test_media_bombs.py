@@ -357,6 +357,35 @@ async def test_slow_probe_holds_neither_embeds_nor_other_creates_past_deadline(
     )
 
 
+async def test_v2_create_probes_in_the_probe_pool_and_busy_is_503(
+    live_server_factory: Any, http: aiohttp.ClientSession, video_factory: Any
+) -> None:
+    """Embed API v2 too: a base64 video create is probed in the probe pool (not behind
+    the held sync worker), and a held probe pool is ``503 server_busy`` at the deadline,
+    not ``400 could not be decoded``."""
+    import base64
+
+    server = await live_server_factory(probe_timeout=1.0, sync_timeout=1.0)
+    video = base64.b64encode(Path(video_factory(duration=5.0, fps=5)).read_bytes()).decode()
+    body = {
+        "input_type": "video",
+        "model_name": "marengo3.0",
+        "video": {"media_source": {"base64_string": video}, "embedding_option": ["visual"]},
+    }
+
+    async def create() -> tuple[int, Any]:
+        url, headers = server.url("embed-v2/tasks"), server.headers
+        async with http.post(url, json=body, headers=headers) as r:
+            return r.status, await r.json()
+
+    async with _Held(server.app[SYNC_POOL]):
+        status, created = await create()
+        assert status == 200, created
+    async with _Held(server.app[PROBE_POOL]):
+        status, busy = await create()
+    assert status == 503 and busy["error"]["code"] == "server_busy", busy  # v2's nested body
+
+
 async def test_sync_timeout_is_a_timeout(
     live_server_factory: Any, http: aiohttp.ClientSession, video_factory: Any
 ) -> None:

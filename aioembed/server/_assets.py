@@ -46,7 +46,7 @@ from ._media import MediaStore
 from ._service import JobRunner, UrlGate
 from ._store import Store
 from ._v2_engine import asset_of
-from ._workers import JobError, ProbeJob, WorkerDied
+from ._workers import JobError, PoolBusyError, ProbeJob, WorkerDied
 
 __all__ = ["AssetLimits", "AssetService", "kind_of"]
 
@@ -259,6 +259,9 @@ class AssetService:
             info = await self.pool.run(ProbeJob(str(path)), timeout=self.limits.probe_timeout)
         except JobError as e:
             await self._finish(rec, error=e.message)
+            return
+        except PoolBusyError:
+            await self._finish(rec, error="The server was too busy to process the asset in time.")
             return
         except (WorkerDied, TimeoutError):
             await self._finish(rec, error="The file is broken or not a supported media file.")

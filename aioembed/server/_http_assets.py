@@ -28,8 +28,8 @@ from ._keys import (
     CONFIG,
     DISPATCHER,
     OWNER,
+    PROBE_POOL,
     STORE,
-    SYNC_POOL,
     TMP_DIR,
     URL_POLICY,
     URL_SESSION,
@@ -228,7 +228,7 @@ def make_app(
         service = AssetService(
             store=store,
             media=LocalMediaStore(media_dir),
-            pool=root[SYNC_POOL],
+            pool=root[PROBE_POOL],
             urls=urls,
             scratch=root[TMP_DIR],
             limits=app[_LIMITS],

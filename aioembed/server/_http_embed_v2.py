@@ -58,7 +58,7 @@ from ._http import (
     int_param,
     time_param,
 )
-from ._keys import CONFIG, OWNER, SERVICE, SYNC_POOL, TMP_DIR
+from ._keys import CONFIG, OWNER, PROBE_POOL, SERVICE, SYNC_POOL, TMP_DIR
 from ._redact import redact_url
 from ._render import json_response
 from ._store import NewTask, new_task_id
@@ -74,7 +74,8 @@ from ._v2_render import (
     task_summary_body,
     vector,
 )
-from ._workers import JobError, ProbeJob, WorkerDied
+from ._service import busy_error
+from ._workers import JobError, PoolBusyError, ProbeJob, WorkerDied
 
 __all__ = ["ADAPTER"]
 
@@ -204,10 +205,12 @@ async def _probe(request: web.Request, media: MediaSpec, path: Path) -> float | 
     if media.input_type == "audio":
         return None  # audio-only files are checked in the task
     try:
-        pool = request.config_dict[SYNC_POOL]
-        info = await pool.run(ProbeJob(str(path)), timeout=config.sync_timeout)
+        pool = request.config_dict[PROBE_POOL]
+        info = await pool.run(ProbeJob(str(path)), timeout=config.probe_timeout)
     except JobError as e:
         raise invalid(where, f"The {media.input_type} could not be decoded: {e.message}") from None
+    except PoolBusyError:
+        raise busy_error("probe", config.probe_timeout) from None
     except (WorkerDied, TimeoutError):
         raise invalid(where, f"The {media.input_type} could not be decoded.") from None
     return float(info["duration"]) if media.input_type == "video" else None
@@ -464,6 +467,8 @@ async def _run_sync(
             raise ServerError(e.message, code=ErrorCode.INTERNAL_ERROR) from None
         where = sources[0][0] if sources else spec.input_type
         raise ParameterError(e.message, code=e.code, parameter=where) from None
+    except PoolBusyError:
+        raise busy_error("sync", config.sync_timeout) from None
     except (WorkerDied, TimeoutError):
         raise ServerError(
             "The embedding could not be computed.", code=ErrorCode.INTERNAL_ERROR
