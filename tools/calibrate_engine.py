@@ -11,10 +11,30 @@ real-media set (:mod:`benchmarks.real_media`: slideshows of packaged photographs
 over packaged speech and music; the evaluation part, whose photographs and
 recordings are disjoint from it, is never looked at here) together with generated
 sample videos (:mod:`aioembed.samples`, seeds 10000+, which no test or benchmark
-uses), weighted 80/20, so that both kinds of media are centred; clips of 2, 4, 6 and 10 s. They are
-written out as literals so that the engine needs no data file and no
-computation at import. Re-run it (and ``python -m benchmarks.engine_eval``) after
-changing a feature; vectors change when the calibration does.
+uses), weighted 80/20, so that both kinds of media are centred; clips of 2, 4, 6 and 10 s.
+
+It fits two things per kind (visual, audio):
+
+1. the per-feature **mean and scale** (``*_MEAN``, ``*_SCALE``) of the raw
+   descriptors;
+2. in the space of the standardised, group-weighted descriptors at unit length
+   (what the engine projects), their **centre** (``*_CENTRE``) and a **shrinkage
+   whitening** of their spread: the ``AXES`` leading principal directions of the
+   80/20 covariance ``S`` (``*_AXES``, ``AXES x dims``) and a gain per direction
+   (``*_GAINS``) that takes its variance ``e`` to the same level as the rest's:
+   ``sqrt((t + SHRINK * a) / (e + SHRINK * a))``, with ``a`` the mean variance
+   over all directions and ``t`` the mean over the directions not kept (those keep
+   gain 1). ``SHRINK = 1`` is half-way between full whitening (``(S)^-1/2``, which
+   a set of 15 videos cannot estimate: it would blow up directions measured from
+   a handful of clips) and none. Per-feature centring left a few correlated
+   directions carrying most of the variance; a modest shift of the population
+   along them (other photographs) put a component shared by every vector, which
+   the mean of a video's clips keeps: unrelated real videos scored 0.16 cosine.
+
+The numbers are written out as literals so that the engine needs no data file and
+no computation at import. Re-run it (then ``python -m benchmarks.engine_eval``
+and ``tools/fit_nesting.py``) after changing a feature; vectors change when the
+calibration does.
 """
 
 from __future__ import annotations
@@ -24,6 +44,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -33,10 +54,12 @@ from aioembed.engine._decode import iter_clips
 from aioembed.engine._features import (
     AUDIO_GROUPS,
     VISUAL_GROUPS,
+    Calibration,
     FeatureBackend,
     audio_features,
     is_silent,
     visual_features,
+    weighted_unit,
 )
 from benchmarks import real_media
 
@@ -44,6 +67,9 @@ CLIP_LENGTHS = (2.0, 4.0, 6.0, 10.0)
 SYNTHETIC_SEEDS = range(10_000, 10_016)
 SYNTHETIC_SECONDS = 12.0
 REAL_SHARE = 0.8
+AXES = 32
+SHRINK = 1.0
+DIGITS = 8
 TARGET = Path(__file__).resolve().parent.parent / "aioembed" / "engine" / "_calibration.py"
 
 
@@ -102,33 +128,73 @@ def features(
 def _fit(
     real: npt.NDArray[np.float64], generated: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Mean and standard deviation of a mixture weighting real clips by ``REAL_SHARE``:
+    """Mean and covariance of a mixture weighting real clips by ``REAL_SHARE``:
     the real centre counts most (unrelated real clips then average cosine about 0),
     the generated one enough that generated videos still spread apart."""
     w = REAL_SHARE
     mean = w * real.mean(axis=0) + (1 - w) * generated.mean(axis=0)
-    var = w * ((real - mean) ** 2).mean(axis=0) + (1 - w) * ((generated - mean) ** 2).mean(axis=0)
-    return mean, np.sqrt(var)
+    r, g = real - mean, generated - mean
+    cov = w * (r.T @ r) / len(r) + (1 - w) * (g.T @ g) / len(g)
+    return mean, cov
+
+
+def _whitening(
+    cov: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``(AXES, dims)`` leading principal directions of ``cov`` and their gains (see
+    the module docstring)."""
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values, kind="stable")[::-1]
+    values, vectors = np.maximum(values[order], 0.0), vectors[:, order]
+    # A fixed sign per direction (largest entry positive), so reruns write the same file.
+    vectors *= np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
+    level = SHRINK * float(values.mean())
+    rest = float(values[AXES:].mean())
+    gains = np.sqrt((rest + level) / (values[:AXES] + level))
+    return vectors[:, :AXES].T, gains
+
+
+def _rounded(x: npt.NDArray[np.float64]) -> tuple[float, ...]:
+    return tuple(round(float(v), DIGITS) for v in x)
+
+
+def _calibrate(
+    real: npt.NDArray[np.float64],
+    generated: npt.NDArray[np.float64],
+    groups: tuple[tuple[str, int, float], ...],
+) -> Calibration:
+    mean, cov = _fit(real, generated)
+    # The engine uses the rounded literals: the second stage is measured through them.
+    first = Calibration(_rounded(mean), _rounded(_scales(np.sqrt(np.diag(cov)), groups)))
+    ur = np.array([weighted_unit(f, first, groups) for f in real])
+    ug = np.array([weighted_unit(f, first, groups) for f in generated])
+    centre, ucov = _fit(ur, ug)
+    axes, gains = _whitening(ucov)
+    return attrs.evolve(
+        first, centre=_rounded(centre), axes=_rounded(axes.ravel()), gains=_rounded(gains)
+    )
 
 
 def measure(
     real: list[tuple[Path, float]], generated: list[tuple[Path, float]]
-) -> dict[str, npt.NDArray[np.float64]]:
+) -> dict[str, tuple[float, ...]]:
     rv, ra = features(real)
     gv, ga = features(generated)
-    v_mean, v_std = _fit(rv, gv)
-    a_mean, a_std = _fit(ra, ga)
-    return {
-        "VISUAL_MEAN": v_mean,
-        "VISUAL_SCALE": _scales(v_std, VISUAL_GROUPS),
-        "AUDIO_MEAN": a_mean,
-        "AUDIO_SCALE": _scales(a_std, AUDIO_GROUPS),
-    }
+    out: dict[str, tuple[float, ...]] = {}
+    for kind, cal in (
+        ("VISUAL", _calibrate(rv, gv, VISUAL_GROUPS)),
+        ("AUDIO", _calibrate(ra, ga, AUDIO_GROUPS)),
+    ):
+        for field in ("mean", "scale", "centre", "axes", "gains"):
+            out[f"{kind}_{field.upper()}"] = getattr(cal, field)
+    return out
 
 
-def render(stats: dict[str, npt.NDArray[np.float64]], sources: int) -> str:
+def render(stats: dict[str, tuple[float, ...]], sources: int) -> str:
     lines = [
-        '"""Per-feature centring and scale of the weights-free backend (generated file).',
+        '"""Calibration of the weights-free backend (generated file): per-feature centring',
+        "and scale, then the centre and shrinkage whitening (leading axes and their gains)",
+        "of the weighted unit-length descriptors; see ``tools/calibrate_engine.py``.",
         "",
         "Written by ``python -m tools.calibrate_engine`` from the calibration part of",
         f"the real-media set ({sources} source videos of ``benchmarks/real_media.py``",
@@ -139,7 +205,7 @@ def render(stats: dict[str, npt.NDArray[np.float64]], sources: int) -> str:
         "# fmt: off",
     ]
     for name, values in stats.items():
-        numbers = [repr(round(float(x), 8)) for x in values]
+        numbers = [repr(x) for x in values]
         lines.append(f"{name}: tuple[float, ...] = (")
         for i in range(0, len(numbers), 6):
             lines.append("    " + ", ".join(numbers[i : i + 6]) + ",")
