@@ -27,12 +27,11 @@ START = """
     from aiohttp import web
     from aioembed.server import ServerConfig, create_app
 
-    config = ServerConfig(
-        data_dir=sys.argv[1], api_keys=("script-key",), workers=1, probe_on_create=sys.argv[3] == "probe"
-    )
+    probe = sys.argv[3] == "probe"
+    config = ServerConfig(data_dir=sys.argv[1], api_keys=("k",), workers=1, probe_on_create=probe)
     web.run_app(create_app(config), host="127.0.0.1", port=int(sys.argv[2]), print=None)
 """
-KEY = {"x-api-key": "script-key"}
+KEY = {"x-api-key": "k"}
 
 
 def _free_port() -> int:

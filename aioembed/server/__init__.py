@@ -146,7 +146,10 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="video worker processes (default: CPUs)"
     )
     p.add_argument(
-        "--sync-workers", type=int, default=1, help="processes for probes and POST /embed"
+        "--sync-workers",
+        type=int,
+        default=1,
+        help="processes for POST /embed (default 1; probes have --probe-workers)",
     )
     p.add_argument(
         "--api-key",

@@ -128,7 +128,7 @@ class ServerConfig:
     data_dir: Path = attrs.field(default=Path("aioembed-data"), converter=Path)
     #: Video worker processes; each embeds one task at a time.
     workers: int = attrs.field(factory=_default_workers, validator=attrs.validators.gt(0))
-    #: Processes for probes and synchronous ``POST /embed`` work (short jobs).
+    #: Processes for synchronous ``POST /embed`` work (probes have ``probe_workers``).
     sync_workers: int = attrs.field(default=1, validator=attrs.validators.gt(0))
     api_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     #: Operator keys: accepted like ``api_keys`` (each is a tenant of its own), and

@@ -337,8 +337,8 @@ class TaskService:
                     str(local.path), model_name, self.config.backend, self.config.max_image_pixels
                 )
             else:
-                max_duration = self.config.media_limits.max_duration
-                job = AudioJob(str(local.path), model_name, offset, self.config.backend, max_duration)
+                limit = self.config.media_limits.max_duration
+                job = AudioJob(str(local.path), model_name, offset, self.config.backend, limit)
             result = await self._run_sync(job, source)
         metadata = (
             {"input_url": redact_url(url)}
