@@ -366,3 +366,63 @@ async def test_heavy_three_workers_a_killed_worker_and_a_replica_killed_mid_uplo
     assert await d.fetchval("SELECT count(*) FROM aioembed.segments") == 13 * counts[0]
     assert await d.fetchval("SELECT count(*) FROM aioembed.queue") == 0
     assert await d.objects() == 0
+
+
+async def test_a_multipart_upload_outlives_its_replica_and_feeds_a_worker(
+    deployment: Deployment, processes: list[Any], tmp_path: Path, video_factory: Any
+) -> None:
+    """The session and its part live in PostgreSQL and the bucket: replica a takes the
+    part and dies, replica b completes the upload (its probe reads the part from the
+    bucket), and a worker embeds a v2 task whose source is the asset."""
+    d = deployment
+    a, b = (replica(d, tmp_path, n) for n in ("a", "b"))
+    processes += [a, b]
+    worker = WorkerProcess(d, tmp_path / "worker.log", "--workers", "1")
+    processes.append(worker)
+    video = video_factory(duration=4.0, name="parts.mp4")
+    blob = video.read_bytes()  # one part: parts are 5 MiB at least
+    headers = {"x-api-key": API_KEY}
+    async with httpx.AsyncClient(headers=headers, timeout=60) as http:
+        started = await http.post(
+            a.url("assets/multipart-uploads"),
+            json={"filename": "parts.mp4", "type": "video", "total_size": len(blob)},
+        )
+        assert started.status_code == 201, started.text
+        session = started.json()
+        url = session["upload_urls"][0]["url"]
+        put = await http.put(url, content=blob, headers={"x-api-key": ""})
+        assert put.status_code == 200, put.text
+        a.kill()
+        report = await http.post(
+            b.url(f"assets/multipart-uploads/{session['upload_id']}"),
+            json={
+                "completed_chunks": [
+                    {"chunk_index": 1, "proof": put.headers["ETag"], "proof_type": "etag",
+                     "chunk_size": len(blob)}
+                ]
+            },
+        )  # fmt: skip
+        assert report.status_code == 200, report.text
+        asset_id = session["asset_id"]
+        deadline = time.monotonic() + 60
+        while (asset := (await http.get(b.url(f"assets/{asset_id}"))).json())["status"] != "ready":
+            assert asset["status"] == "processing" and time.monotonic() < deadline, asset
+            await asyncio.sleep(0.2)
+        created = await http.post(
+            b.url("embed-v2/tasks"),
+            json={
+                "input_type": "video",
+                "model_name": "marengo3.0",
+                "video": {"media_source": {"asset_id": asset_id}, "embedding_option": ["visual"]},
+            },
+        )
+        assert created.status_code in (200, 201), created.text
+        task_id = created.json()["_id"]
+        while (task := (await http.get(b.url(f"embed-v2/tasks/{task_id}"))).json())[
+            "status"
+        ] == "processing":
+            assert time.monotonic() < deadline + 60, task
+            await asyncio.sleep(0.2)
+        assert task["status"] == "ready", task
+        assert task["data"]
+    assert await d.fetchval("SELECT count(*) FROM aioembed.assets WHERE status = 'ready'") == 1

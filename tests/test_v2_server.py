@@ -527,7 +527,7 @@ async def test_duration_limits_at_create_and_for_sync_media(
     ]
 
 
-async def test_operator_mode_tasks_refuse_assets_and_sync_embeds_take_them(
+async def test_operator_mode_tasks_and_sync_embeds_take_assets(
     live_server_factory: Any,
     postgres_dsn: str,
     s3_endpoint: str,
@@ -535,8 +535,8 @@ async def test_operator_mode_tasks_refuse_assets_and_sync_embeds_take_them(
     video_factory: Any,
     wait_until: Any,
 ) -> None:
-    """Replicas keep assets locally while any worker host may run a task: a task with an
-    ``asset_id`` source is refused (saying so); a sync embed reads the replica's asset."""
+    """Assets live in PostgreSQL and the bucket in operator mode, so any worker host can
+    read them: a task with an ``asset_id`` source runs; a sync embed reads one too."""
     import asyncpg
     from aiobotocore.session import get_session
 
@@ -560,15 +560,18 @@ async def test_operator_mode_tasks_refuse_assets_and_sync_embeds_take_them(
         sdk = _official(srv, http)
         image = await _asset(sdk, video_factory.image(seed=45), wait_until)
         video = await _asset(sdk, video_factory(duration=5.0, seed=46), wait_until)
-        with pytest.raises(BadRequestError) as info:
-            await sdk.embed.v_2.tasks.create(
-                input_type="video",
-                model_name="marengo3.0",
-                video=AsyncVideoInputRequest(media_source=MediaSource(asset_id=video)),
-            )
-        err = info.value.body["error"]
-        assert err["details"] == {"parameter": "video.media_source.asset_id"}
-        assert "operator mode" in err["message"], err
+        created = await sdk.embed.v_2.tasks.create(
+            input_type="video",
+            model_name="marengo3.0",
+            video=AsyncVideoInputRequest(media_source=MediaSource(asset_id=video)),
+        )
+
+        async def ready() -> Any:
+            task = await sdk.embed.v_2.tasks.retrieve(created.id)
+            return task if task.status != "processing" else None
+
+        done = await wait_until(ready, timeout=120)
+        assert done.status == "ready", done
         answer = await sdk.embed.v_2.create(
             input_type="image",
             model_name="marengo3.0",

@@ -14,7 +14,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -42,6 +42,9 @@ from ._uploads import read_form, safe_filename
 from ._uploads_multipart import UploadLimits, UploadService, load_secret
 from ._urlgate import HttpUrlGate
 from ._v2_http import mount, page_info, parse_page, rfc3339, v2_error_response
+
+if TYPE_CHECKING:
+    from ._operator import OperatorAssets
 
 __all__ = ["ASSETS", "make_app"]
 
@@ -218,29 +221,38 @@ def make_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         config = root[CONFIG]
-        media_dir = config.data_dir / "assets"
-        await asyncio.get_running_loop().run_in_executor(None, _mkdir, media_dir)
-        store = AssetStore(config.data_dir / "assets.sqlite3")
-        await store.open()
         urls = HttpUrlGate(
             session=lambda: root[URL_SESSION], policy=root[URL_POLICY], config=config
         )
-        service = AssetService(
-            store=store,
-            media=LocalMediaStore(media_dir),
-            pool=root[PROBE_POOL],
-            urls=urls,
-            scratch=root[TMP_DIR],
-            limits=app[_LIMITS],
-            tasks=root[STORE],
-        )
         async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(store.close)
+            shared = None
+            if config.operator_mode:  # shared by every replica (PostgreSQL + the bucket)
+                from ._operator import OperatorAssets
+
+                shared = await OperatorAssets.open(config, root[TMP_DIR], stack)
+                store: Any = shared.store
+                media: Any = shared.media
+            else:
+                media_dir = config.data_dir / "assets"
+                await asyncio.get_running_loop().run_in_executor(None, _mkdir, media_dir)
+                store = AssetStore(config.data_dir / "assets.sqlite3")
+                await store.open()
+                stack.push_async_callback(store.close)
+                media = LocalMediaStore(media_dir)
+            service = AssetService(
+                store=store,
+                media=media,
+                pool=root[PROBE_POOL],
+                urls=urls,
+                scratch=root[TMP_DIR],
+                limits=app[_LIMITS],
+                tasks=root[STORE],
+            )
             await service.start()
             stack.push_async_callback(service.close)
             root[ASSETS] = service
             root[DISPATCHER].use_assets(service)  # v2 tasks with an asset_id source
-            uploads = await _uploads(root, service, app[_UPLOAD_LIMITS], stack)
+            uploads = await _uploads(root, service, app[_UPLOAD_LIMITS], stack, shared)
             root[UPLOADS] = uploads
             sweeper = asyncio.get_running_loop().create_task(uploads.run_sweeper())
             stack.callback(sweeper.cancel)
@@ -269,18 +281,26 @@ async def _uploads(
     assets: AssetService,
     limits: UploadLimits,
     stack: contextlib.AsyncExitStack,
+    shared: OperatorAssets | None = None,
 ) -> UploadService:
-    """The multipart-upload service over ``uploads.sqlite3``, ``parts/`` and the secret."""
-    data_dir = root[CONFIG].data_dir
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, _mkdir, data_dir / "parts")
-    secret = await loop.run_in_executor(None, load_secret, data_dir / "upload-secret")
-    store = UploadStore(data_dir / "uploads.sqlite3")
-    await store.open()
-    stack.push_async_callback(store.close)
+    """The multipart-upload service over ``uploads.sqlite3``, ``parts/`` and the secret
+    (in operator mode: PostgreSQL, the bucket and the secret every replica shares)."""
+    store: Any
+    parts: Any
+    if shared is not None:
+        store, parts, secret = shared.uploads, shared.parts, shared.secret
+    else:
+        data_dir = root[CONFIG].data_dir
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, _mkdir, data_dir / "parts")
+        secret = await loop.run_in_executor(None, load_secret, data_dir / "upload-secret")
+        store = UploadStore(data_dir / "uploads.sqlite3")
+        await store.open()
+        stack.push_async_callback(store.close)
+        parts = LocalPartStore(data_dir / "parts")
     service = UploadService(
         store=store,
-        parts=LocalPartStore(data_dir / "parts"),
+        parts=parts,
         assets=assets,
         secret=secret,
         scratch=root[TMP_DIR],

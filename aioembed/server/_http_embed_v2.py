@@ -266,13 +266,6 @@ async def _create_from_asset(
     media, owner = spec.media, request[OWNER]
     assets = request.config_dict[ASSETS]
     param = f"{media.input_type}.media_source.asset_id"
-    if request.config_dict[CONFIG].operator_mode:
-        # Assets stay on the replica that received them; tasks run on any worker host.
-        raise invalid(
-            param,
-            "Tasks cannot embed an asset on a server in operator mode (assets are not "
-            "shared with its workers yet); send the media as a url or base64_string.",
-        )
     asset_id = media.source.value
     rec = await assets.acquire(
         owner, asset_id, kinds=_ASSET_KINDS[media.input_type], parameter=param

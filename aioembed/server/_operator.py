@@ -28,14 +28,16 @@ from ._private import private_dir
 from ._redact import redact_url
 
 try:
+    from ._pg_assets import PostgresAssetStore, PostgresUploadStore
     from ._pg_queue import PostgresQueue
     from ._pg_ratelimit import PostgresRateLimiter
     from ._pg_store import PostgresStore
     from ._s3_media import S3Location, S3MediaStore
+    from ._s3_parts import S3PartStore
 except ImportError as e:  # asyncpg or aiobotocore missing: name the extra to install
     raise extra_missing("operator mode", "scale", e) from None
 
-__all__ = ["OperatorBackends", "scratch_dir", "shown_database"]
+__all__ = ["OperatorAssets", "OperatorBackends", "scratch_dir", "shown_database"]
 
 #: One schema for store, queue and rate buckets (the fenced completion needs one database).
 SCHEMA = "aioembed"
@@ -79,11 +81,43 @@ class OperatorBackends:
             await stack.enter_async_context(self.limiter)
 
     @staticmethod
-    def media(config: ServerConfig, scratch: Path) -> S3MediaStore:
-        """The object store for task media (open it with ``async with``)."""
+    def media(config: ServerConfig, scratch: Path, *, namespace: str = "media") -> S3MediaStore:
+        """The object store for task media, or for assets with ``namespace="assets"``
+        (open it with ``async with``)."""
         return S3MediaStore(
-            S3Location.parse(config.media or ""), scratch=scratch, endpoint_url=config.s3_endpoint
+            S3Location.parse(config.media or ""),
+            scratch=scratch,
+            endpoint_url=config.s3_endpoint,
+            namespace=namespace,
         )
+
+
+@attrs.frozen
+class OperatorAssets:
+    """Assets and multipart upload sessions shared by every replica: records in
+    PostgreSQL, bytes (assets and parts) in the object store, one signing secret."""
+
+    store: PostgresAssetStore
+    media: S3MediaStore
+    uploads: PostgresUploadStore
+    parts: S3PartStore
+    secret: bytes
+
+    @classmethod
+    async def open(
+        cls, config: ServerConfig, scratch: Path, stack: contextlib.AsyncExitStack
+    ) -> OperatorAssets:
+        dsn = config.database or ""
+        store = PostgresAssetStore(dsn, schema=SCHEMA)
+        uploads = PostgresUploadStore(dsn, schema=SCHEMA)
+        for opened in (store, uploads):
+            await opened.open()
+            stack.push_async_callback(opened.close)
+        media = await stack.enter_async_context(
+            OperatorBackends.media(config, scratch, namespace="assets")
+        )
+        secret = await uploads.shared_secret()
+        return cls(store, media, uploads, S3PartStore(media), secret)
 
 
 _SCRATCH = "aioembed-scratch-"

@@ -74,7 +74,8 @@ class S3MediaStore:
     client's connection pool lives for the block). ``part_size`` (bytes, at
     least 5 MiB) bounds the memory one transfer holds. :meth:`sweep` spares
     objects younger than ``sweep_grace`` seconds: with many replicas, another
-    one may have adopted media whose task it has not committed yet.
+    one may have adopted media whose task it has not committed yet. Keys are
+    ``<prefix>/<namespace>/<id>``: ``media`` for tasks, ``assets`` for assets.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class S3MediaStore:
         endpoint_url: str | None = None,
         part_size: int = DEFAULT_PART,
         sweep_grace: float = 3600.0,
+        namespace: str = "media",
     ) -> None:
         if part_size < MIN_PART:
             raise ValueError(f"part_size must be at least {MIN_PART} bytes")
@@ -93,6 +95,7 @@ class S3MediaStore:
         self._endpoint = endpoint_url
         self._part = part_size
         self._grace = sweep_grace
+        self._namespace = namespace
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
 
@@ -124,7 +127,7 @@ class S3MediaStore:
         return self._client
 
     def _key(self, task_id: str) -> str:
-        return self.location.key("media", checked_task_id(task_id))
+        return self.location.key(self._namespace, checked_task_id(task_id))
 
     async def adopt(self, task_id: str, source: Path) -> None:
         key = self._key(task_id)
@@ -166,12 +169,13 @@ class S3MediaStore:
         key = self._key(task_id)
         dest = self.scratch / f"s3-{secrets.token_hex(8)}-{task_id}"
         try:
-            found = await self._download(key, dest)
+            found = await self.download(key, dest)
             yield dest if found else None
         finally:
             await asyncio.get_running_loop().run_in_executor(None, _unlink, dest)
 
-    async def _download(self, key: str, dest: Path) -> bool:
+    async def download(self, key: str, dest: Path, *, append: bool = False) -> bool:
+        """Stream ``key`` into ``dest`` (created 0600, or appended to); False if missing."""
         loop = asyncio.get_running_loop()
         try:
             answer = await self._s3.get_object(Bucket=self.location.bucket, Key=key)
@@ -179,9 +183,8 @@ class S3MediaStore:
             if e.response.get("Error", {}).get("Code") in _MISSING:
                 return False
             raise
-        fd = await loop.run_in_executor(
-            None, os.open, dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
-        )
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_EXCL)
+        fd = await loop.run_in_executor(None, os.open, dest, flags, 0o600)
         with open(fd, "wb") as f:  # noqa: ASYNC230 - writes below run in the executor
             async with answer["Body"] as body:
                 while chunk := await body.read(_READ_CHUNK):
@@ -193,22 +196,30 @@ class S3MediaStore:
 
     async def sweep(self, keep: Collection[str]) -> int:
         wanted = {self._key(t) for t in keep}
-        prefix = self.location.key("media") + "/"
-        doomed: list[str] = []
+        prefix = self.location.key(self._namespace) + "/"
         cutoff = time.time() - self._grace
+        doomed = [
+            o["Key"]
+            for o in await self.listing(prefix)
+            if o["Key"] not in wanted and o["LastModified"].timestamp() < cutoff
+        ]
+        await self.delete_keys(doomed)
+        return len(doomed)
+
+    async def listing(self, prefix: str) -> list[dict[str, Any]]:
+        """Every object under ``prefix`` (S3's listing entries: ``Key``, ``LastModified``...)."""
+        found: list[dict[str, Any]] = []
         paginator = self._s3.get_paginator("list_objects_v2")
         async for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
-            doomed += [
-                o["Key"]
-                for o in page.get("Contents", ())
-                if o["Key"] not in wanted and o["LastModified"].timestamp() < cutoff
-            ]
-        for i in range(0, len(doomed), 1000):  # DeleteObjects takes 1,000 keys at most
-            batch = [{"Key": k} for k in doomed[i : i + 1000]]
+            found += page.get("Contents", ())
+        return found
+
+    async def delete_keys(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys at most
+            batch = [{"Key": k} for k in keys[i : i + 1000]]
             await self._s3.delete_objects(
                 Bucket=self.location.bucket, Delete={"Objects": batch, "Quiet": True}
             )
-        return len(doomed)
 
 
 def _unlink(path: Path) -> None:

@@ -80,6 +80,9 @@ async def run_worker(
             scratch=scratch,
             urls=HttpUrlGate(session=lambda: session, policy=policy, config=config),
         )
+        # v2 tasks with an asset source read the asset from the bucket.
+        assets = OperatorBackends.media(config, scratch, namespace="assets")
+        dispatcher.use_assets(await stack.enter_async_context(assets))
         # Replicas queue what they create; a worker only consumes (and reclaims).
         await dispatcher.start([])
         stack.push_async_callback(dispatcher.close)
