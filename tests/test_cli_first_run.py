@@ -321,6 +321,7 @@ def test_readme_shell_lines_are_commands_that_parse() -> None:
     import shlex
 
     from aioembed.cli._args import _parser
+    from aioembed.cli._worker import _parser as worker_parser
     from aioembed.server import _parser as serve_parser
 
     readme = (ROOT / "README.md").read_text()
@@ -335,6 +336,8 @@ def test_readme_shell_lines_are_commands_that_parse() -> None:
                 if words[1] == "serve":
                     args = serve_parser().parse_args(words[2:])
                     assert not args.api_key, f"a key in argv shows in ps: {line}"
+                elif words[1] == "worker":
+                    worker_parser().parse_args(words[2:])
                 elif words[1] != "--version":
                     _parser().parse_args(words[1:])
                 checked += 1

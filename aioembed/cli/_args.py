@@ -2,8 +2,10 @@
 
 Bad arguments exit 2 with one line (argparse's ``usage`` + ``error``), whatever
 the mistake: an unknown output suffix, a clip length out of range, an embedding
-option the model does not have. Nothing is uploaded for a batch that would fail
-on its parameters.
+option the model does not have, a flag of the other API. ``--api v2`` settings
+go through the contract's own validator (the server's message), which also
+resolves the model's defaults for the export's provenance (``args.v2_spec``).
+Nothing is uploaded for a batch that would fail on its parameters.
 """
 
 from __future__ import annotations
@@ -16,6 +18,17 @@ from typing import NoReturn
 from .._params import DEFAULT_CLIP_LENGTH, MAX_CLIP_LENGTH, MIN_CLIP_LENGTH, MODELS, SCOPES
 from .._version import __version__
 from ..client import DEFAULT_CONCURRENCY, DEFAULT_MODEL
+from ..contract.v2 import (
+    Dynamic,
+    Fixed,
+    MediaSource,
+    ModelName,
+    VideoInput,
+    check_task_body,
+    task_body,
+)
+from ..contract.v2._inputs import Segmentation
+from ..errors import ParameterError
 from ._embedded import SERVER_RULE
 from ._export import check_format
 
@@ -29,6 +42,13 @@ for a command's options."""
 _MODELS_HELP = "; ".join(
     f"{m.name}: {m.dims}-d, options {', '.join(m.video_options)}" for m in MODELS.values()
 )
+V2_MODELS = tuple(m.value for m in ModelName)
+_V2_HELP = (
+    "With --api v2 (default marengo3.0): marengo3.0 (options visual, audio, transcription), "
+    "marengo3.5 (visual, audio)"
+)
+#: Scopes of either API: v1 ``clip``/``video``, v2 ``clip``/``local``/``asset``.
+_ALL_SCOPES = (*SCOPES, "local", "asset")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +80,25 @@ def _clip_length(text: str) -> float:
     return value
 
 
+def _segmentation(text: str) -> Segmentation:
+    strategy, _, seconds = text.partition(":")
+    if strategy not in ("fixed", "dynamic") or not seconds.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} should be fixed:SECONDS (2-10) or dynamic:SECONDS (minimum, 2-5)"
+        )
+    return Fixed(int(seconds)) if strategy == "fixed" else Dynamic(int(seconds))
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} should be more than 0")
+    return value
+
+
 def _output(text: str) -> str:
     problem = check_format(text)
     if problem is not None:
@@ -84,10 +123,16 @@ def _embed_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--out", type=_output, help="results file: .jsonl, .parquet or .npz (written atomically)"
     )
     e.add_argument(
+        "--api",
+        choices=["v1", "v2"],
+        default="v1",
+        help="the Embed API (default v1); v2 takes --segmentation and --embedding-dimension",
+    )
+    e.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
-        choices=list(MODELS),
-        help=f"model (default {DEFAULT_MODEL}). {_MODELS_HELP}",
+        default=None,
+        choices=list(dict.fromkeys([*MODELS, *V2_MODELS])),
+        help=f"model (default {DEFAULT_MODEL}). {_MODELS_HELP}. {_V2_HELP}",
     )
     e.add_argument(
         "--concurrency",
@@ -105,8 +150,8 @@ def _embed_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     e.add_argument(
         "--scope",
         action="append",
-        choices=list(SCOPES),
-        help="clip and/or video, repeatable (default clip)",
+        choices=list(_ALL_SCOPES),
+        help="v1: clip and/or video (default clip); v2: clip and/or asset (default both)",
     )
     e.add_argument(
         "--option",
@@ -122,6 +167,35 @@ def _embed_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     e.add_argument(
         "--workers", type=_positive_int, default=None, help="embedded server's worker processes"
+    )
+    _v2_and_budget(e)
+
+
+def _v2_and_budget(e: argparse.ArgumentParser) -> None:
+    e.add_argument(
+        "--segmentation",
+        type=_segmentation,
+        metavar="fixed:S|dynamic:S",
+        help="v2: fixed S-second segments (2-10) or shot boundaries at least S s apart "
+        "(2-5); default the model's (dynamic)",
+    )
+    e.add_argument(
+        "--embedding-dimension",
+        type=_positive_int,
+        metavar="N",
+        help="v2, marengo3.5: vector length 1-512 (a prefix of the full vector)",
+    )
+    e.add_argument(
+        "--requests-per-minute",
+        type=_rate,
+        metavar="N",
+        help="pace the batch to at most N requests per minute (no 429s)",
+    )
+    e.add_argument(
+        "--media-minutes-per-hour",
+        type=_rate,
+        metavar="M",
+        help="pace the batch to at most M minutes of media submitted per hour",
     )
 
 
@@ -168,17 +242,57 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_v1(args: argparse.Namespace) -> str | None:
+    """The complaint about a v1 batch's flags, if any."""
+    args.model = args.model or DEFAULT_MODEL
+    if args.model not in MODELS:
+        return f"--model {args.model} is a v2 model: add --api v2"
+    v2_only = {
+        "--segmentation": args.segmentation,
+        "--embedding-dimension": args.embedding_dimension,
+    }
+    for flag, value in v2_only.items():
+        if value is not None:
+            return f"{flag} needs --api v2"
+    for scope in args.scope or ():
+        if scope not in SCOPES:
+            return f"--scope {scope} is v2's: use {' or '.join(SCOPES)}, or add --api v2"
+    valid = MODELS[args.model].video_options
+    for option in args.option or ():
+        if option not in valid:
+            use = " or ".join(valid)
+            return f"--option {option!r} is not an option of {args.model}: use {use}"
+    return None
+
+
+def _check_v2(args: argparse.Namespace) -> str | None:
+    """The complaint about a v2 batch's flags (the server's own rules), if any; sets
+    ``args.v2_spec`` to the checked settings with the model's defaults resolved."""
+    args.model = args.model or ModelName.MARENGO_3_0.value
+    if args.model not in V2_MODELS:
+        return f"--model {args.model} is not a v2 model: use {' or '.join(V2_MODELS)}"
+    if args.clip_length is not None:
+        return "--clip-length is v1's: with --api v2 use --segmentation fixed:SECONDS"
+    settings = VideoInput(
+        MediaSource.url("https://example.com/batch-settings.mp4"),
+        segmentation=args.segmentation,
+        embedding_option=args.option,
+        embedding_scope=args.scope,
+    )
+    try:
+        body = task_body(args.model, settings, embedding_dimension=args.embedding_dimension)
+        args.v2_spec = check_task_body(body)
+    except ParameterError as e:
+        return e.message
+    return None
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parsed and checked arguments; exits 2 with one line on any mistake."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "embed" and args.option:
-        valid = MODELS[args.model].video_options
-        for option in args.option:
-            if option not in valid:
-                parser.exit(
-                    2,
-                    f"aioembed embed: error: --option {option!r} is not an option of "
-                    f"{args.model}: use {' or '.join(valid)}\n",
-                )
+    if args.command == "embed":
+        problem = _check_v2(args) if args.api == "v2" else _check_v1(args)
+        if problem is not None:
+            parser.exit(2, f"aioembed embed: error: {problem}\n")
     return args

@@ -8,7 +8,7 @@ would, so the output gets the permissions the user expects.
 Every format has the same columns (:class:`Row`), an empty result included
 (zero rows, the model's dimension), and carries :class:`Provenance`: Parquet as
 schema metadata, NPZ as a ``metadata`` JSON string, JSONL as the per-row
-``model_name`` plus nothing else (one row per line, no header).
+``model_name`` and ``api`` plus nothing else (one row per line, no header).
 """
 
 from __future__ import annotations
@@ -29,9 +29,21 @@ import numpy as np
 from .. import _wire
 from .._version import __version__
 from ..contract import v1
+from ..contract.v2 import TaskSpec, V2Task
 from ..models import EmbedTask
 
-__all__ = ["FORMATS", "InputInfo", "Provenance", "Row", "check_format", "input_info", "rows_of", "write"]
+__all__ = [
+    "FORMATS",
+    "InputInfo",
+    "Provenance",
+    "Row",
+    "check_format",
+    "input_info",
+    "rows_of",
+    "rows_of_v2",
+    "v2_provenance",
+    "write",
+]
 
 API_VERSION = v1.PREFIX.strip("/")
 SEGMENTATION = "fixed-length clips from the start, last clip shorter (under 2 s dropped)"
@@ -70,6 +82,8 @@ class Row:
     input_size: int | None
     input_sha256: str | None
     model_name: str
+    #: The Embed API that made the vector: ``v1`` or ``v2`` (``marengo3.0`` is on both).
+    api: str
     start_offset_sec: float | None
     end_offset_sec: float | None
     embedding_scope: str | None
@@ -86,6 +100,9 @@ class Provenance:
     clip_length: float | None
     scopes: Sequence[str]
     options: Sequence[str]
+    #: The Embed API (``v1``/``v2``) and how it cut the media into segments.
+    api: str = "v1"
+    segmentation: str = SEGMENTATION
     created_at: str = attrs.Factory(
         lambda: datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     )
@@ -94,10 +111,11 @@ class Provenance:
         return {
             "aioembed_version": __version__,
             "api_version": API_VERSION,
+            "embed_api": self.api,
             "model_name": self.model_name,
             "dimension": str(self.dimension),
             "clip_length_sec": "" if self.clip_length is None else f"{self.clip_length:g}",
-            "segmentation": SEGMENTATION,
+            "segmentation": self.segmentation,
             "embedding_scope": ",".join(self.scopes),
             "embedding_option": ",".join(self.options),
             "created_at": self.created_at,
@@ -112,12 +130,51 @@ def rows_of(task: EmbedTask, source: InputInfo) -> Iterator[Row]:
             source.size,
             source.sha256,
             task.model_name or "",
+            "v1",
             s.start_offset_sec,
             s.end_offset_sec,
             s.embedding_scope,
             s.embedding_option,
             s.array(),
         )
+
+
+def rows_of_v2(task: V2Task, source: InputInfo, model_name: str) -> Iterator[Row]:
+    for d in task.data or ():
+        yield Row(
+            task.id,
+            source.input,
+            source.size,
+            source.sha256,
+            model_name,
+            "v2",
+            d.start_sec,
+            d.end_sec,
+            d.embedding_scope,
+            d.embedding_option,
+            d.array(),
+        )
+
+
+def v2_provenance(spec: TaskSpec) -> Provenance:
+    """What a v2 batch asked for, defaults resolved by the contract's validator."""
+    seg = spec.media.segmentation
+    if seg is None:
+        segmentation, clip_length = "", None
+    elif seg.strategy == "fixed":
+        segmentation, clip_length = f"fixed {seg.seconds} s segments", float(seg.seconds)
+    else:
+        segmentation = f"dynamic: shot boundaries, segments of at least {seg.seconds} s"
+        clip_length = None
+    return Provenance(
+        model_name=spec.model_name,
+        dimension=spec.embedding_dimension,
+        clip_length=clip_length,
+        scopes=spec.media.scopes,
+        options=spec.media.options,
+        api="v2",
+        segmentation=segmentation,
+    )
 
 
 def _temp_beside(path: Path) -> Path:
@@ -162,7 +219,15 @@ def _matrix(rows: list[Row], dims: int) -> np.ndarray:
     return np.stack([row.vector for row in rows]).astype(np.float32, copy=False)
 
 
-_TEXT = ("task_id", "input", "input_sha256", "model_name", "embedding_scope", "embedding_option")
+_TEXT = (
+    "task_id",
+    "input",
+    "input_sha256",
+    "model_name",
+    "api",
+    "embedding_scope",
+    "embedding_option",
+)
 _SECONDS = ("start_offset_sec", "end_offset_sec")
 
 

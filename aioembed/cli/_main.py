@@ -18,7 +18,15 @@ import anyio.to_thread
 from .. import _wire
 from .._params import DEFAULT_CLIP_LENGTH, MODELS
 from .._retry import is_transient
-from ..client import DEFAULT_SCOPES, Journal, Outcome
+from ..client import (
+    DEFAULT_SCOPES,
+    AsyncClient,
+    Journal,
+    Outcome,
+    ProducerStream,
+    RateBudget,
+)
+from ..contract.v2 import V2Task
 from ..contract import v1
 from ..errors import (
     AioEmbedError,
@@ -33,7 +41,16 @@ from ._args import parse
 from ._demo import run_demo
 from ._embedded import Endpoint, cache_dir, endpoint, private_dir
 from ._errors import CliError, UsageError
-from ._export import InputInfo, Provenance, Row, input_info, rows_of, write
+from ._export import (
+    InputInfo,
+    Provenance,
+    Row,
+    input_info,
+    rows_of,
+    rows_of_v2,
+    v2_provenance,
+    write,
+)
 from ._inputs import expand_inputs
 from ._view import BatchView, err, out, print_tasks, progress_display, summary
 
@@ -45,10 +62,7 @@ async def run_embed(args: argparse.Namespace) -> int:
     if not inputs:
         raise UsageError(f"no inputs matched {' '.join(args.inputs)}")
     out_path = Path(args.out) if args.out else None
-    options: dict[str, Any] = {}
-    if args.concurrency is not None:
-        options["concurrency"] = args.concurrency
-    outcomes: list[Outcome] = []
+    outcomes: list[Outcome[Any]] = []
     started = time.perf_counter()
     async with endpoint(workers=args.workers) as ep, ep.client() as client:
         journal = Path(args.journal) if args.journal else _default_journal(out_path, inputs, args, ep)
@@ -62,18 +76,7 @@ async def run_embed(args: argparse.Namespace) -> int:
             err.print(f"[dim]embedded local server at {ep.base_url}[/]")
         with progress_display() as progress:
             view = BatchView(progress, len(inputs))
-            batch = client.embed.tasks.embed_many(
-                inputs,
-                model_name=args.model,
-                video_clip_length=args.clip_length,
-                video_embedding_scope=args.scope,
-                embedding_option=args.option,
-                journal=journal,
-                on_upload=view.on_upload,
-                on_status=view.on_status,
-                **options,
-            )
-            async with batch as stream:
+            async with _batch(client, inputs, args, journal, view) as stream:
                 async for outcome in stream:
                     outcomes.append(outcome)
                     view.on_outcome(outcome)
@@ -84,7 +87,46 @@ async def run_embed(args: argparse.Namespace) -> int:
     return _finish(outcomes, journal)
 
 
-def _finish(outcomes: list[Outcome], journal: Path) -> int:
+def _batch(
+    client: AsyncClient,
+    inputs: list[str],
+    args: argparse.Namespace,
+    journal: Path,
+    view: BatchView,
+) -> ProducerStream[Outcome[EmbedTask]] | ProducerStream[Outcome[V2Task]]:
+    """``embed_many`` with the command's flags, for the API ``--api`` names."""
+    options: dict[str, Any] = {}
+    if args.concurrency is not None:
+        options["concurrency"] = args.concurrency
+    if args.requests_per_minute or args.media_minutes_per_hour:
+        options["budget"] = RateBudget(
+            requests_per_minute=args.requests_per_minute,
+            media_minutes_per_hour=args.media_minutes_per_hour,
+        )
+    tasks = client.embed.tasks
+    common = dict(journal=journal, on_upload=view.on_upload, on_status=view.on_status, **options)
+    if args.api == "v2":
+        return tasks.embed_many(
+            inputs,
+            api="v2",
+            model_name=args.model,
+            segmentation=args.segmentation,
+            embedding_option=args.option,
+            embedding_scope=args.scope,
+            embedding_dimension=args.embedding_dimension,
+            **common,
+        )
+    return tasks.embed_many(
+        inputs,
+        model_name=args.model,
+        video_clip_length=args.clip_length,
+        video_embedding_scope=args.scope,
+        embedding_option=args.option,
+        **common,
+    )
+
+
+def _finish(outcomes: list[Outcome[Any]], journal: Path) -> int:
     failed = [o for o in outcomes if not o.ok]
     retryable = [o for o in failed if _retryable(o)]
     if retryable:
@@ -100,7 +142,7 @@ def _finish(outcomes: list[Outcome], journal: Path) -> int:
     return 0
 
 
-def _retryable(outcome: Outcome) -> bool:
+def _retryable(outcome: Outcome[Any]) -> bool:
     """Would a ``--resume`` rerun give this item another chance (the journal's rule)?"""
     error = outcome.error
     if isinstance(error, TaskFailedError):
@@ -109,23 +151,32 @@ def _retryable(outcome: Outcome) -> bool:
     return not isinstance(error, (BadRequestError, PayloadTooLargeError, NotFoundError))
 
 
-async def _export_batch(outcomes: list[Outcome], args: argparse.Namespace, path: Path) -> None:
-    model = MODELS[args.model]
-    meta = Provenance(
-        model_name=model.name,
-        dimension=model.dims,
-        clip_length=args.clip_length or DEFAULT_CLIP_LENGTH,
-        scopes=args.scope or list(DEFAULT_SCOPES),
-        options=args.option or list(model.video_options),
-    )
+async def _export_batch(
+    outcomes: list[Outcome[Any]], args: argparse.Namespace, path: Path
+) -> None:
+    if args.api == "v2":
+        meta = v2_provenance(args.v2_spec)
+    else:
+        model = MODELS[args.model]
+        meta = Provenance(
+            model_name=model.name,
+            dimension=model.dims,
+            clip_length=args.clip_length or DEFAULT_CLIP_LENGTH,
+            scopes=args.scope or list(DEFAULT_SCOPES),
+            options=args.option or list(model.video_options),
+        )
 
     def rows() -> list[Row]:
-        return [
-            row
-            for o in outcomes
-            if o.ok and o.task is not None
-            for row in rows_of(o.task, input_info(o.item.label))
-        ]
+        found: list[Row] = []
+        for o in outcomes:
+            if not o.ok or o.task is None:
+                continue
+            source = input_info(o.item.label)
+            if isinstance(o.task, V2Task):
+                found.extend(rows_of_v2(o.task, source, args.model))
+            else:
+                found.extend(rows_of(o.task, source))
+        return found
 
     n = await anyio.to_thread.run_sync(lambda: write(rows(), meta, path))
     ok = sum(o.ok for o in outcomes)
@@ -140,7 +191,7 @@ def _default_journal(
     ``--concurrency`` do not change the batch, so they do not change the name."""
     if out_path is not None:
         return Path(f"{out_path}.journal.sqlite")
-    identity = {
+    identity: dict[str, Any] = {
         "inputs": [i if "://" in i else os.path.abspath(i) for i in inputs],
         "model": args.model,
         "clip_length": args.clip_length or DEFAULT_CLIP_LENGTH,
@@ -148,6 +199,8 @@ def _default_journal(
         "options": sorted(args.option or []),
         "server": "embedded" if ep.embedded else ep.base_url,
     }
+    if args.api == "v2":  # v1 names stay as they were, so earlier journals are found
+        identity.update(api="v2", spec=repr(args.v2_spec))
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return private_dir(cache_dir() / "journals") / f"{digest}.sqlite"  # Journal makes it 0600
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -27,6 +28,7 @@ from rich.text import Text
 
 from .. import _wire
 from ..client import BatchItem, Outcome, StatusUpdate
+from ..contract.v2 import V2Task
 from ..errors import APIStatusError, TaskFailedError
 from ..models import EmbedTask
 
@@ -90,7 +92,7 @@ class BatchView:
                     description=f"embedding ({p.clips_done}/{p.clips_total} clips in {update.task_id})",
                 )
 
-    def on_outcome(self, outcome: Outcome) -> None:
+    def on_outcome(self, outcome: Outcome[Any]) -> None:
         self.statuses["ready" if outcome.ok else "failed"] += 1
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items()))
         self.progress.update(self.overall, advance=1, description=f"embedding [{counts}]")
@@ -105,9 +107,9 @@ def error_note(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _notes(outcomes: Sequence[Outcome]) -> dict[int, str]:
+def _notes(outcomes: Sequence[Outcome[Any]]) -> dict[int, str]:
     """Per outcome index; of the inputs that share a task, the first is the original."""
-    first: dict[str, Outcome] = {}
+    first: dict[str, Outcome[Any]] = {}
     notes: dict[int, str] = {}
     for o in sorted(outcomes, key=lambda o: o.index):
         if o.error is not None:
@@ -121,7 +123,13 @@ def _notes(outcomes: Sequence[Outcome]) -> dict[int, str]:
     return notes
 
 
-def summary(outcomes: Sequence[Outcome], elapsed: float) -> None:
+def _segments(task: EmbedTask | V2Task | None) -> int:
+    if task is None:
+        return 0
+    return len(task.data or ()) if isinstance(task, V2Task) else len(task.segments)
+
+
+def summary(outcomes: Sequence[Outcome[Any]], elapsed: float) -> None:
     """The per-input table (tab-separated when piped) and the failure count."""
     notes = _notes(outcomes)
     title = f"{len(outcomes)} inputs in {elapsed:.1f} s"
@@ -131,7 +139,7 @@ def summary(outcomes: Sequence[Outcome], elapsed: float) -> None:
             o.item.label,
             o.task_id or "-",
             str(o.status) if o.status else "error",
-            str(len(o.task.segments) if o.task else 0),
+            str(_segments(o.task)),
             notes.get(o.index, ""),
         )
         for o in outcomes
