@@ -4,6 +4,7 @@ journal and resume as for v1, checks before any request, waits through a restart
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import sqlite3
 import time
@@ -350,36 +351,72 @@ async def test_budget_paces_requests_and_media_minutes(
     """A server limited to 120 requests/min (a burst of 4) and a budget of 120 media
     minutes/hour (8 s at once): the batch sees no 429 (one would fail its item: no
     retries) and, counted server-side, stays within both budgets."""
-    server = await live_server_factory(rate_limit=RateLimit(4, 2.0))
-    paths = videos(6)  # 4 s each: 24 media-seconds, three times the media burst
+    await _paced_batch(live_server_factory, videos(6), "v2", rate=2.0, burst=4, media=8.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_budget_paces_a_larger_batch(
+    live_server_factory: Any, videos: Any, api: str
+) -> None:
+    """30 videos, 60 requests/min (a burst of 10), 120 media minutes/hour (20 s at once)."""
+    await _paced_batch(live_server_factory, videos(30), api, rate=1.0, burst=10, media=20.0)
+
+
+async def _server_durations(server: Any, api: str) -> list[tuple[float, float]]:
+    """``(created_at, duration)`` of every task, oldest first, from the server's list."""
+    async with AsyncClient(server.api_key, base_url=server.base_url) as client:
+        if api == "v2":
+            found = [
+                (t.created_at, t.video_embedding.metadata["duration"])  # type: ignore[union-attr]
+                async for t in client.embed.v2.tasks.list(page_limit=50)
+            ]
+        else:
+            found = [
+                (t.created_at, t.metadata.duration)  # type: ignore[union-attr]
+                async for t in client.embed.tasks.list(page_limit=50)
+            ]
+    return sorted((at.timestamp(), float(d)) for at, d in found)  # type: ignore[union-attr]
+
+
+async def _paced_batch(
+    factory: Any, paths: list[Path], api: str, *, rate: float, burst: int, media: float
+) -> None:
+    """``paths`` (4 s videos) through a server limited to ``rate`` requests/s with a burst
+    of ``burst``, under that budget plus ``2 * rate`` media-seconds per second with a
+    burst of ``media`` s; both budgets are checked from the server's own records."""
+    server = await factory(rate_limit=RateLimit(burst, burst / rate))
     budget = RateBudget(
-        requests_per_minute=120,
-        request_burst=4,
-        media_minutes_per_hour=120,
-        media_burst_minutes=8 / 60,
+        requests_per_minute=60 * rate,
+        request_burst=burst,
+        media_minutes_per_hour=120 * rate,  # 2 * rate media-seconds per second
+        media_burst_minutes=media / 60,
     )
-    strict = RetryPolicy(attempts=1)
+    strict = RetryPolicy(attempts=1)  # a 429 would fail its item
+    kw: dict[str, Any] = {**CLIPS, "api": "v2"} if api == "v2" else {"video_clip_length": 4}
     async with AsyncClient(server.api_key, base_url=server.base_url, retry=strict) as client:
-        started = time.monotonic()
-        outcomes = await collect(client, paths, budget=budget, sleep_interval=0.3, **CLIPS)
+        started, wall = time.monotonic(), math.floor(time.time())
+        async with client.embed.tasks.embed_many(
+            paths, budget=budget, sleep_interval=0.3, **kw
+        ) as stream:
+            outcomes = [o async for o in stream]
         elapsed = time.monotonic() - started
-    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
     assert server.counts(status=429) == 0
     sent = server.counts()
-    assert sent <= 4 + 2.0 * elapsed, (sent, elapsed)
-    print(f"paced batch: {sent} requests in {elapsed:.1f} s")
-    # Media minutes, server-side: what was created by each task's creation time.
-    async with AsyncClient(server.api_key, base_url=server.base_url) as client:
-        tasks = [t async for t in client.embed.v2.tasks.list(page_limit=50)]
-    created = sorted(
-        (t.created_at.timestamp(), t.video_embedding.metadata["duration"])  # type: ignore[union-attr]
-        for t in tasks
-    )
-    assert len(created) == 6 and all(d == 4.0 for _, d in created)
-    first = created[0][0]
+    assert sent <= burst + rate * elapsed, (sent, elapsed)
+    times = await _server_durations(server, api)
+    assert len(times) == len(paths) and all(d == 4.0 for _, d in times)
+    # created_at (whole seconds) comes at or after a create's arrival (the server probes
+    # first), so what was created by then arrived by then: it must fit the budget since
+    # the batch started.
     total = 0.0
-    for at, duration in created:
+    for at, duration in times:
         total += duration
-        # Second-precision timestamps: one second of slack.
-        assert total <= 8 + 2.0 * (at - first + 1.0), created
-    assert created[-1][0] - first >= 4  # 16 s beyond the burst at 2 media-s/s
+        assert total <= media + 2 * rate * (at - wall + 1.0), (wall, times)
+    assert elapsed >= (total - media) / (2 * rate)  # paced, not sent at once
+    print(
+        f"paced {api} batch of {len(paths)}: {sent} requests in {elapsed:.1f} s "
+        f"(budget {burst} + {rate:g}/s), {total:g} media-s "
+        f"(budget {media:g} + {2 * rate:g}/s), 0 429s"
+    )
