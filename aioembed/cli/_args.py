@@ -29,6 +29,7 @@ from ..contract.v2 import (
 )
 from ..contract.v2._inputs import Segmentation
 from ..errors import ParameterError
+from ._shard import Shard
 from ._embedded import SERVER_RULE
 from ._export import check_format
 
@@ -169,6 +170,32 @@ def _embed_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--workers", type=_positive_int, default=None, help="embedded server's worker processes"
     )
     _v2_and_budget(e)
+    e.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="embed only shard I of N (by a hash of each input; needs --out): run one per "
+        "machine or process, then `aioembed merge` the parts",
+    )
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _merge_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    m = sub.add_parser(
+        "merge",
+        help="join the parts of a sharded embed and list missing or failed inputs",
+        description="Join the output parts of `aioembed embed --shard I/N` runs into one file; "
+        "list the inputs that failed or are in no part (exit 1 if any).",
+    )
+    m.add_argument("parts", nargs="+", metavar="PART", help=".jsonl, .parquet or .npz parts")
+    m.add_argument("--out", type=_output, required=True, help="the merged file")
 
 
 def _v2_and_budget(e: argparse.ArgumentParser) -> None:
@@ -217,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     _embed_parser(sub)
+    _merge_parser(sub)
     s = sub.add_parser("status", help="show a task's status as JSON")
     _server_help(s)
     s.add_argument("task_id")

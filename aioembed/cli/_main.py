@@ -19,6 +19,7 @@ from .. import _wire
 from .._params import DEFAULT_CLIP_LENGTH, MODELS
 from .._retry import is_transient
 from ..client import (
+    DEFAULT_CONCURRENCY,
     DEFAULT_SCOPES,
     AsyncClient,
     Journal,
@@ -52,6 +53,8 @@ from ._export import (
     write,
 )
 from ._inputs import expand_inputs
+from ._merge import describe, merge
+from ._shard import write_manifest
 from ._view import BatchView, err, out, print_tasks, progress_display, summary
 
 __all__ = ["main"]
@@ -62,6 +65,12 @@ async def run_embed(args: argparse.Namespace) -> int:
     if not inputs:
         raise UsageError(f"no inputs matched {' '.join(args.inputs)}")
     out_path = Path(args.out) if args.out else None
+    if args.shard is not None:
+        if out_path is None:
+            raise UsageError("--shard needs --out: each shard writes its own part")
+        inputs = args.shard.select(inputs)
+        if args.concurrency is None:
+            args.concurrency = args.shard.share(DEFAULT_CONCURRENCY)
     outcomes: list[Outcome[Any]] = []
     started = time.perf_counter()
     async with endpoint(workers=args.workers) as ep, ep.client() as client:
@@ -84,6 +93,13 @@ async def run_embed(args: argparse.Namespace) -> int:
     summary(outcomes, time.perf_counter() - started)
     if out_path is not None:
         await _export_batch(outcomes, args, out_path)
+    if args.shard is not None:
+        assert out_path is not None
+        failed = {o.item.label: str(o.error) for o in outcomes if not o.ok}
+        meta = _provenance(args).as_metadata()
+        await anyio.to_thread.run_sync(
+            lambda: write_manifest(out_path, args.shard, keys=inputs, failed=failed, provenance=meta)
+        )
     return _finish(outcomes, journal)
 
 
@@ -151,20 +167,23 @@ def _retryable(outcome: Outcome[Any]) -> bool:
     return not isinstance(error, (BadRequestError, PayloadTooLargeError, NotFoundError))
 
 
+def _provenance(args: argparse.Namespace) -> Provenance:
+    if args.api == "v2":
+        return v2_provenance(args.v2_spec)
+    model = MODELS[args.model]
+    return Provenance(
+        model_name=model.name,
+        dimension=model.dims,
+        clip_length=args.clip_length or DEFAULT_CLIP_LENGTH,
+        scopes=args.scope or list(DEFAULT_SCOPES),
+        options=args.option or list(model.video_options),
+    )
+
+
 async def _export_batch(
     outcomes: list[Outcome[Any]], args: argparse.Namespace, path: Path
 ) -> None:
-    if args.api == "v2":
-        meta = v2_provenance(args.v2_spec)
-    else:
-        model = MODELS[args.model]
-        meta = Provenance(
-            model_name=model.name,
-            dimension=model.dims,
-            clip_length=args.clip_length or DEFAULT_CLIP_LENGTH,
-            scopes=args.scope or list(DEFAULT_SCOPES),
-            options=args.option or list(model.video_options),
-        )
+    meta = _provenance(args)
 
     def rows() -> list[Row]:
         found: list[Row] = []
@@ -203,6 +222,15 @@ def _default_journal(
         identity.update(api="v2", spec=repr(args.v2_spec))
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return private_dir(cache_dir() / "journals") / f"{digest}.sqlite"  # Journal makes it 0600
+
+
+async def run_merge(args: argparse.Namespace) -> int:
+    report = await anyio.to_thread.run_sync(merge, args.parts, args.out)
+    lines = describe(report, args.out)
+    err.print(lines[0])
+    for line in lines[1:]:
+        print(line, file=sys.stderr)
+    return 0 if report.complete else 1
 
 
 async def run_status(args: argparse.Namespace) -> int:
@@ -253,6 +281,7 @@ COMMANDS = {
     "status": run_status,
     "list": run_list,
     "retrieve": run_retrieve,
+    "merge": run_merge,
     "demo": run_demo,
 }
 
