@@ -69,8 +69,12 @@ async def run_embed(args: argparse.Namespace) -> int:
         if out_path is None:
             raise UsageError("--shard needs --out: each shard writes its own part")
         inputs = args.shard.select(inputs)
+        # The batch's budgets, split: N shards together stay within them.
         if args.concurrency is None:
             args.concurrency = args.shard.share(DEFAULT_CONCURRENCY)
+        for budget in ("requests_per_minute", "media_minutes_per_hour"):
+            if getattr(args, budget):
+                setattr(args, budget, getattr(args, budget) / args.shard.count)
     outcomes: list[Outcome[Any]] = []
     started = time.perf_counter()
     async with endpoint(workers=args.workers) as ep, ep.client() as client:
