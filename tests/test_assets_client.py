@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
 from aioembed import AsyncClient
@@ -22,10 +21,7 @@ CHUNK = 64 * 1024
 
 @pytest.fixture
 async def server(live_server_factory: Any) -> Any:
-    server = await live_server_factory()
-    service = server.app[UPLOADS]
-    service.limits = attrs.evolve(service.limits, chunk_size=CHUNK)
-    return server
+    return await live_server_factory(upload_chunk_size=CHUNK)
 
 
 def _sha(path: Path) -> str:

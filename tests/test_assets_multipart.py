@@ -6,7 +6,9 @@ The servers use a small chunk size so real (small) media spans several parts.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,8 @@ from aioembed.server._http_uploads import UPLOADS
 CHUNK = 64 * 1024
 
 
-async def _server(factory: Any, **limits: Any) -> Any:
-    server = await factory()
-    service = server.app[UPLOADS]
-    service.limits = attrs.evolve(service.limits, chunk_size=CHUNK, **limits)
-    return server
+async def _server(factory: Any, **config: Any) -> Any:
+    return await factory(upload_chunk_size=CHUNK, **config)
 
 
 @pytest.fixture
@@ -158,7 +157,9 @@ async def test_resent_part_duplicate_report_tamper_and_wrong_size(
 
 
 async def test_expired_url_refused_then_refreshed(live_server_factory: Any) -> None:
-    server = await _server(live_server_factory, url_ttl=-5.0)
+    server = await _server(live_server_factory)
+    service = server.app[UPLOADS]
+    service.limits = attrs.evolve(service.limits, url_ttl=-5.0)  # issued already expired
     async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers) as api:
         s = (
             await api.post(
@@ -169,7 +170,6 @@ async def test_expired_url_refused_then_refreshed(live_server_factory: Any) -> N
         expired = await api.put(s["upload_urls"][0]["url"], content=b"0123456789")
         assert expired.status_code == 403
         assert expired.json()["error"]["code"] == "presigned_url_expired"
-        service = server.app[UPLOADS]
         service.limits = attrs.evolve(service.limits, url_ttl=3600.0)
         fresh = await api.post(
             f"/assets/multipart-uploads/{s['upload_id']}/presigned-urls",
@@ -182,8 +182,7 @@ async def test_expired_url_refused_then_refreshed(live_server_factory: Any) -> N
 async def test_restart_keeps_the_session(live_server_factory: Any, tmp_path: Path) -> None:
     data_dir = tmp_path / "keep"
     blob = b"a" * CHUNK + b"b" * 100
-    first = await live_server_factory(data_dir=data_dir)
-    first.app[UPLOADS].limits = attrs.evolve(first.app[UPLOADS].limits, chunk_size=CHUNK)
+    first = await _server(live_server_factory, data_dir=data_dir)
     async with httpx.AsyncClient(base_url=first.base_url, headers=first.headers) as api:
         s = (
             await api.post(
@@ -211,7 +210,8 @@ async def test_restart_keeps_the_session(live_server_factory: Any, tmp_path: Pat
 
 
 async def test_expired_sessions_leave_nothing(live_server_factory: Any, wait_until: Any) -> None:
-    server = await _server(live_server_factory, session_ttl=3.0)
+    # The configured sweeper (every 0.2 s) expires the 3 s session by itself.
+    server = await _server(live_server_factory, upload_session_ttl=3.0, upload_sweep_interval=0.2)
     async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers) as api:
         s = (
             await api.post(
@@ -221,8 +221,11 @@ async def test_expired_sessions_leave_nothing(live_server_factory: Any, wait_unt
         ).json()
         assert (await api.put(s["upload_urls"][0]["url"], content=b"z" * CHUNK)).status_code == 200
         assert any((server.data_dir / "parts").iterdir())
-        await wait_until_sweep(server, wait_until)
-        assert list((server.data_dir / "parts").iterdir()) == []
+
+        async def swept() -> bool:
+            return not any((server.data_dir / "parts").iterdir())
+
+        await wait_until(swept, timeout=10)
         asset = (await api.get(f"/assets/{s['asset_id']}")).json()
         assert asset["status"] == "failed" and asset["error"]["message"]
         r = await api.post(
@@ -232,10 +235,70 @@ async def test_expired_sessions_leave_nothing(live_server_factory: Any, wait_unt
         assert r.status_code == 400 and r.json()["error"]["code"] == "upload_session_expired"
 
 
-async def wait_until_sweep(server: Any, wait_until: Any) -> None:
-    service = server.app[UPLOADS]
+async def test_configured_limits_are_enforced(live_server_factory: Any, tmp_path: Path) -> None:
+    """ServerConfig's asset limits reach the routes: over the direct or multipart size is
+    ``413 content_too_large`` (nothing kept), the chunk size and URL lifetime are the
+    configured ones, and a session is capped at ``upload_max_chunks``."""
+    server = await live_server_factory(
+        asset_direct_max_bytes=1000,
+        asset_multipart_max_bytes=10 * CHUNK,
+        upload_chunk_size=CHUNK,
+        upload_max_chunks=4,
+        upload_url_ttl=120.0,
+    )
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * 1001)
+    async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers) as api:
+        with big.open("rb") as f:
+            r = await api.post("/assets", data={"method": "direct"}, files={"file": f})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "content_too_large"
+        assert list((server.data_dir / "assets").iterdir()) == []
 
-    async def swept() -> bool:
-        return await service.sweep() > 0 or not any((server.data_dir / "parts").iterdir())
+        def create(total: int) -> Any:
+            body = {"filename": "v.mp4", "type": "video", "total_size": total}
+            return api.post("/assets/multipart-uploads", json=body)
 
-    await wait_until(swept, timeout=10)
+        r = await create(10 * CHUNK + 1)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "content_too_large"
+        small = (await create(3 * CHUNK)).json()
+        assert (small["chunk_size"], small["total_chunks"]) == (CHUNK, 3)
+        issued = datetime.fromisoformat(small["upload_urls"][0]["expires_at"])
+        assert 100 < (issued - datetime.now(UTC)).total_seconds() <= 121
+        # 10 chunks' worth with at most 4 chunks: the chunk size grows to fit.
+        grown = (await create(10 * CHUNK)).json()
+        assert grown["total_chunks"] == 4 and grown["chunk_size"] == math.ceil(10 * CHUNK / 4)
+
+
+def test_serve_flags_set_the_asset_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aioembed.server import main as serve_main
+
+    seen: list[Any] = []
+
+    async def fake_serve(config: Any, **_: Any) -> None:
+        seen.append(config)
+
+    monkeypatch.setattr("aioembed.server.serve", fake_serve)
+    base = ["--data-dir", str(tmp_path), "--api-key", "k"]
+    assert serve_main(base) == 0
+    flags = [
+        "--asset-direct-max-bytes", "50M",
+        "--asset-multipart-max-bytes", "2G",
+        "--upload-chunk-size", "8M",
+        "--upload-max-chunks", "500",
+        "--upload-url-ttl", "600",
+        "--upload-session-ttl", "7200",
+        "--upload-sweep-interval", "30",
+    ]  # fmt: skip
+    assert serve_main([*base, *flags]) == 0
+    default, custom = seen
+    assert default.asset_direct_max_bytes == 200 << 20
+    assert default.asset_multipart_max_bytes == 10 << 30
+    assert (default.upload_chunk_size, default.upload_max_chunks) == (5 << 20, 10_000)
+    assert (default.upload_url_ttl, default.upload_session_ttl) == (3600, 86400)
+    assert (custom.asset_direct_max_bytes, custom.asset_multipart_max_bytes) == (50 << 20, 2 << 30)
+    assert (custom.upload_chunk_size, custom.upload_max_chunks) == (8 << 20, 500)
+    assert (custom.upload_url_ttl, custom.upload_session_ttl) == (600, 7200)
+    assert custom.upload_sweep_interval == 30
+    with pytest.raises(SystemExit):  # refused, not served
+        serve_main([*base, "--upload-chunk-size", "0"])
+    assert len(seen) == 2

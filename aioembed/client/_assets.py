@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
-import attrs
 
 from .._retry import Backoff
+from ..contract.assets import DIRECT_MAX_BYTES, Asset, AssetPage, AssetStatus, structure
 from ..errors import AioEmbedError, WaitTimeoutError
 from ._multipart import upload_multipart
 from ._transport import Transport
@@ -26,43 +26,6 @@ from ._upload import FileInput, ProgressCallback, as_source
 
 __all__ = ["Asset", "AssetFailedError", "Assets"]
 
-_MB = 1 << 20
-#: The contract's direct-upload limit; larger files go multipart.
-DIRECT_LIMIT = 200 * _MB
-
-
-@attrs.frozen
-class Asset:
-    """An asset as the server shows it (detail fields are ``None`` until ``ready``)."""
-
-    id: str
-    status: str
-    method: str | None = None
-    filename: str | None = None
-    file_type: str | None = None
-    created_at: str | None = None
-    size: int | None = None
-    duration: float | None = None
-    user_metadata: dict[str, Any] | None = None
-    error: str | None = None
-
-    @classmethod
-    def parse(cls, data: Any) -> Asset:
-        if not isinstance(data, dict) or not isinstance(data.get("_id"), str):
-            raise ValueError("expected an asset object with a string '_id'")  # noqa: TRY004
-        error = data.get("error")
-        return cls(
-            id=data["_id"],
-            status=str(data.get("status")),
-            method=data.get("method"),
-            filename=data.get("filename"),
-            file_type=data.get("file_type"),
-            created_at=data.get("created_at"),
-            size=data.get("size"),
-            duration=data.get("duration"),
-            user_metadata=data.get("user_metadata"),
-            error=error.get("message") if isinstance(error, dict) else None,
-        )
 
 
 class AssetFailedError(AioEmbedError):
@@ -107,11 +70,11 @@ class Assets:
             fields.append(("user_metadata", json.dumps(user_metadata)))
         source = None
         if file is not None:
-            source = as_source(file, name=filename or "file", max_bytes=DIRECT_LIMIT)
+            source = as_source(file, name=filename or "file", max_bytes=DIRECT_MAX_BYTES)
         return await self._transport.post_form(
             "assets",
             fields,
-            Asset.parse,
+            _parse_asset,
             file_field="file" if source is not None else None,
             source=source,
             progress=progress,
@@ -119,7 +82,7 @@ class Assets:
         )
 
     async def retrieve(self, asset_id: str) -> Asset:
-        return await self._transport.request("GET", _path(asset_id), Asset.parse)
+        return await self._transport.request("GET", _path(asset_id), _parse_asset)
 
     async def delete(self, asset_id: str) -> None:
         await self._transport.request("DELETE", _path(asset_id), lambda _: None)
@@ -140,11 +103,10 @@ class Assets:
             params += [("asset_types", t) for t in asset_types]
             if filename is not None:
                 params.append(("filename", filename))
-            data = await self._transport.request("GET", "assets", _page, params=params)
-            items, total_page = data
-            for item in items:
+            answer = await self._transport.request("GET", "assets", _parse_page, params=params)
+            for item in answer.data:
                 yield item
-            if not items or page >= total_page:
+            if not answer.data or page >= answer.page_info.total_page:
                 return
             page += 1
 
@@ -164,10 +126,10 @@ class Assets:
         while True:
             asset = await self.retrieve(asset_id)
             yield asset
-            if asset.status == "ready":
+            if asset.status is AssetStatus.READY:
                 return
-            if asset.status == "failed":
-                raise AssetFailedError(asset_id, asset.error)
+            if asset.status is AssetStatus.FAILED:
+                raise AssetFailedError(asset_id, asset.error.message if asset.error else None)
             attempt += 1
             delay = backoff.base(attempt)
             if deadline is not None and time.monotonic() + delay > deadline:
@@ -189,7 +151,7 @@ class Assets:
         filename: str | None = None,
         file_type: str = "video",
         user_metadata: dict[str, Any] | None = None,
-        direct_limit: int = DIRECT_LIMIT,
+        direct_limit: int = DIRECT_MAX_BYTES,
         part_concurrency: int = 4,
         progress: ProgressCallback | None = None,
         state_dir: str | os.PathLike[str] | None = None,
@@ -218,8 +180,9 @@ class Assets:
         return await self.ready(asset_id, timeout=timeout)
 
 
-def _page(data: Any) -> tuple[list[Asset], int]:
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise ValueError("expected an object with a 'data' list")  # noqa: TRY004
-    info = data.get("page_info") or {}
-    return [Asset.parse(item) for item in data["data"]], int(info.get("total_page", 0))
+def _parse_asset(data: Any) -> Asset:
+    return structure(data, Asset)
+
+
+def _parse_page(data: Any) -> AssetPage:
+    return structure(data, AssetPage)

@@ -5,8 +5,10 @@ a worker thread; no temporary copies), ``part_concurrency`` in flight, each
 also holding one of the client's ``Limits.max_uploads`` slots. A part PUT goes
 to the presigned URL with the server's ``upload_headers`` and never the API
 key (the URL may be another origin); transient failures are retried, an
-expired or refused URL is refreshed. Finished parts are reported as they finish, batched while a report is in
-flight (so a crash loses at most the parts in flight).
+expired or refused URL is refreshed. Finished parts are reported as they
+finish, batched while a report is in flight (so a crash loses at most the
+parts in flight). Bodies both ways are the contract's models
+(:mod:`aioembed.contract.assets`).
 
 Resume: a small pointer file (``state_dir``, default
 ``$XDG_CACHE_HOME/aioembed/uploads``, 0600) keyed by the file's path, size and
@@ -25,12 +27,27 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import anyio
 
 from .._retry import Backoff
+from ..contract.assets import (
+    ChunkReport,
+    ChunkStatus,
+    PartUrl,
+    PartUrls,
+    PartUrlsRequest,
+    Report,
+    ReportResult,
+    UploadCreate,
+    UploadCreated,
+    UploadDetail,
+    UploadStatus,
+    structure,
+    unstructure,
+)
 from ..errors import AioEmbedError, APIStatusError
 from ._transport import Transport
 from ._upload import ProgressCallback
@@ -38,6 +55,8 @@ from ._upload import ProgressCallback
 __all__ = ["MultipartUploadError", "upload_multipart"]
 
 log = logging.getLogger("aioembed")
+
+T = TypeVar("T")
 
 _REPORT_BATCH = 8
 _PART_ATTEMPTS = 5
@@ -77,17 +96,14 @@ def _load(state_file: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("upload_id"), str) else None
 
 
-def _epoch(stamp: Any) -> float:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(str(stamp)).timestamp()
-    except ValueError:
-        return time.time() + 300  # unknown format: treat as short-lived
+def _json(body: object) -> Callable[[], aiohttp.payload.Payload]:
+    """A request model as its JSON payload (made again for every attempt)."""
+    data = unstructure(body)
+    return lambda: aiohttp.JsonPayload(data)
 
 
-def _json(body: Any) -> Callable[[], aiohttp.payload.Payload]:
-    return lambda: aiohttp.JsonPayload(body)
+def _parser(cls: type[T]) -> Callable[[Any], T]:
+    return lambda data: structure(data, cls)
 
 
 def _read_part(path: Path, offset: int, size: int) -> bytes:
@@ -121,7 +137,7 @@ class _Upload:
         self.concurrency = max(1, part_concurrency)
         self.progress = progress
         self.urls: dict[int, tuple[str, float]] = {}
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[ChunkReport] = []
         self.sent_bytes = 0
         self.done_url: str | None = None
         self._report_lock = anyio.Lock()
@@ -130,37 +146,37 @@ class _Upload:
     def part_size(self, index: int) -> int:
         return self.chunk if index < self.total else self.size - self.chunk * (self.total - 1)
 
-    def add_urls(self, items: Iterable[Any]) -> None:
+    def add_urls(self, items: Iterable[PartUrl]) -> None:
         for u in items:
-            self.urls[int(u["chunk_index"])] = (str(u["url"]), _epoch(u.get("expires_at")))
+            self.urls[u.chunk_index] = (u.url, u.expires_at.timestamp())
 
     async def url(self, index: int, *, fresh: bool = False) -> str:
         async with self._url_lock:
             have = self.urls.get(index)
             if fresh or have is None or have[1] - time.time() < _URL_MARGIN:
                 count = min(50, self.total - index + 1)
-                data = await self.t.request(
+                answer = await self.t.request(
                     "POST",
                     f"assets/multipart-uploads/{self.id}/presigned-urls",
-                    lambda d: d,
-                    form=_json({"start": index, "count": count}),
+                    _parser(PartUrls),
+                    form=_json(PartUrlsRequest(index, count)),
                 )
-                self.add_urls(data.get("upload_urls") or [])
+                self.add_urls(answer.upload_urls)
             return self.urls[index][0]
 
     async def completed(self) -> set[int]:
         done: set[int] = set()
         page = 1
         while True:
-            data = await self.t.request(
+            detail = await self.t.request(
                 "GET",
                 f"assets/multipart-uploads/{self.id}",
-                lambda d: d,
+                _parser(UploadDetail),
                 params=[("page", str(page)), ("page_limit", "50")],
             )
-            chunks = data.get("uploaded_chunks") or []
-            done.update(int(c["index"]) for c in chunks if c.get("status") == "completed")
-            if data.get("status") == "completed":
+            chunks = detail.uploaded_chunks
+            done.update(c.index for c in chunks if c.status is ChunkStatus.COMPLETED)
+            if detail.status is UploadStatus.COMPLETED:
                 return set(range(1, self.total + 1))
             if not chunks:
                 return done
@@ -205,9 +221,7 @@ class _Upload:
         self.sent_bytes += size
         if self.progress is not None:
             self.progress(self.sent_bytes, self.size)
-        self.pending.append(
-            {"chunk_index": index, "proof": etag, "proof_type": "etag", "chunk_size": size}
-        )
+        self.pending.append(ChunkReport(chunk_index=index, proof=etag, chunk_size=size))
         # Report at once unless a report is on its way; parts finishing meanwhile
         # make the next batch. A crash then loses at most the parts in flight.
         if not self._report_lock.locked() or len(self.pending) >= _REPORT_BATCH:
@@ -221,11 +235,11 @@ class _Upload:
             answer = await self.t.request(
                 "POST",
                 f"assets/multipart-uploads/{self.id}",
-                lambda d: d,
-                form=_json({"completed_chunks": batch}),
+                _parser(ReportResult),
+                form=_json(Report(batch)),
             )
-            if answer.get("url"):
-                self.done_url = answer["url"]
+            if answer.url:
+                self.done_url = answer.url
 
     async def run(self, missing: list[int]) -> None:
         send, receive = anyio.create_memory_object_stream[int](len(missing) or 1)
@@ -283,23 +297,27 @@ async def upload_multipart(
         if not upload.urls:
             upload = None
     if upload is None:
-        body: dict[str, Any] = {"filename": filename, "type": file_type, "total_size": size}
-        if user_metadata is not None:
-            body["user_metadata"] = user_metadata
+        body = UploadCreate(
+            filename=filename, type=file_type, total_size=size, user_metadata=user_metadata
+        )
         created = await transport.request(
-            "POST", "assets/multipart-uploads", lambda d: d, form=_json(body), idempotent=False
+            "POST",
+            "assets/multipart-uploads",
+            _parser(UploadCreated),
+            form=_json(body),
+            idempotent=False,
         )
         state = {
-            "upload_id": created["upload_id"],
-            "asset_id": created["asset_id"],
+            "upload_id": created.upload_id,
+            "asset_id": created.asset_id,
             "total_size": size,
-            "chunk_size": created["chunk_size"],
-            "total_chunks": created["total_chunks"],
-            "upload_headers": created.get("upload_headers") or {},
+            "chunk_size": created.chunk_size,
+            "total_chunks": created.total_chunks,
+            "upload_headers": created.upload_headers,
         }
         await anyio.to_thread.run_sync(_save, state_file, state)
         upload = _Upload(transport, path, state, part_concurrency, progress)
-        upload.add_urls(created.get("upload_urls") or [])
+        upload.add_urls(created.upload_urls)
         done = set()
     missing = [i for i in range(1, upload.total + 1) if i not in done]
     upload.sent_bytes = sum(upload.part_size(i) for i in done)

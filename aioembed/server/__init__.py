@@ -302,6 +302,42 @@ _LIMIT_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
         int,
         "largest image input in pixels, read from its header (default 40000000)",
     ),
+    "--asset-direct-max-bytes": (
+        "asset_direct_max_bytes",
+        _size,
+        "largest direct asset upload (POST /assets, method=direct); 413 past it (default 200M)",
+    ),
+    "--asset-multipart-max-bytes": (
+        "asset_multipart_max_bytes",
+        _size,
+        "largest total_size of a multipart upload session; 413 past it (default 10G)",
+    ),
+    "--upload-chunk-size": (
+        "upload_chunk_size",
+        _size,
+        "chunk size of multipart upload sessions, grown to keep --upload-max-chunks "
+        "(default 5M)",
+    ),
+    "--upload-max-chunks": (
+        "upload_max_chunks",
+        int,
+        "most chunks in one multipart upload session (default 10000)",
+    ),
+    "--upload-url-ttl": (
+        "upload_url_ttl",
+        float,
+        "seconds a presigned part URL stays valid (default 3600)",
+    ),
+    "--upload-session-ttl": (
+        "upload_session_ttl",
+        float,
+        "seconds a multipart upload session may take before it expires (default 86400)",
+    ),
+    "--upload-sweep-interval": (
+        "upload_sweep_interval",
+        float,
+        "seconds between sweeps that drop expired upload sessions and their parts (default 60)",
+    ),
 }
 
 

@@ -34,6 +34,12 @@ from typing import Any
 import attrs
 
 from .._params import invalid
+from ..contract.assets import (
+    DIRECT_MAX_BYTES,
+    IMAGE_MAX_BYTES,
+    MULTIPART_MAX_BYTES,
+    URL_MAX_BYTES,
+)
 from ..contract.v2 import invalid as source_invalid
 from ..errors import (
     APIStatusError,
@@ -42,6 +48,7 @@ from ..errors import (
     PayloadTooLargeError,
 )
 from ._asset_store import AssetRecord, AssetStore
+from ._config import ServerConfig
 from ._media import MediaStore
 from ._service import JobRunner, UrlGate
 from ._store import Store
@@ -53,7 +60,6 @@ __all__ = ["AssetLimits", "AssetService", "kind_of"]
 log = logging.getLogger("aioembed.server.assets")
 
 _MB = 1 << 20
-_GB = 1 << 30
 KINDS = ("image", "video", "audio", "document")
 #: Processing tasks read per query when looking for one that uses an asset.
 _SCAN = 500
@@ -61,13 +67,18 @@ _SCAN = 500
 
 @attrs.frozen
 class AssetLimits:
-    """The contract's asset limits (bytes), inclusive; the server may change them."""
+    """Asset size limits (bytes, inclusive): the contract's unless configured
+    (:meth:`from_config`)."""
 
-    direct: int = 200 * _MB
-    url: int = 4 * _GB
-    image: int = 32 * _MB
-    multipart: int = 10 * _GB
+    direct: int = DIRECT_MAX_BYTES
+    url: int = URL_MAX_BYTES
+    image: int = IMAGE_MAX_BYTES
+    multipart: int = MULTIPART_MAX_BYTES
     probe_timeout: float = 120.0
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> AssetLimits:
+        return cls(direct=config.asset_direct_max_bytes, multipart=config.asset_multipart_max_bytes)
 
 
 def kind_of(filename: str | None, content_type: str | None = None) -> str:

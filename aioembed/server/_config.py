@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from ..contract import assets as _assets
 from ..contract.v2 import V2Limits
 from .._params import MAX_UPLOAD_BYTES, MediaLimits
 
@@ -158,6 +159,31 @@ class ServerConfig:
     #: Seconds a v2 task's result stays retrievable after it was ready; then the task
     #: answers ``failed`` ("The embedding result is no longer available ...").
     v2_result_retention: float = 7 * 86400.0
+    #: Largest ``POST /assets`` direct upload (video, audio, documents; images stay at
+    #: 32 MB); past it ``413 content_too_large`` while the body streams in.
+    asset_direct_max_bytes: int = attrs.field(
+        default=_assets.DIRECT_MAX_BYTES, validator=attrs.validators.gt(0)
+    )
+    #: Largest ``total_size`` of a multipart upload session (``413 content_too_large``).
+    asset_multipart_max_bytes: int = attrs.field(
+        default=_assets.MULTIPART_MAX_BYTES, validator=attrs.validators.gt(0)
+    )
+    #: A multipart session's chunk size (bytes), grown for files that would need more
+    #: than ``upload_max_chunks`` chunks. Clients hold about a chunk per part in flight.
+    upload_chunk_size: int = attrs.field(
+        default=_assets.CHUNK_SIZE, validator=attrs.validators.gt(0)
+    )
+    upload_max_chunks: int = attrs.field(
+        default=_assets.MAX_CHUNKS, validator=attrs.validators.gt(0)
+    )
+    #: Seconds a presigned part URL stays valid (capped by its session's expiry).
+    upload_url_ttl: float = attrs.field(default=_assets.URL_TTL, validator=attrs.validators.gt(0))
+    #: Seconds an upload session may take; then its parts are dropped, its asset ``failed``.
+    upload_session_ttl: float = attrs.field(
+        default=_assets.SESSION_TTL, validator=attrs.validators.gt(0)
+    )
+    #: Seconds between sweeps for expired upload sessions.
+    upload_sweep_interval: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     #: Engine backend name passed to ``aioembed.engine`` (``None``: its default).
     backend: str | None = None
     #: ``"module:function"`` called once in every worker process (and the server

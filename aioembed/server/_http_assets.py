@@ -20,7 +20,10 @@ from aiohttp import web
 
 from .._params import invalid, not_provided, unknown
 from ..contract._spec import Field, FormSpec
-from ._asset_store import AssetRecord, AssetStore
+from ..contract.assets import AssetPage
+from ..errors import ErrorCode, PayloadTooLargeError
+from ._asset_bodies import asset_model, pages, render
+from ._asset_store import AssetStore
 from ._assets import AssetLimits, AssetService
 from ._http import ERROR_BODY, PUBLIC
 from ._http_uploads import UPLOADS, add_routes
@@ -36,12 +39,11 @@ from ._keys import (
 )
 from ._media import LocalMediaStore
 from ._parts import LocalPartStore
-from ._render import json_response
 from ._upload_store import UploadStore
 from ._uploads import read_form, safe_filename
 from ._uploads_multipart import UploadLimits, UploadService, load_secret
 from ._urlgate import HttpUrlGate
-from ._v2_http import mount, page_info, parse_page, rfc3339, v2_error_response
+from ._v2_http import mount, parse_page, v2_error_response
 
 if TYPE_CHECKING:
     from ._operator import OperatorAssets
@@ -65,29 +67,6 @@ _CREATE = FormSpec(
     )
 )
 _BOOLS = ("true", "false")
-
-
-def asset_body(rec: AssetRecord) -> dict[str, Any]:
-    """An asset as create, retrieve and list show it (the detail form)."""
-    body: dict[str, Any] = {
-        "_id": rec.id,
-        "method": rec.method,
-        "status": rec.status,
-        "filename": rec.filename,
-        "file_type": rec.file_type,
-        "created_at": rfc3339(rec.created_at),
-    }
-    if rec.user_metadata is not None:
-        body["user_metadata"] = rec.user_metadata
-    if rec.status == "ready":
-        body["size"] = rec.size
-        if rec.duration is not None:
-            body["duration"] = rec.duration
-    if rec.status != "processing" and rec.technical is not None:
-        body["technical_metadata"] = rec.technical
-    if rec.status == "failed":
-        body["error"] = {"message": rec.error or "The asset could not be processed."}
-    return body
 
 
 def _check_query(request: web.Request, allowed: tuple[str, ...]) -> None:
@@ -120,13 +99,20 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
 async def create(request: web.Request) -> web.Response:
     _check_query(request, ())
     service, config = request.config_dict[ASSETS], request.config_dict[CONFIG]
-    form = await read_form(
-        request,
-        _CREATE,
-        tmp_dir=request.config_dict[TMP_DIR],
-        max_file_bytes=request.config_dict[_LIMITS].direct,
-        max_field_bytes=config.max_field_bytes,
-    )
+    limit = request.config_dict[_LIMITS].direct
+    try:
+        form = await read_form(
+            request,
+            _CREATE,
+            tmp_dir=request.config_dict[TMP_DIR],
+            max_file_bytes=limit,
+            max_field_bytes=config.max_field_bytes,
+        )
+    except PayloadTooLargeError:  # the v1 form reader's code; assets speak v2's
+        raise PayloadTooLargeError(
+            f"File size exceeds maximum limit of {limit / (1 << 20):g} MB.",
+            code=ErrorCode.CONTENT_TOO_LARGE,
+        ) from None
     try:
         method = form.get("method")
         if method is None:
@@ -162,13 +148,13 @@ async def create(request: web.Request) -> web.Response:
             )
     finally:
         await form.cleanup()
-    return json_response(asset_body(rec), status=201)
+    return render(asset_model(rec), status=201)
 
 
 async def retrieve(request: web.Request) -> web.Response:
     _check_query(request, ())
     rec = await request.config_dict[ASSETS].get(request[OWNER], request.match_info["asset_id"])
-    return json_response(asset_body(rec))
+    return render(asset_model(rec))
 
 
 async def listing(request: web.Request) -> web.Response:
@@ -187,9 +173,7 @@ async def listing(request: web.Request) -> web.Response:
         page=page,
         limit=limit,
     )
-    return json_response(
-        {"data": [asset_body(r) for r in recs], "page_info": page_info(page, limit, total)}
-    )
+    return render(AssetPage([asset_model(r) for r in recs], pages(page, limit, total)))
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -201,16 +185,13 @@ async def delete(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def make_app(
-    root: web.Application,
-    limits: AssetLimits | None = None,
-    upload_limits: UploadLimits | None = None,
-) -> web.Application:
-    """The ``/assets`` routes, relative to :data:`PREFIX`; ``root`` holds the pools it uses."""
+def make_app(root: web.Application) -> web.Application:
+    """The ``/assets`` routes, relative to :data:`PREFIX`; ``root`` holds the configuration
+    (limits included) and the pools it uses."""
     app = web.Application()
     app[ERROR_BODY] = v2_error_response
-    app[_LIMITS] = limits or AssetLimits()
-    app[_UPLOAD_LIMITS] = upload_limits or UploadLimits()
+    app[_LIMITS] = AssetLimits.from_config(root[CONFIG])
+    app[_UPLOAD_LIMITS] = UploadLimits.from_config(root[CONFIG])
     handlers = {
         "assets.create": create,
         "assets.list": listing,

@@ -15,12 +15,21 @@ from aiohttp import web
 
 from .._params import invalid, not_provided, unknown
 from ..errors import ParameterError
+from ..contract.assets import (
+    PartUrl,
+    PartUrls,
+    ReportResult,
+    UploadCreated,
+    UploadDetail,
+    UploadPage,
+    UploadStatus,
+)
+from ._asset_bodies import chunk_model, moment, pages, part_urls, render, summary_model
 from ._keys import OWNER
-from ._render import json_response
-from ._upload_store import ChunkRecord, UploadRecord
+from ._upload_store import UploadRecord
 from ._uploads import safe_filename
 from ._uploads_multipart import UploadService
-from ._v2_http import PREFIX, mount, page_info, parse_page, rfc3339
+from ._v2_http import PREFIX, mount, parse_page
 
 __all__ = ["UPLOADS", "add_routes"]
 
@@ -59,10 +68,9 @@ def _base(request: web.Request) -> str:
 
 def _urls(
     service: UploadService, rec: UploadRecord, base: str, start: int, count: int
-) -> tuple[list[dict[str, Any]], str]:
+) -> tuple[list[PartUrl], float]:
     urls, expires = service.urls(rec, base, start, count)
-    at = rfc3339(expires)
-    return [{"chunk_index": i, "url": u, "expires_at": at} for i, u in urls], at
+    return part_urls(urls, expires), expires
 
 
 async def create(request: web.Request) -> web.Response:
@@ -96,18 +104,16 @@ async def create(request: web.Request) -> web.Response:
         user_metadata=meta,
     )
     urls, _ = _urls(service, rec, _base(request), 1, service.limits.urls_per_request)
-    return json_response(
-        {
-            "upload_id": rec.id,
-            "asset_id": rec.asset_id,
-            "upload_urls": urls,
-            "upload_headers": {},
-            "chunk_size": rec.chunk_size,
-            "total_chunks": rec.total_chunks,
-            "expires_at": rfc3339(rec.expires_at),
-        },
-        status=201,
+    created = UploadCreated(
+        upload_id=rec.id,
+        asset_id=rec.asset_id,
+        upload_urls=urls,
+        upload_headers={},
+        chunk_size=rec.chunk_size,
+        total_chunks=rec.total_chunks,
+        expires_at=moment(rec.expires_at),
     )
+    return render(created, status=201)
 
 
 async def presigned_urls(request: web.Request) -> web.Response:
@@ -118,17 +124,16 @@ async def presigned_urls(request: web.Request) -> web.Response:
     count = _integer(body, "count", 1, service.limits.urls_per_request)
     if start + count - 1 > rec.total_chunks:
         raise invalid("count", f"start + count - 1 should be at most {rec.total_chunks}.")
-    urls, at = _urls(service, rec, _base(request), start, count)
-    return json_response(
-        {
-            "upload_id": rec.id,
-            "start_index": start,
-            "count": count,
-            "upload_urls": urls,
-            "generated_at": rfc3339(time.time()),
-            "expires_at": at,
-        }
+    urls, expires = _urls(service, rec, _base(request), start, count)
+    answer = PartUrls(
+        upload_id=rec.id,
+        start_index=start,
+        count=count,
+        upload_urls=urls,
+        generated_at=moment(time.time()),
+        expires_at=moment(expires),
     )
+    return render(answer)
 
 
 async def report(request: web.Request) -> web.Response:
@@ -161,15 +166,16 @@ async def report(request: web.Request) -> web.Response:
             )
         )
     result = await service.report(rec, parsed)
-    answer: dict[str, Any] = {
-        "asset_id": rec.asset_id,
-        "processed_chunks": result.processed,
-        "duplicate_chunks": result.duplicates,
-        "total_completed": result.total_completed,
-    }
-    if result.complete:
-        answer["url"] = f"{request.url.origin()}{PREFIX}/{rec.asset_id}"
-    return json_response(answer)
+    url = f"{request.url.origin()}{PREFIX}/{rec.asset_id}" if result.complete else None
+    return render(
+        ReportResult(
+            asset_id=rec.asset_id,
+            processed_chunks=result.processed,
+            duplicate_chunks=result.duplicates,
+            total_completed=result.total_completed,
+            url=url,
+        )
+    )
 
 
 def _page(request: web.Request) -> tuple[int, int]:
@@ -179,20 +185,6 @@ def _page(request: web.Request) -> tuple[int, int]:
     return parse_page(request)
 
 
-def _chunk(index: int, chunk: ChunkRecord | None) -> dict[str, Any]:
-    if chunk is None or chunk.status == "uploaded":
-        status = "pending"
-    else:
-        status = chunk.status
-    return {
-        "index": index,
-        "status": status,
-        "uploaded_at": rfc3339(chunk.uploaded_at) if chunk and chunk.uploaded_at else None,
-        "updated_at": rfc3339(chunk.updated_at) if chunk else None,
-        "error": chunk.error if chunk and status == "failed" else None,
-    }
-
-
 async def status(request: web.Request) -> web.Response:
     page, limit = _page(request)
     service = request.config_dict[UPLOADS]
@@ -200,47 +192,31 @@ async def status(request: web.Request) -> web.Response:
     chunks = await service.chunk_states(rec)
     first = (page - 1) * limit + 1
     shown = [
-        _chunk(i, chunks.get(i)) for i in range(first, min(first + limit, rec.total_chunks + 1))
+        chunk_model(i, chunks.get(i))
+        for i in range(first, min(first + limit, rec.total_chunks + 1))
     ]
     done = [c for c in chunks.values() if c.status == "completed"]
     failed = sum(1 for c in chunks.values() if c.status == "failed")
-    return json_response(
-        {
-            "upload_id": rec.id,
-            "status": rec.status,
-            "uploaded_chunks": shown,
-            "chunks_completed": len(done),
-            "chunks_failed": failed,
-            "chunks_pending": rec.total_chunks - len(done) - failed,
-            "total_size": rec.total_size,
-            "uploaded_size": sum(c.size or 0 for c in done),
-            "created_at": rfc3339(rec.created_at),
-            "updated_at": rfc3339(rec.updated_at),
-            "page_info": page_info(page, limit, rec.total_chunks),
-        }
+    detail = UploadDetail(
+        upload_id=rec.id,
+        status=UploadStatus(rec.status),
+        uploaded_chunks=shown,
+        chunks_completed=len(done),
+        chunks_failed=failed,
+        chunks_pending=rec.total_chunks - len(done) - failed,
+        total_size=rec.total_size,
+        uploaded_size=sum(c.size or 0 for c in done),
+        created_at=moment(rec.created_at),
+        updated_at=moment(rec.updated_at),
+        page_info=pages(page, limit, rec.total_chunks),
     )
+    return render(detail)
 
 
 async def incomplete(request: web.Request) -> web.Response:
     page, limit = _page(request)
     recs, total = await request.config_dict[UPLOADS].page(request[OWNER], page, limit)
-    return json_response(
-        {
-            "data": [
-                {
-                    "upload_id": r.id,
-                    "status": r.status,
-                    "total_size": r.total_size,
-                    "chunk_size": r.chunk_size,
-                    "total_chunks": r.total_chunks,
-                    "created_at": rfc3339(r.created_at),
-                    "expires_at": rfc3339(r.expires_at),
-                }
-                for r in recs
-            ],
-            "page_info": page_info(page, limit, total),
-        }
-    )
+    return render(UploadPage([summary_model(r) for r in recs], pages(page, limit, total)))
 
 
 async def put_chunk(request: web.Request) -> web.Response:

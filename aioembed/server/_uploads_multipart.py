@@ -28,8 +28,10 @@ from typing import Any
 import attrs
 
 from .._params import invalid
+from ..contract.assets import CHUNK_SIZE, MAX_CHUNKS, SESSION_TTL, URL_TTL, URLS_PER_REQUEST
 from ..errors import APIStatusError, ErrorCode, NotFoundError, ParameterError
 from ._assets import AssetService, new_id
+from ._config import ServerConfig
 from ._parts import PartStore, PartTooLargeError
 from ._upload_store import ChunkRecord, UploadRecord, UploadStore
 
@@ -37,17 +39,27 @@ __all__ = ["UploadLimits", "UploadService", "load_secret"]
 
 log = logging.getLogger("aioembed.server.uploads")
 
-_MB = 1 << 20
-
 
 @attrs.frozen
 class UploadLimits:
-    chunk_size: int = 5 * _MB
-    max_chunks: int = 10_000
-    url_ttl: float = 3600.0
-    session_ttl: float = 86400.0
-    urls_per_request: int = 50
+    """Multipart session limits: the contract's unless configured (:meth:`from_config`)."""
+
+    chunk_size: int = CHUNK_SIZE
+    max_chunks: int = MAX_CHUNKS
+    url_ttl: float = URL_TTL
+    session_ttl: float = SESSION_TTL
+    urls_per_request: int = URLS_PER_REQUEST
     sweep_interval: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> UploadLimits:
+        return cls(
+            chunk_size=config.upload_chunk_size,
+            max_chunks=config.upload_max_chunks,
+            url_ttl=config.upload_url_ttl,
+            session_ttl=config.upload_session_ttl,
+            sweep_interval=config.upload_sweep_interval,
+        )
 
 
 def load_secret(path: Path) -> bytes:

@@ -1,0 +1,81 @@
+"""Assets and multipart uploads (``/v1.3/assets``), shared by the SDK and the server.
+
+The routes (:data:`API`), the contract's limits, and the bodies with the
+converter both ends use (:func:`structure` / :func:`unstructure`). Wire
+contract: ``embed-api-v2.md`` (assets, multipart uploads).
+"""
+
+from ._limits import (
+    CHUNK_SIZE,
+    DIRECT_MAX_BYTES,
+    IMAGE_MAX_BYTES,
+    MAX_CHUNKS,
+    MULTIPART_MAX_BYTES,
+    SESSION_TTL,
+    URL_MAX_BYTES,
+    URL_TTL,
+    URLS_PER_REQUEST,
+)
+from ._models import (
+    Asset,
+    AssetError,
+    AssetPage,
+    AssetStatus,
+    ChunkDetail,
+    ChunkReport,
+    ChunkStatus,
+    PartUrl,
+    PartUrls,
+    PartUrlsRequest,
+    Report,
+    ReportResult,
+    UploadCreate,
+    UploadCreated,
+    UploadDetail,
+    UploadPage,
+    UploadStatus,
+    UploadSummary,
+    configure_converter,
+    converter,
+    make_converter,
+    structure,
+    unstructure,
+)
+from ._routes import API, PREFIX
+
+__all__ = [
+    "API",
+    "CHUNK_SIZE",
+    "DIRECT_MAX_BYTES",
+    "IMAGE_MAX_BYTES",
+    "MAX_CHUNKS",
+    "MULTIPART_MAX_BYTES",
+    "PREFIX",
+    "SESSION_TTL",
+    "URLS_PER_REQUEST",
+    "URL_MAX_BYTES",
+    "URL_TTL",
+    "Asset",
+    "AssetError",
+    "AssetPage",
+    "AssetStatus",
+    "ChunkDetail",
+    "ChunkReport",
+    "ChunkStatus",
+    "PartUrl",
+    "PartUrls",
+    "PartUrlsRequest",
+    "Report",
+    "ReportResult",
+    "UploadCreate",
+    "UploadCreated",
+    "UploadDetail",
+    "UploadPage",
+    "UploadStatus",
+    "UploadSummary",
+    "configure_converter",
+    "converter",
+    "make_converter",
+    "structure",
+    "unstructure",
+]
