@@ -157,3 +157,41 @@ async def test_killed_v2_batch_resumes_with_a_budget(
     assert len(await _v2_ids(live_server)) == 10  # no duplicate tasks
     assert live_server.counts(status=429) == 0
     assert not Path(f"{out}.journal.sqlite").exists()
+
+
+async def test_status_list_retrieve_with_api_v2(
+    remote: dict[str, str], folder: Path, tmp_path: Path
+) -> None:
+    code, _, stderr = await run_cli(
+        "embed", str(folder / "c2.mp4"), "--out", "e.parquet", "--api", "v2",
+        "--segmentation", "fixed:2", "--option", "visual", env=remote, cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, stderr
+    embedded = pq.read_table(tmp_path / "e.parquet")
+    task_id = embedded.column("task_id")[0].as_py()
+    code, stdout, _ = await run_cli("list", "--api", "v2", env=remote, cwd=tmp_path)
+    assert code == 0 and task_id in stdout and "marengo3.0" in stdout
+    code, stdout, _ = await run_cli("list", env=remote, cwd=tmp_path)
+    assert code == 0 and task_id not in stdout  # v1's list does not show v2 tasks
+    code, stdout, _ = await run_cli("status", task_id, "--api", "v2", env=remote, cwd=tmp_path)
+    status = json.loads(stdout)
+    assert code == 0 and status["status"] == "ready" and "data" not in status
+    code, _, stderr = await run_cli(
+        "retrieve", task_id, "--api", "v2", "--option", "visual", "--out", "r.parquet",
+        env=remote, cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, stderr
+    retrieved = pq.read_table(tmp_path / "r.parquet")
+    assert retrieved.schema.names == embedded.schema.names
+    assert retrieved.schema.field("vector").type == embedded.schema.field("vector").type
+    assert retrieved.num_rows == embedded.num_rows
+    meta = retrieved.schema.metadata
+    assert (meta[b"embed_api"], meta[b"model_name"], meta[b"clip_length_sec"]) == (
+        b"v2",
+        b"marengo3.0",
+        b"2",
+    )
+    assert np.allclose(
+        np.stack(retrieved.column("vector").to_numpy(zero_copy_only=False)),
+        np.stack(embedded.column("vector").to_numpy(zero_copy_only=False)),
+    )

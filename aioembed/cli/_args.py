@@ -107,6 +107,12 @@ def _output(text: str) -> str:
     return text
 
 
+def _api_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--api", choices=["v1", "v2"], default="v1", help="the Embed API of the task (default v1)"
+    )
+
+
 def _server_help(p: argparse.ArgumentParser) -> None:
     p.epilog = SERVER_RULE
 
@@ -248,10 +254,14 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="show a task's status as JSON")
     _server_help(s)
     s.add_argument("task_id")
+    _api_flag(s)
     ls = sub.add_parser("list", help="list tasks, newest first (tab-separated when piped)")
     _server_help(ls)
     ls.add_argument("--status", choices=["processing", "ready", "failed"])
-    ls.add_argument("--limit", type=_positive_int, default=50, help="at most this many (default 50)")
+    ls.add_argument(
+        "--limit", type=_positive_int, default=50, help="at most this many (default 50)"
+    )
+    _api_flag(ls)
     r = sub.add_parser("retrieve", help="fetch a task's embeddings")
     _server_help(r)
     r.add_argument("task_id")
@@ -259,6 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--out", type=_output, help=".jsonl, .parquet or .npz; JSON to stdout without it"
     )
+    _api_flag(r)
     d = sub.add_parser(
         "demo",
         help="embed generated sample videos and show their similarities",

@@ -55,6 +55,7 @@ from ._export import (
 from ._inputs import expand_inputs
 from ._merge import describe, merge
 from ._shard import write_manifest
+from ._v2_commands import v2_list, v2_retrieve, v2_status
 from ._view import BatchView, err, out, print_tasks, progress_display, summary
 
 __all__ = ["main"]
@@ -238,6 +239,8 @@ async def run_merge(args: argparse.Namespace) -> int:
 
 
 async def run_status(args: argparse.Namespace) -> int:
+    if args.api == "v2":
+        return await v2_status(args)
     async with endpoint() as ep, ep.client() as client:
         task = await client.embed.tasks.status(args.task_id)
     out.print_json(_wire.dumps(v1.unstructure(task)).decode())
@@ -245,6 +248,8 @@ async def run_status(args: argparse.Namespace) -> int:
 
 
 async def run_list(args: argparse.Namespace) -> int:
+    if args.api == "v2":
+        return await v2_list(args)
     tasks: list[EmbedTask] = []
     async with endpoint() as ep, ep.client() as client:
         async for task in client.embed.tasks.list(page_limit=50, status=args.status):
@@ -256,6 +261,8 @@ async def run_list(args: argparse.Namespace) -> int:
 
 
 async def run_retrieve(args: argparse.Namespace) -> int:
+    if args.api == "v2":
+        return await v2_retrieve(args)
     async with endpoint() as ep, ep.client() as client:
         task = await client.embed.tasks.retrieve(args.task_id, embedding_option=args.option)
     if not args.out:

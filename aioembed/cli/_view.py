@@ -32,7 +32,7 @@ from ..contract.v2 import V2Task
 from ..errors import APIStatusError, TaskFailedError
 from ..models import EmbedTask
 
-__all__ = ["BatchView", "error_note", "print_tasks", "progress_display", "summary"]
+__all__ = ["BatchView", "error_note", "print_rows", "print_tasks", "progress_display", "summary"]
 
 err = Console(stderr=True)
 out = Console()
@@ -144,13 +144,13 @@ def summary(outcomes: Sequence[Outcome[Any]], elapsed: float) -> None:
         )
         for o in outcomes
     ]
-    _print_rows(title, header, rows)
+    print_rows(title, header, rows)
     failed = sum(not o.ok for o in outcomes)
     if failed:
         err.print(f"[red]{failed} of {len(outcomes)} failed[/]")
 
 
-def _print_rows(title: str | None, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+def print_rows(title: str | None, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """A table on a terminal (column 1 or 2 holds ids: never cut), else tab-separated lines."""
     if not out.is_terminal:
         if title:
@@ -182,4 +182,4 @@ def _task_cells(task: EmbedTask) -> tuple[str, str, str, str, str]:
 
 
 def print_tasks(tasks: Iterable[EmbedTask]) -> None:
-    _print_rows(None, ("id", "status", "model", "created", "input"), map(_task_cells, tasks))
+    print_rows(None, ("id", "status", "model", "created", "input"), map(_task_cells, tasks))

@@ -350,7 +350,8 @@ class BatchRun(Generic[TaskT]):
         remaining = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         with anyio.move_on_after(remaining):
             if self.pacer.paces_media:
-                run.charged = _span(item, await _header_seconds(item)) or self.pacer.estimate()
+                span = _span(item, await _header_seconds(item))
+                run.charged = self.pacer.estimate() if span is None else span
                 await self.pacer.media(run.charged)
             return await self.api.create(item, ctx)
         raise RequestTimeoutError(f"the batch timeout passed before {item.label!r} was created")
