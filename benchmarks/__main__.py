@@ -6,7 +6,8 @@
 Scenarios (issue 6): 1 many tasks (``sdk_many``), 2 big upload and 5 loopback
 ceiling (``sdk_upload``), 3 big result (``sdk_result``), 4 engine throughput
 (``python -m benchmarks.engine_speed``, and ``engine_eval`` with ``--eval``);
-(issue 12) 6 many Embed API v2 tasks (``sdk_v2``, ``--only v2``). Every client
+(issue 12) 6 many Embed API v2 tasks (``sdk_v2``, ``--only v2``); (issue 16) operator
+mode (``benchmarks.scale``, with ``--scale``: PostgreSQL and S3 on loopback). Every client
 measurement runs in a fresh process against a server in its own process, on
 loopback only. Nothing here asserts on time.
 
@@ -31,6 +32,7 @@ from . import sdk_many, sdk_result, sdk_upload, sdk_v2
 from ._harness import GB, MB, ROOT, fmt_mb, log, machine_info, med, ratio, table
 
 SCENARIOS = ("many", "upload", "result", "engine", "v2")
+SCALE_HEADING = "Operator mode (issue 16, `python -m benchmarks.scale`)"
 HERE = Path(__file__).resolve().parent
 
 
@@ -41,10 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     p.add_argument("--reps", type=int, default=None, help="repetitions (default 3; 1 with --quick)")
     p.add_argument(
-        "--only", default=None, help=f"comma-separated subset of {','.join(SCENARIOS)},eval"
+        "--only", default=None, help=f"comma-separated subset of {','.join(SCENARIOS)},eval,scale"
     )
     p.add_argument("--skip", default="", help="comma-separated scenarios to leave out")
     p.add_argument("--eval", action="store_true", help="also run benchmarks.engine_eval")
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="also run benchmarks.scale (operator mode: needs aioembed[scale] and the test "
+        "extra's pgserver and moto)",
+    )
     p.add_argument(
         "--n", type=int, default=None, help="videos in scenarios 1 and 6 (default 200; 6 quick)"
     )
@@ -370,6 +378,8 @@ def report(res: dict[str, Any], info: dict[str, str], args: argparse.Namespace, 
             "## Engine retrieval quality (`python -m benchmarks.engine_eval`)\n",
             res["eval"]["markdown"],
         ]
+    if "scale" in res:
+        parts += [f"## {SCALE_HEADING}\n", res["scale"]["markdown"]]
     if "skipped" in res:
         parts += ["## Skipped\n", *[f"- {s}" for s in res["skipped"]], ""]
     return "\n".join(parts).rstrip() + "\n"
@@ -503,9 +513,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.eval and "eval" not in wanted:
         wanted.append("eval")
+    if args.scale and "scale" not in wanted:
+        wanted.append("scale")
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     wanted = [s for s in wanted if s not in skip]
-    unknown = set(wanted) - {*SCENARIOS, "eval"}
+    unknown = set(wanted) - {*SCENARIOS, "eval", "scale"}
     if unknown:
         print(f"unknown scenario(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -539,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     if "eval" in wanted:
         log("engine retrieval quality (benchmarks.engine_eval)")
         res["eval"] = run_engine_module("engine_eval", quick)
+    if "scale" in wanted:
+        log("operator mode (benchmarks.scale)")
+        res["scale"] = run_engine_module("scale", quick)
     if skipped:
         res["skipped"] = skipped
     took = time.perf_counter() - started
