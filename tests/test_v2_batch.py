@@ -113,6 +113,27 @@ async def test_marengo35_dimension_and_v2_inputs(
     assert outcomes[1].item.label == str(audio)
 
 
+async def test_watch_many_takes_the_api_argument_too(
+    client: AsyncClient, live_server: Any, videos: Any
+) -> None:
+    handles = [
+        await client.embed.v2.tasks.create(VideoInput(MediaSource.file(p), **CLIPS))
+        for p in videos(3)
+    ]
+    finals = {}
+    async with client.embed.tasks.watch_many(
+        [h.id for h in handles], api="v2", sleep_interval=0.1, timeout=120
+    ) as updates:
+        async for u in updates:
+            if u.final:
+                finals[u.task_id] = u
+    assert set(finals) == {h.id for h in handles}
+    for u in finals.values():
+        assert u.error is None and isinstance(u.task, V2Task)
+        assert u.task.matrix(option="visual", scope="clip").shape == (1, 512)  # 4 s < 7 s
+    assert live_server.counts(TASK, "GET") == 3  # one retrieve each; the rest list polls
+
+
 async def test_settings_checked_before_any_request(
     client: AsyncClient, live_server: Any, videos: Any
 ) -> None:

@@ -33,6 +33,7 @@ from ._streams import ProducerStream
 from ._tasks import Scope, TaskCalls
 from ._transport import Transport
 from ._v2_tasks import EmbedV2Tasks
+from ._v2_watch import V2StatusUpdate
 from ._watch import StatusUpdate
 
 __all__ = ["EmbedTasks"]
@@ -185,23 +186,63 @@ class EmbedTasks(TaskCalls):
         )  # fmt: skip
         return BatchRun[EmbedTask](api=v1, **settings).stream(inputs)
 
+    @overload
     def watch_many(
         self,
         task_ids: Iterable[str],
         *,
+        api: Literal["v1"] = "v1",
         sleep_interval: float = DEFAULT_SLEEP_INTERVAL,
         max_interval: float = DEFAULT_MAX_INTERVAL,
         task_timeout: float | None = None,
         timeout: float | None = None,
         started_at: datetime | None = None,
-    ) -> ProducerStream[StatusUpdate]:
+    ) -> ProducerStream[StatusUpdate]: ...
+
+    @overload
+    def watch_many(
+        self,
+        task_ids: Iterable[str],
+        *,
+        api: Literal["v2"],
+        sleep_interval: float = DEFAULT_SLEEP_INTERVAL,
+        max_interval: float = DEFAULT_MAX_INTERVAL,
+        task_timeout: float | None = None,
+        timeout: float | None = None,
+        started_at: datetime | None = None,
+    ) -> ProducerStream[V2StatusUpdate]: ...
+
+    def watch_many(
+        self,
+        task_ids: Iterable[str],
+        *,
+        api: ApiName = "v1",
+        sleep_interval: float = DEFAULT_SLEEP_INTERVAL,
+        max_interval: float = DEFAULT_MAX_INTERVAL,
+        task_timeout: float | None = None,
+        timeout: float | None = None,
+        started_at: datetime | None = None,
+    ) -> ProducerStream[StatusUpdate] | ProducerStream[V2StatusUpdate]:
         """Status updates for many tasks from shared list polls, not one poll per task.
 
         Use as ``async with tasks.watch_many(ids) as updates: async for u in updates``.
         Each task yields its first status, every change, then one ``final`` update
         (terminal, or with an error such as :class:`~aioembed.WaitTimeoutError`).
         ``started_at`` (no later than the oldest task's creation) narrows each poll.
+        ``api="v2"`` watches v2 tasks (``client.embed.v2.tasks.watch_many``): the
+        final update carries the retrieved ``V2Task``, vectors included.
         """
+        if api == "v2":
+            return self._v2.watch_many(
+                task_ids,
+                sleep_interval=sleep_interval,
+                max_interval=max_interval,
+                task_timeout=task_timeout,
+                timeout=timeout,
+                started_at=started_at,
+            )
+        if api != "v1":
+            raise ValueError(f"api must be 'v1' or 'v2', not {api!r}")
         return watch_many(
             self,
             task_ids,
