@@ -10,9 +10,10 @@ every other: a client whose replica died goes on through another. Needs the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -228,6 +229,18 @@ class PostgresUploadStore(_PgTables):
         async with self._db.acquire() as conn, conn.transaction():
             await conn.execute(f"DELETE FROM {self._s}.chunks WHERE upload_id = $1", upload_id)
             await conn.execute(f"DELETE FROM {self._s}.uploads WHERE id = $1", upload_id)
+
+    @contextlib.asynccontextmanager
+    async def serialised(self, upload_id: str) -> AsyncIterator[None]:
+        """One report or join of a session at a time across every replica: a session
+        advisory lock, held on its own connection for the block."""
+        async with self._db.acquire() as conn:
+            key = f"{self._s}.upload:{upload_id}"
+            await conn.execute("SELECT pg_advisory_lock(hashtext($1))", key)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
 
     async def shared_secret(self) -> bytes:
         """:func:`shared_upload_secret` on this store's database."""

@@ -6,7 +6,10 @@ the signing secret is persisted too). Calls run in the default executor.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -79,6 +82,14 @@ class UploadStore(SqliteFile):
     """Durable upload sessions and their chunks."""
 
     SCHEMA = _SCHEMA
+
+    @contextlib.asynccontextmanager
+    async def serialised(self, upload_id: str) -> AsyncIterator[None]:
+        """One report or join of a session at a time (one server owns this file: a lock
+        of this process does)."""
+        lock = self.__dict__.setdefault("_serial", asyncio.Lock())
+        async with lock:
+            yield
 
     async def put(self, rec: UploadRecord) -> None:
         sql = f"INSERT OR REPLACE INTO uploads ({','.join(_U)}) VALUES ({','.join('?' * len(_U))})"

@@ -112,7 +112,6 @@ class UploadService:
         self.scratch = scratch
         self.limits = limits
         self._jobs: set[asyncio.Task[None]] = set()
-        self._report_lock = asyncio.Lock()
         #: Part bodies received whole, by upload id (tests count re-sent parts).
         self.received: dict[str, int] = {}
 
@@ -282,9 +281,10 @@ class UploadService:
     async def report(self, rec: UploadRecord, items: Sequence[tuple[int, str, int]]) -> Report:
         """Mark reported chunks ``completed`` (duplicates counted, nothing changed).
 
-        Reports run one at a time: two racing reports must not both see the last
-        chunk arrive and join the parts twice."""
-        async with self._report_lock:
+        Reports of a session run one at a time (across replicas too, when the store is
+        shared): two racing reports must not both see the last chunk arrive and join
+        the parts twice."""
+        async with self.store.serialised(rec.id):
             return await self._report(rec, items)
 
     async def _report(self, rec: UploadRecord, items: Sequence[tuple[int, str, int]]) -> Report:
@@ -338,9 +338,16 @@ class UploadService:
     async def _assemble(self, rec: UploadRecord) -> None:
         dest = self.scratch / f"multipart-{rec.id}"
         try:
-            await self.parts.join(rec.id, rec.total_chunks, dest)
-            await self.assets.complete(rec.asset_id, dest)
-            await self.parts.drop(rec.id)
+            # One join per session: another replica (or this one before a restart) may
+            # have joined it already, and dropped its parts after.
+            async with self.store.serialised(rec.id):
+                try:
+                    await self.parts.join(rec.id, rec.total_chunks, dest)
+                except FileNotFoundError:
+                    log.warning("upload %s: parts gone, joined already", rec.id)
+                    return
+                await self.assets.complete(rec.asset_id, dest)
+                await self.parts.drop(rec.id)
         except asyncio.CancelledError:
             raise
         except Exception:
