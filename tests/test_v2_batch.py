@@ -86,6 +86,9 @@ async def test_v2_batch_one_outcome_each_with_vectors(
     assert 8 <= live_server.counts(TASKS, "POST") <= 10
     # Each task retrieved once, when it left the shared processing list.
     assert live_server.counts(TASK, "GET") == 8
+    polls = live_server.counts(TASKS, "GET")
+    creates = live_server.counts(TASKS, "POST")
+    print(f"v2 batch of 8: {creates} creates, 8 retrieves, {polls} list polls")
     assert len([t async for t in client.embed.v2.tasks.list(page_limit=50)]) == 8
     assert [t async for t in client.embed.tasks.list()] == []  # nothing went to v1
 
