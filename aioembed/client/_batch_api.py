@@ -52,7 +52,7 @@ __all__ = ["ApiName", "BatchApi", "CreateContext", "V1Api", "V2Api"]
 
 #: The ``api`` argument of ``embed_many``.
 ApiName = Literal["v1", "v2"]
-#: Where :meth:`V2Api.check` points the batch's settings: a URL is never fetched.
+#: The media a v2 batch's settings are checked and keyed with: a URL never fetched.
 _PLACEHOLDER = MediaSource.url("https://example.com/batch-settings.mp4")
 
 
@@ -248,7 +248,7 @@ class V2Api:
         are in memory); larger ones go up as an asset first (:meth:`_asset`)."""
         task_input = self._input(item)
         path = task_input.source.path
-        size = None if path is None else (await anyio.to_thread.run_sync(path.stat)).st_size
+        size = None if path is None else await _size(path, task_input.input_type)
         async with AsyncExitStack() as stack:
             if size is not None and size <= inline_limit(task_input.input_type):
                 await stack.enter_async_context(self.uploads)
@@ -319,6 +319,14 @@ class V2Api:
 
     def duration(self, task: V2Task) -> float | None:
         return getattr(task.metadata, "duration", None)  # video and audio metadata have one
+
+
+async def _size(path: Path, input_type: str) -> int:
+    try:
+        return (await anyio.to_thread.run_sync(path.stat)).st_size
+    except OSError as e:  # gone since it was hashed
+        where = f"{input_type}.media_source"
+        raise invalid(where, f"{where} {str(path)!r} cannot be read: {e.strerror}.") from None
 
 
 def _last(count: int, page: int, info: PageInfo | None) -> bool:
