@@ -377,7 +377,11 @@ async def test_a_multipart_upload_outlives_its_replica_and_feeds_a_worker(
     d = deployment
     a, b = (replica(d, tmp_path, n) for n in ("a", "b"))
     processes += [a, b]
-    worker = WorkerProcess(d, tmp_path / "worker.log", "--workers", "1")
+    # With the engine hosts' own limits (as `serve` takes them).
+    worker = WorkerProcess(
+        d, tmp_path / "worker.log", "--workers", "1", "--decoder-threads", "1",
+        "--worker-memory-limit", "1500M",
+    )  # fmt: skip
     processes.append(worker)
     video = video_factory(duration=4.0, name="parts.mp4")
     blob = video.read_bytes()  # one part: parts are 5 MiB at least

@@ -24,7 +24,7 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ..server import operator_flags
+    from ..server import operator_flags, worker_limit_flags
 
     p = argparse.ArgumentParser(
         prog="aioembed worker",
@@ -50,12 +50,13 @@ def _parser() -> argparse.ArgumentParser:
         "about 1.5x this later (default 30)",
     )
     p.add_argument("--prestart-workers", action="store_true", help="start engines at start-up")
+    worker_limit_flags(p)
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..server import ServerConfig, operator_options
+    from ..server import ServerConfig, operator_options, worker_limit_options
     from ..server._redact import scrub_secret_url
 
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             options[name] = getattr(args, name)
     options["url_allow"] = tuple(args.allow_url_host)
     options["prestart_workers"] = args.prestart_workers
+    options.update(worker_limit_options(args))
     try:
         config = ServerConfig(**options)  # type: ignore[arg-type]
     except (ValueError, TypeError) as e:

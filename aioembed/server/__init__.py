@@ -51,6 +51,8 @@ __all__ = [
     "main",
     "operator_flags",
     "operator_options",
+    "worker_limit_flags",
+    "worker_limit_options",
     "serve",
 ]
 
@@ -374,14 +376,35 @@ def operator_options(args: argparse.Namespace) -> dict[str, object]:
     return {"database": database, "media": media, "s3_endpoint": args.s3_endpoint}
 
 
-def _limit_flags(p: argparse.ArgumentParser) -> None:
+def _limit_flags(p: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
     # A flag not given is absent (not None): some limits take "off", which is None.
     for flag, (_, kind, text) in _LIMIT_FLAGS.items():
-        p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+        if only is None or flag in only:
+            p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
 
 
 def _limit_options(args: argparse.Namespace) -> dict[str, object]:
     return {field: getattr(args, field) for field, _, _ in _LIMIT_FLAGS.values() if field in args}
+
+
+#: The limits an engine host applies (``aioembed worker`` takes these flags too).
+WORKER_LIMIT_FLAGS = (
+    "--decoder-threads",
+    "--worker-memory-limit",
+    "--worker-max-rss",
+    "--worker-max-jobs",
+    "--max-image-pixels",
+)
+
+
+def worker_limit_flags(p: argparse.ArgumentParser) -> None:
+    """The engine hosts' limit flags (:data:`WORKER_LIMIT_FLAGS`), as ``serve`` has them."""
+    _limit_flags(p, WORKER_LIMIT_FLAGS)
+
+
+def worker_limit_options(args: argparse.Namespace) -> dict[str, object]:
+    """ServerConfig fields from :func:`worker_limit_flags`, for the flags given."""
+    return _limit_options(args)
 
 
 def _keys_from_env(
