@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,48 @@ async def test_parts_go_up_one_at_a_time_and_downloads_leave_no_file(
         assert list(tmp_path.iterdir()) == []  # the scratch copy is gone, the source moved
         # A fresh object survives a sweep inside the grace period (another replica's).
         assert await media.sweep([]) == 0
+
+
+async def test_session_parts_are_one_s3_multipart_upload(
+    s3_endpoint: str, s3_env: dict[str, str], postgres_dsn: str, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from aioembed.server._parts import PartTooLargeError
+    from aioembed.server._pg_assets import PostgresUploadStore
+    from aioembed.server._s3_parts import S3PartStore
+
+    ids = PostgresUploadStore(postgres_dsn, schema=f"t_{new_task_id()}")
+    await ids.open()
+    location = S3Location.parse(f"s3://b-{new_task_id()}/p")
+    try:
+        async with S3MediaStore(location, scratch=tmp_path, endpoint_url=s3_endpoint) as media:
+            s3 = media.client
+            await s3.create_bucket(Bucket=location.bucket)
+            replica_a, replica_b = S3PartStore(media, ids), S3PartStore(media, ids)
+            upload_id = new_task_id()
+            first, last = bytes(range(256)) * (MIN_PART // 256), b"tail" * 25
+
+            async def body(data: bytes) -> AsyncIterator[bytes]:
+                yield data[:1000]
+                yield data[1000:]
+
+            # Parts through two replicas, out of order, one re-sent (the last one counts).
+            await replica_b.write(upload_id, 2, body(last), limit=len(last))
+            await replica_a.write(upload_id, 1, body(b"x" * MIN_PART), limit=MIN_PART)
+            sent = await replica_b.write(upload_id, 1, body(first), limit=MIN_PART)
+            assert sent.md5 == hashlib.md5(first).hexdigest() and sent.size == MIN_PART
+            with pytest.raises(PartTooLargeError):
+                await replica_a.write(upload_id, 2, body(last + b"!"), limit=len(last))
+            uploads = (await s3.list_multipart_uploads(Bucket=location.bucket))["Uploads"]
+            assert [u["Key"] for u in uploads] == [f"p/parts/{upload_id}"]  # one S3 upload
+            dest = tmp_path / "joined"
+            await replica_a.join(upload_id, 2, dest)
+            assert dest.read_bytes() == first + last
+            await replica_b.drop(upload_id)
+            assert await media.listing("p/") == []
+            assert "Uploads" not in await s3.list_multipart_uploads(Bucket=location.bucket)
+            with pytest.raises(FileNotFoundError):  # joined and dropped: nothing to join
+                await replica_a.join(upload_id, 2, tmp_path / "again")
+    finally:
+        await ids.close()

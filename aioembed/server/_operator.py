@@ -117,7 +117,7 @@ class OperatorAssets:
             OperatorBackends.media(config, scratch, namespace="assets")
         )
         secret = await uploads.shared_secret()
-        return cls(store, media, uploads, S3PartStore(media), secret)
+        return cls(store, media, uploads, S3PartStore(media, uploads), secret)
 
 
 _SCRATCH = "aioembed-scratch-"

@@ -54,6 +54,9 @@ def _schema_sql(s: str) -> str:
         PRIMARY KEY (upload_id, idx)
     );
     CREATE TABLE IF NOT EXISTS {s}.secrets (name text PRIMARY KEY, value bytea NOT NULL);
+    CREATE TABLE IF NOT EXISTS {s}.s3_uploads (
+        upload_id text PRIMARY KEY, s3_upload_id text NOT NULL
+    );
     """
 
 
@@ -241,6 +244,28 @@ class PostgresUploadStore(_PgTables):
                 yield
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+
+    # -- the S3 multipart upload of each session (S3PartStore's UploadIds) ------------
+
+    async def s3_upload(self, upload_id: str, proposed: str) -> str:
+        await self._db.execute(
+            f"INSERT INTO {self._s}.s3_uploads (upload_id, s3_upload_id) VALUES ($1, $2) "
+            "ON CONFLICT (upload_id) DO NOTHING",
+            upload_id,
+            proposed,
+        )
+        found = await self.s3_upload_of(upload_id)
+        assert found is not None  # inserted now or before, never deleted in between
+        return found
+
+    async def s3_upload_of(self, upload_id: str) -> str | None:
+        found = await self._db.fetchval(
+            f"SELECT s3_upload_id FROM {self._s}.s3_uploads WHERE upload_id = $1", upload_id
+        )
+        return None if found is None else str(found)
+
+    async def forget_s3_upload(self, upload_id: str) -> None:
+        await self._db.execute(f"DELETE FROM {self._s}.s3_uploads WHERE upload_id = $1", upload_id)
 
     async def shared_secret(self) -> bytes:
         """:func:`shared_upload_secret` on this store's database."""

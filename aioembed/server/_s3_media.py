@@ -126,6 +126,11 @@ class S3MediaStore:
             raise RuntimeError("S3MediaStore is not open")
         return self._client
 
+    @property
+    def client(self) -> Any:
+        """The open aiobotocore S3 client (for the part store sharing it)."""
+        return self._s3
+
     def _key(self, task_id: str) -> str:
         return self.location.key(self._namespace, checked_task_id(task_id))
 
