@@ -362,8 +362,9 @@ class UploadService:
     async def _expire(self, rec: UploadRecord) -> None:
         rec.status, rec.updated_at = "expired", time.time()
         await self.store.put(rec)
-        await self.parts.drop(rec.id)
+        # The asset fails before its parts go: once they are gone, it says why.
         await self.assets.fail(rec.asset_id, "The upload session expired before it completed.")
+        await self.parts.drop(rec.id)
 
     async def sweep(self) -> int:
         """Expire sessions past ``expires_at``: drop their parts, fail their asset."""
