@@ -7,8 +7,9 @@ to the presigned URL with the server's ``upload_headers`` and never the API
 key (the URL may be another origin); transient failures are retried, an
 expired or refused URL is refreshed. Finished parts are reported as they
 finish, batched while a report is in flight (so a crash loses at most the
-parts in flight). Bodies both ways are the contract's models
-(:mod:`aioembed.contract.assets`).
+parts in flight and those awaiting that report); ``progress`` counts the bytes
+of reported parts, what a rerun will find on the server. Bodies both ways are
+the contract's models (:mod:`aioembed.contract.assets`).
 
 Resume: a small pointer file (``state_dir``, default
 ``$XDG_CACHE_HOME/aioembed/uploads``, 0600) keyed by the file's path, size and
@@ -218,12 +219,10 @@ class _Upload:
         raise MultipartUploadError(f"part {index}: every presigned URL was refused")
 
     async def finished(self, index: int, etag: str, size: int) -> None:
-        self.sent_bytes += size
-        if self.progress is not None:
-            self.progress(self.sent_bytes, self.size)
         self.pending.append(ChunkReport(chunk_index=index, proof=etag, chunk_size=size))
         # Report at once unless a report is on its way; parts finishing meanwhile
-        # make the next batch. A crash then loses at most the parts in flight.
+        # make the next batch. A crash then loses at most the parts in flight and
+        # those waiting for that report.
         if not self._report_lock.locked() or len(self.pending) >= _REPORT_BATCH:
             await self.report()
 
@@ -240,6 +239,11 @@ class _Upload:
             )
             if answer.url:
                 self.done_url = answer.url
+            # Progress counts reported bytes (a call per part): what a rerun finds.
+            for chunk in batch:
+                self.sent_bytes += chunk.chunk_size
+                if self.progress is not None:
+                    self.progress(self.sent_bytes, self.size)
 
     async def run(self, missing: list[int]) -> None:
         send, receive = anyio.create_memory_object_stream[int](len(missing) or 1)
