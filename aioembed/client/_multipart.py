@@ -1,8 +1,9 @@
 """Resumable multipart uploads to ``/assets/multipart-uploads``.
 
-Parts are read straight from the source file at their offsets (``os.pread`` on
-a worker thread; no temporary copies), ``part_concurrency`` in flight, each
-also holding one of the client's ``Limits.max_uploads`` slots. A part PUT goes
+Parts are streamed straight from the source file at their offsets (``os.pread``
+of 1 MiB slices on a worker thread; no temporary copies, no part held whole),
+``part_concurrency`` in flight, each also holding one of the client's
+``Limits.max_uploads`` slots. A part PUT goes
 to the presigned URL with the server's ``upload_headers`` and never the API
 key (the URL may be another origin); transient failures are retried, an
 expired or refused URL is refreshed. Finished parts are reported as they
@@ -26,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,6 +61,8 @@ log = logging.getLogger("aioembed")
 T = TypeVar("T")
 
 _REPORT_BATCH = 8
+#: Bytes read (and held) at a time per part in flight.
+_PIECE = 1 << 20
 _PART_ATTEMPTS = 5
 #: Refresh a URL that expires sooner than this (seconds).
 _URL_MARGIN = 60.0
@@ -107,15 +110,18 @@ def _parser(cls: type[T]) -> Callable[[Any], T]:
     return lambda data: structure(data, cls)
 
 
-def _read_part(path: Path, offset: int, size: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.pread(fd, size, offset)
-    finally:
-        os.close(fd)
-    if len(data) != size:
-        raise MultipartUploadError(f"{path} changed size during the upload")
-    return data
+async def _pieces(fd: int, offset: int, size: int, md5: Any) -> AsyncIterator[bytes]:
+    """A part's bytes in ``_PIECE`` slices read at their offsets off the event loop, hashed
+    as they go: memory per part in flight is a slice, not the part."""
+    done = 0
+    while done < size:
+        want = min(_PIECE, size - done)
+        data = await anyio.to_thread.run_sync(os.pread, fd, want, offset + done)
+        if len(data) != want:
+            raise MultipartUploadError("the file changed size during the upload")
+        md5.update(data)
+        done += want
+        yield data
 
 
 class _Upload:
@@ -185,37 +191,47 @@ class _Upload:
 
     async def put(self, index: int) -> None:
         size = self.part_size(index)
-        data = await anyio.to_thread.run_sync(_read_part, self.path, (index - 1) * self.chunk, size)
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         session = self.t.session()
         backoff = Backoff(initial=0.25, maximum=5.0)
-        headers = {"Content-Type": "application/octet-stream", **self.headers}
+        # An explicit length: the body is streamed, and presigned object-store URLs
+        # refuse chunked transfer encoding.
+        headers = {
+            "Content-Type": "application/octet-stream",
+            **self.headers,
+            "Content-Length": str(size),
+        }
         fresh = False
-        for attempt in range(1, _PART_ATTEMPTS + 1):
-            url = await self.url(index, fresh=fresh)
-            fresh = False
-            try:
-                async with self.t.uploads, session.put(url, data=data, headers=headers) as resp:
-                    body = await resp.read()
-                    if resp.status == 403:
-                        fresh = True  # expired or refused: a new URL
-                        continue
-                    if resp.status >= 500 or resp.status == 429:
-                        raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
-                    if resp.status >= 400:
-                        raise MultipartUploadError(
-                            f"part {index} refused ({resp.status}): {body[:200]!r}"
-                        )
-                    etag = resp.headers.get("ETag", "").strip('"')
-            except (aiohttp.ClientError, TimeoutError) as e:
-                if attempt == _PART_ATTEMPTS:
-                    raise MultipartUploadError(f"part {index} failed: {e!r}") from e
-                await anyio.sleep(backoff.delay(attempt))
-                continue
-            if etag != md5:
-                raise MultipartUploadError(f"part {index}: the server's ETag does not match")
-            await self.finished(index, etag, size)
-            return
+        fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
+        try:
+            for attempt in range(1, _PART_ATTEMPTS + 1):
+                url = await self.url(index, fresh=fresh)
+                fresh = False
+                md5 = hashlib.md5(usedforsecurity=False)
+                body = _pieces(fd, (index - 1) * self.chunk, size, md5)
+                try:
+                    async with self.t.uploads, session.put(url, data=body, headers=headers) as r:
+                        answer = await r.read()
+                        if r.status == 403:
+                            fresh = True  # expired or refused: a new URL
+                            continue
+                        if r.status >= 500 or r.status == 429:
+                            raise aiohttp.ClientResponseError(r.request_info, (), status=r.status)
+                        if r.status >= 400:
+                            raise MultipartUploadError(
+                                f"part {index} refused ({r.status}): {answer[:200]!r}"
+                            )
+                        etag = r.headers.get("ETag", "").strip('"')
+                except (aiohttp.ClientError, TimeoutError) as e:
+                    if attempt == _PART_ATTEMPTS:
+                        raise MultipartUploadError(f"part {index} failed: {e!r}") from e
+                    await anyio.sleep(backoff.delay(attempt))
+                    continue
+                if etag != md5.hexdigest():
+                    raise MultipartUploadError(f"part {index}: the server's ETag does not match")
+                await self.finished(index, etag, size)
+                return
+        finally:
+            await anyio.to_thread.run_sync(os.close, fd)
         raise MultipartUploadError(f"part {index}: every presigned URL was refused")
 
     async def finished(self, index: int, etag: str, size: int) -> None:
