@@ -31,7 +31,13 @@ try:
 except ImportError as e:  # NumPy or PyAV missing: name the extra to install
     raise extra_missing("aioembed.server", "server", e) from None
 from ._accesslog import RedactingAccessLogger
-from ._config import MediaLimits, RateLimit, ServerConfig, parse_rate_limit
+from ._config import (
+    MediaLimits,
+    RateLimit,
+    ServerConfig,
+    parse_media_rate_limit,
+    parse_rate_limit,
+)
 from ._keyfiles import generated_key, read_key_files
 from ._keys import METRICS
 from ._metrics import RequestCounter
@@ -136,6 +142,13 @@ def _rate(text: str) -> RateLimit | None:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _media_rate(text: str) -> RateLimit | None:
+    try:
+        return parse_media_rate_limit(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aioembed serve",
@@ -180,6 +193,14 @@ def _parser() -> argparse.ArgumentParser:
         type=_rate,
         default=None,
         help="per-key limit such as 100/min, 5/s or 300/60 (default: off)",
+    )
+    p.add_argument(
+        "--media-rate-limit",
+        type=_media_rate,
+        default=None,
+        metavar="MINUTES/WINDOW",
+        help="per-key media budget in minutes of audio/video, such as 600/h or 6000/d "
+        "(default: off)",
     )
     p.add_argument(
         "--allow-url-host",
@@ -460,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         ),
         "rate_limit": args.rate_limit,
+        "media_rate_limit": args.media_rate_limit,
         "url_allow": tuple(args.allow_url_host),
         "backend": args.backend,
         "worker_init": args.worker_init,

@@ -67,7 +67,7 @@ from ._media import LocalMediaStore, MediaStore
 from ._metrics import UNMATCHED, RequestCounter
 from ._private import private_dir
 from ._queue import InProcessQueue, TaskQueue
-from ._ratelimit import Limiter, RateLimiter
+from ._ratelimit import DURATION, Limiter, RateLimiter
 from ._render import new_request_id
 from ._service import TaskService
 from ._store import SqliteStore, Store, owner_of
@@ -172,12 +172,26 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
         # cannot carry another request.
         resp.force_close()
     resp.headers.update(headers)
+    resp.headers.update(await _duration_headers(request))
     resp.headers["x-request-id"] = request_id
     config[METRICS].record(route, request.method, resp.status, owner=request.get(OWNER))
     return resp
 
 
+async def _duration_headers(request: web.Request) -> dict[str, str]:
+    """``X-Ratelimit-Duration-*`` of the caller's media budget as this request left it."""
+    budget, owner = request.config_dict[_MEDIA_BUDGET], request.get(OWNER)
+    if budget is None or owner is None:
+        return {}
+    try:
+        return (await budget.debit(owner, 0.0)).headers()
+    except Exception:  # the answer is made; a missing header is not worth losing it
+        log.exception("reading the media budget failed (request %s)", request[REQUEST_ID])
+        return {}
+
+
 _LOCK_FD = web.AppKey("lock_fd", int)
+_MEDIA_BUDGET: web.AppKey[Limiter | None] = web.AppKey("media_budget")
 _QUEUE: web.AppKey[TaskQueue] = web.AppKey("queue")
 _OPERATOR: web.AppKey[OperatorBackends] = web.AppKey("operator")
 
@@ -302,6 +316,7 @@ async def _start_services(
         probe_pool=probe_pool,
         scratch=scratch,
         progress=dispatcher.progress.get,
+        media_budget=app[_MEDIA_BUDGET],
     )
     await dispatcher.start(resume, consume=config.consume_tasks)
     stack.push_async_callback(dispatcher.close)
@@ -341,11 +356,17 @@ def create_app(
     limiter: Limiter | None = (
         RateLimiter(config.rate_limit) if config.rate_limit is not None else None
     )
+    media_budget: Limiter | None = (
+        RateLimiter(config.media_rate_limit, dimension=DURATION)
+        if config.media_rate_limit is not None
+        else None
+    )
     if config.operator_mode:
         from ._operator import OperatorBackends
 
         shared = app[_OPERATOR] = OperatorBackends.build(config)
         store, queue, limiter = shared.store, shared.queue, shared.limiter
+        media_budget = shared.media_budget
     the_store: Store = (
         store if store is not None else SqliteStore(config.data_dir / "aioembed.sqlite3")
     )
@@ -353,6 +374,7 @@ def create_app(
     app[_QUEUE] = queue if queue is not None else InProcessQueue()
     app[METRICS] = RequestCounter()
     app[RATE_LIMITER] = limiter
+    app[_MEDIA_BUDGET] = media_budget
     app[URL_POLICY] = UrlPolicy.from_entries(config.url_allow)
     app[OWNERS] = {key: owner_of(key) for key in (*config.api_keys, *config.admin_keys)}
     app[ADMINS] = frozenset(owner_of(key) for key in config.admin_keys)

@@ -14,7 +14,13 @@ from ..contract import assets as _assets
 from ..contract.v2 import V2Limits
 from .._params import MAX_UPLOAD_BYTES, MediaLimits
 
-__all__ = ["MediaLimits", "RateLimit", "ServerConfig", "parse_rate_limit"]
+__all__ = [
+    "MediaLimits",
+    "RateLimit",
+    "ServerConfig",
+    "parse_media_rate_limit",
+    "parse_rate_limit",
+]
 
 _UNITS = {
     "s": 1.0,
@@ -72,6 +78,16 @@ def parse_rate_limit(text: str) -> RateLimit | None:
     if per <= 0:
         raise ValueError(f"rate limit {text!r} has an empty window")
     return RateLimit(count, per)
+
+
+def parse_media_rate_limit(text: str) -> RateLimit | None:
+    """Media **minutes** per window, spelt like :func:`parse_rate_limit` (``"600/h"``:
+    600 minutes of media per hour), as a bucket of media **seconds** (the unit of the
+    ``X-Ratelimit-Duration-*`` headers). ``"off"`` -> ``None``."""
+    limit = parse_rate_limit(text)
+    if limit is None:
+        return None
+    return RateLimit(limit.requests * 60, limit.per)
 
 
 def _redacted_dsn(dsn: str | None) -> str:
@@ -137,6 +153,10 @@ class ServerConfig:
     #: tasks, queue and worker processes) instead of their own requests and tasks.
     admin_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     rate_limit: RateLimit | None = None
+    #: Seconds of media per window for one key (``requests`` counts seconds here): task
+    #: creates and sync audio/video embeddings of known duration are debited; over it
+    #: ``429 too_many_requests``. ``None``: no media budget (the default).
+    media_rate_limit: RateLimit | None = None
     #: The size limit of every input: uploaded files and files fetched from URLs.
     max_upload_bytes: int = attrs.field(default=MAX_UPLOAD_BYTES, validator=attrs.validators.gt(0))
     #: Longest single non-file form field (text, URL, numbers).

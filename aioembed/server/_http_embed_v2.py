@@ -406,7 +406,14 @@ async def embed(request: web.Request) -> web.Response:
     try:
         async with contextlib.AsyncExitStack() as held:
             paths = await _sync_inputs(request, sources, held, files)
-            result = await _run_sync(app, spec, paths, sources)
+            if spec.input_type in ("audio", "video"):  # debited by the measured duration
+                result = await app[SERVICE].metered(
+                    request[OWNER],
+                    lambda: _run_sync(app, spec, paths, sources),
+                    lambda r: float(r.get("duration") or 0.0),
+                )
+            else:
+                result = await _run_sync(app, spec, paths, sources)
     finally:
         for f in files:
             await _off_loop(True, lambda p=f: p.unlink(missing_ok=True))

@@ -25,6 +25,7 @@ import attrs
 from .._extras import extra_missing
 from ._config import ServerConfig
 from ._private import private_dir
+from ._ratelimit import DURATION
 from ._redact import redact_url
 
 try:
@@ -55,6 +56,8 @@ class OperatorBackends:
     store: PostgresStore
     queue: PostgresQueue
     limiter: PostgresRateLimiter | None
+    #: The per-key media ``duration`` bucket, shared like ``limiter``.
+    media_budget: PostgresRateLimiter | None = None
 
     @classmethod
     def build(cls, config: ServerConfig) -> OperatorBackends:
@@ -66,10 +69,14 @@ class OperatorBackends:
             if config.rate_limit is not None
             else None
         )
+        media = config.media_rate_limit
         return cls(
             PostgresStore(dsn, schema=SCHEMA, pool_size=8),
             PostgresQueue(dsn, schema=SCHEMA),
             limiter,
+            None
+            if media is None
+            else PostgresRateLimiter(media, dsn, schema=SCHEMA, dimension=DURATION),
         )
 
     async def open_queue_and_limiter(self, stack: contextlib.AsyncExitStack) -> None:
@@ -77,8 +84,9 @@ class OperatorBackends:
         opened with the server's own, whatever its kind)."""
         await self.queue.open()
         stack.push_async_callback(self.queue.close)
-        if self.limiter is not None:
-            await stack.enter_async_context(self.limiter)
+        for each in (self.limiter, self.media_budget):
+            if each is not None:
+                await stack.enter_async_context(each)
 
     @staticmethod
     def media(config: ServerConfig, scratch: Path, *, namespace: str = "media") -> S3MediaStore:

@@ -5,7 +5,8 @@ refilled evenly over ``per`` seconds), but one row per key in the database, so
 ``X-Ratelimit-*`` and 429s agree whichever replica answers. A request is one
 ``INSERT … ON CONFLICT DO UPDATE``: the row lock serialises concurrent takes of
 one key, and the refill uses the database's clock (one clock for every host).
-Needs the ``aioembed[scale]`` extra (asyncpg).
+The media ``duration`` bucket lives in the same table under the key
+``duration:<owner>``. Needs the ``aioembed[scale]`` extra (asyncpg).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 import asyncpg
 
 from ._config import RateLimit
-from ._ratelimit import Decision
+from ._ratelimit import REQUESTS, Decision
 
 __all__ = ["PostgresRateLimiter"]
 
@@ -24,6 +25,8 @@ _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 _NOW = "extract(epoch from now())::float8"
 #: The bucket refilled up to now, from the row as it was.
 _REFILLED = f"least($2, b.tokens + greatest(0, {_NOW} - b.at) * $3)"
+#: Tokens a take of ``$4`` needs in the bucket: a take over the capacity passes when full.
+_NEED = "least($4, $2)"
 
 
 def _schema_sql(s: str) -> str:
@@ -45,11 +48,19 @@ class PostgresRateLimiter:
     """
 
     def __init__(
-        self, limit: RateLimit, dsn: str, *, schema: str = "aioembed", pool_size: int = 4
+        self,
+        limit: RateLimit,
+        dsn: str,
+        *,
+        schema: str = "aioembed",
+        pool_size: int = 4,
+        dimension: str = REQUESTS,
     ) -> None:
         if not _IDENT.fullmatch(schema):
             raise ValueError(f"schema must match {_IDENT.pattern}, got {schema!r}")
         self.limit = limit
+        self.dimension = dimension
+        self._prefix = "" if dimension == REQUESTS else f"{dimension}:"
         self._dsn, self._s, self._pool_size = dsn, schema, pool_size
         self._pool: asyncpg.Pool | None = None
 
@@ -74,20 +85,44 @@ class PostgresRateLimiter:
             self._pool = None
 
     async def acquire(self, owner: str) -> Decision:
+        return await self.debit(owner, 1.0)
+
+    async def debit(self, owner: str, cost: float) -> Decision:
         if self._pool is None:
             raise RuntimeError("PostgresRateLimiter is not open")
         # Every SET expression reads the row as it was before this request.
         row = await self._pool.fetchrow(
             f"""INSERT INTO {self._s}.rate_buckets AS b (owner, tokens, at, allowed)
-                VALUES ($1, $2 - 1, {_NOW}, true)
+                VALUES ($1, $2::float8 - $4::float8, {_NOW}, true)
                 ON CONFLICT (owner) DO UPDATE SET
-                    tokens = {_REFILLED} - CASE WHEN {_REFILLED} >= 1 THEN 1 ELSE 0 END,
-                    allowed = {_REFILLED} >= 1,
+                    tokens = {_REFILLED} - CASE WHEN {_REFILLED} >= {_NEED} THEN $4 ELSE 0 END,
+                    allowed = {_REFILLED} >= {_NEED},
                     at = {_NOW}
                 RETURNING tokens, allowed""",
-            owner,
+            self._prefix + owner,
             float(self.limit.requests),
             self.limit.rate,
+            float(cost),
         )
         assert row is not None  # an upsert with RETURNING always returns its row
-        return Decision.of(self.limit, float(row["tokens"]), bool(row["allowed"]))
+        return Decision.of(
+            self.limit,
+            float(row["tokens"]),
+            bool(row["allowed"]),
+            need=min(cost, float(self.limit.requests)),
+            dimension=self.dimension,
+        )
+
+    async def adjust(self, owner: str, delta: float) -> None:
+        if self._pool is None:
+            raise RuntimeError("PostgresRateLimiter is not open")
+        await self._pool.execute(
+            f"""INSERT INTO {self._s}.rate_buckets AS b (owner, tokens, at, allowed)
+                VALUES ($1, least($2::float8, $2::float8 + $4::float8), {_NOW}, true)
+                ON CONFLICT (owner) DO UPDATE SET
+                    tokens = least($2, {_REFILLED} + $4), at = {_NOW}""",
+            self._prefix + owner,
+            float(self.limit.requests),
+            self.limit.rate,
+            float(delta),
+        )

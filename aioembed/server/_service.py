@@ -19,10 +19,10 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -32,6 +32,7 @@ from ._config import ServerConfig
 from ._media import MediaStore
 from ._media_errors import sync_embed_error
 from ._queue import TaskQueue
+from ._ratelimit import Limiter
 from ._redact import redact_url
 from ._store import NewTask, SegmentRecord, Store, TaskRecord, new_task_id
 from ._workers import (
@@ -57,6 +58,9 @@ __all__ = [
     "UrlGate",
 ]
 
+T = TypeVar("T")
+#: Seconds of media a sync audio/video embedding takes from the budget before it runs.
+SYNC_DEPOSIT = 1.0
 _TASK_ID = re.compile(r"[0-9a-f]{24}")
 _ALL_OPTIONS = tuple(dict.fromkeys(o for m in MODELS.values() for o in m.video_options))
 Progress = tuple[int, int]
@@ -161,8 +165,10 @@ class TaskService:
         scratch: Path,
         progress: Callable[[str], Progress | None],
         probe_pool: JobRunner | None = None,
+        media_budget: Limiter | None = None,
     ) -> None:
-        """``probe_pool`` runs create-time probes (default: ``sync_pool``)."""
+        """``probe_pool`` runs create-time probes (default: ``sync_pool``);
+        ``media_budget`` is the per-key bucket of media seconds (``None``: unlimited)."""
         self.config = config
         self.store = store
         self.queue = queue
@@ -172,6 +178,7 @@ class TaskService:
         self.probe_pool = probe_pool if probe_pool is not None else sync_pool
         self.scratch = scratch
         self._progress = progress
+        self.media_budget = media_budget
 
     # -- create ---------------------------------------------------------------------
 
@@ -210,18 +217,56 @@ class TaskService:
     ) -> Created:
         """Keep ``media`` (moved into the media store), store ``task`` durably and queue
         it; an API version's adapter has checked everything before."""
-        if media is not None:
-            await self.media.adopt(task.id, media)
+        seconds = _media_seconds(task)
+        await self.debit_media(task.owner, seconds)
         try:
-            stored = await self.store.create_task(task, idempotency_key=idempotency_key)
+            if media is not None:
+                await self.media.adopt(task.id, media)
+            try:
+                stored = await self.store.create_task(task, idempotency_key=idempotency_key)
+            except BaseException:
+                await self.media.drop(task.id)
+                raise
         except BaseException:
-            await self.media.drop(task.id)
+            await self.refund_media(task.owner, seconds)
             raise
         if stored != task.id:  # lost a race with the same idempotency key
             await self.media.drop(task.id)
+            await self.refund_media(task.owner, seconds)
             return Created(stored, replayed=True)
         await self.queue.submit(task.id)
         return Created(task.id)
+
+    async def debit_media(self, owner: str, seconds: float) -> None:
+        """Take ``seconds`` of media from ``owner``'s budget; ``RateLimitError`` (429)
+        when the budget cannot cover them now. Called after every other check, so a
+        create refused for another reason costs nothing."""
+        if self.media_budget is not None and seconds > 0:
+            decision = await self.media_budget.debit(owner, seconds)
+            if not decision.allowed:
+                raise decision.error()
+
+    async def refund_media(self, owner: str, seconds: float) -> None:
+        """Give back a :meth:`debit_media` for work that will not be done."""
+        if self.media_budget is not None and seconds > 0:
+            await self.media_budget.adjust(owner, seconds)
+
+    async def metered(
+        self, owner: str, run: Callable[[], Awaitable[T]], seconds_of: Callable[[T], float]
+    ) -> T:
+        """A sync audio/video embedding, whose duration is known only once it ran:
+        refused (429) up front when less than :data:`SYNC_DEPOSIT` seconds of the
+        budget are left, then charged ``seconds_of(result)``; a failure costs nothing."""
+        if self.media_budget is None:
+            return await run()
+        await self.debit_media(owner, SYNC_DEPOSIT)
+        try:
+            result = await run()
+        except BaseException:
+            await self.media_budget.adjust(owner, SYNC_DEPOSIT)
+            raise
+        await self.media_budget.adjust(owner, SYNC_DEPOSIT - seconds_of(result))
+        return result
 
     async def _probe(self, path: Path) -> float:
         """Probe and check a video in a probe worker; ``ParameterError`` with the contract
@@ -339,7 +384,12 @@ class TaskService:
             else:
                 limit = self.config.media_limits.max_duration
                 job = AudioJob(str(local.path), model_name, offset, self.config.backend, limit)
-            result = await self._run_sync(job, source)
+            if source.startswith("image"):
+                result = await self._run_sync(job, source)
+            else:
+                result = await self.metered(
+                    owner, lambda: self._run_sync(job, source), _audio_seconds
+                )
         metadata = (
             {"input_url": redact_url(url)}
             if url is not None
@@ -392,6 +442,22 @@ def busy_error(pool: str, timeout: float) -> APIStatusError:
         status=503,
         headers={"Retry-After": "5"},
     )
+
+
+def _audio_seconds(segments: list[tuple[float, float, bytes]]) -> float:
+    """The audio a sync embedding covered: first segment start to last segment end."""
+    return max((e for _, e, _ in segments), default=0.0) - min(
+        (s for s, _, _ in segments), default=0.0
+    )
+
+
+def _media_seconds(task: NewTask) -> float:
+    """The media a task will embed: its duration clipped by its offsets; 0 while the
+    duration is unknown (a URL input, probing off), which is not debited."""
+    if task.duration is None:
+        return 0.0
+    end = task.duration if task.end is None else min(task.end, task.duration)
+    return max(0.0, end - task.start)
 
 
 def _new_task(
