@@ -73,6 +73,13 @@ def test_the_flag_is_media_minutes_per_window() -> None:
     assert parse_media_rate_limit("off") is None
     with pytest.raises(ValueError):
         parse_media_rate_limit("600/fortnight")
+    from aioembed.server import _limit_options, _parser
+
+    given = _limit_options(_parser().parse_args(["--media-rate-limit", "90/min"]))
+    assert given == {"media_rate_limit": RateLimit(5400, 60.0)}
+    assert _limit_options(_parser().parse_args([])) == {}
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--media-rate-limit", "lots"])
 
 
 @pytest.mark.parametrize("api", ["v1", "v2"])

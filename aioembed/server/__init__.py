@@ -195,14 +195,6 @@ def _parser() -> argparse.ArgumentParser:
         help="per-key limit such as 100/min, 5/s or 300/60 (default: off)",
     )
     p.add_argument(
-        "--media-rate-limit",
-        type=_media_rate,
-        default=None,
-        metavar="MINUTES/WINDOW",
-        help="per-key media budget in minutes of audio/video, such as 600/h or 6000/d "
-        "(default: off)",
-    )
-    p.add_argument(
         "--allow-url-host",
         action="append",
         default=[],
@@ -240,6 +232,12 @@ def _parser() -> argparse.ArgumentParser:
 
 #: Limits without a flag of their own above: flag -> (ServerConfig field, type, help).
 _LIMIT_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "--media-rate-limit": (
+        "media_rate_limit",
+        _media_rate,
+        "per-key media budget in minutes of audio/video per window, such as 600/h "
+        "(X-Ratelimit-Duration-* headers count seconds; default: off)",
+    ),
     "--max-connections": ("max_connections", int, "open connections at most (default 1024)"),
     "--max-connections-per-ip": (
         "max_connections_per_ip",
@@ -481,7 +479,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         ),
         "rate_limit": args.rate_limit,
-        "media_rate_limit": args.media_rate_limit,
         "url_allow": tuple(args.allow_url_host),
         "backend": args.backend,
         "worker_init": args.worker_init,
