@@ -26,6 +26,7 @@ from ..contract.v1 import structure
 from ..errors import TaskFailedError, WaitTimeoutError
 from ..models import EmbeddingScope, EmbedTask, TaskPage, TaskStatus
 from ._defaults import DEFAULT_MAX_INTERVAL, DEFAULT_MODEL, DEFAULT_SCOPES, DEFAULT_SLEEP_INTERVAL
+from ._paging import walk_pages
 from ._transport import Transport
 from ._upload import FileInput, ProgressCallback, as_source
 
@@ -240,7 +241,7 @@ class TaskCalls:
         params.extend(("status", str(s)) for s in statuses)
         return await self._t.request("GET", "embed/tasks", _page, params=params)
 
-    async def list(
+    def list(
         self,
         *,
         page_limit: int = 10,
@@ -248,22 +249,16 @@ class TaskCalls:
         ended_at: TimeArg = None,
         status: StatusFilter = None,
     ) -> AsyncGenerator[EmbedTask, None]:
-        """Every matching task, walking pages until the server runs out."""
-        page = 1
-        while True:
-            result = await self.list_page(
+        """Every matching task, page after page, until an empty or the last page."""
+        return walk_pages(
+            lambda page: self.list_page(
                 page=page,
                 page_limit=page_limit,
                 started_at=started_at,
                 ended_at=ended_at,
                 status=status,
             )
-            for task in result.data:
-                yield task
-            info = result.page_info
-            if not result.data or info is None or page >= info.total_page:
-                return
-            page += 1
+        )
 
     async def wait_for_done(
         self,

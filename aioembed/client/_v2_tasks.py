@@ -37,6 +37,7 @@ from .._wire import format_datetime
 from ..errors import AioEmbedError, TaskFailedError, WaitTimeoutError
 from ..models import TaskStatus
 from ._assets import Assets
+from ._paging import walk_pages
 from ._streams import ProducerStream
 from ._transport import Transport
 from ._v2_http import get, post_json
@@ -184,7 +185,7 @@ class EmbedV2Tasks:
             params.append(("status", str(status)))
         return await get(self._t, TASKS_PATH, V2TaskPage, params)
 
-    async def list(
+    def list(
         self,
         *,
         page_limit: int = 10,
@@ -193,21 +194,15 @@ class EmbedV2Tasks:
         status: TaskStatus | str | None = None,
     ) -> AsyncGenerator[TaskSummary, None]:
         """Every matching task, page after page, until an empty or the last page."""
-        page = 1
-        while True:
-            result = await self.list_page(
+        return walk_pages(
+            lambda page: self.list_page(
                 page=page,
                 page_limit=page_limit,
                 started_at=started_at,
                 ended_at=ended_at,
                 status=status,
             )
-            for task in result.data:
-                yield task
-            info = result.page_info
-            if not result.data or (info is not None and page >= info.total_page):
-                return
-            page += 1
+        )
 
     async def wait_for_done(
         self,
