@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar, Literal, Protocol
@@ -29,6 +29,7 @@ from ..contract.v2 import (
     ModelName,
     TaskInput,
     V2Task,
+    V2TaskPage,
     VideoInput,
     check_task_body,
     invalid,
@@ -36,11 +37,12 @@ from ..contract.v2 import (
 )
 from ..contract.v2._inputs import Segmentation
 from ..errors import NotFoundError
-from ..models import EmbedTask, PageInfo
+from ..models import EmbedTask, TaskPage
 from ._assets import Assets
 from ._batch_items import BatchItem, TaskT
 from ._defaults import DEFAULT_SCOPES
 from ._pacing import Pacer
+from ._paging import walk_pages
 from ._tasks import Scope, TaskCalls
 from ._upload import ProgressCallback
 from ._v2_media import inline_limit, resolve_files
@@ -147,18 +149,14 @@ class V1Api:
         )
         return handle.id
 
-    async def list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
-        page = 1
-        while True:
+    def list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
+        async def fetch(page: int) -> TaskPage:
             await self.pacer.request()
-            got = await self.tasks.list_page(
+            return await self.tasks.list_page(
                 page=page, page_limit=PAGE_LIMIT, status="processing", started_at=since
             )
-            for task in got.data:
-                yield task
-            if _last(len(got.data), page, got.page_info):
-                return
-            page += 1
+
+        return walk_pages(fetch)
 
     async def resolve(self, task_id: str) -> EmbedTask:
         await self.pacer.request()
@@ -286,17 +284,15 @@ class V2Api:
         return asset.id
 
     async def list_processing(self, since: datetime | None) -> AsyncGenerator[EmbedTask, None]:
-        page = 1
-        while True:
+        async def fetch(page: int) -> V2TaskPage:
             await self.pacer.request()
-            got = await self.tasks.list_page(
+            return await self.tasks.list_page(
                 page=page, page_limit=PAGE_LIMIT, status="processing", started_at=since
             )
-            for summary in got.data:
+
+        async with aclosing(walk_pages(fetch)) as summaries:
+            async for summary in summaries:
                 yield _as_v1(summary)
-            if _last(len(got.data), page, got.page_info):
-                return
-            page += 1
 
     async def resolve(self, task_id: str) -> EmbedTask:
         await self.pacer.request()
@@ -327,11 +323,6 @@ async def _size(path: Path, input_type: str) -> int:
     except OSError as e:  # gone since it was hashed
         where = f"{input_type}.media_source"
         raise invalid(where, f"{where} {str(path)!r} cannot be read: {e.strerror}.") from None
-
-
-def _last(count: int, page: int, info: PageInfo | None) -> bool:
-    """Whether a list page is the last one (empty, or the server says so)."""
-    return not count or info is None or page >= info.total_page
 
 
 def _report(progress: ProgressCallback | None, sent: int, total: int | None) -> None:
