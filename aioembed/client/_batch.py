@@ -27,7 +27,7 @@ from collections.abc import (
 )
 from datetime import datetime
 from pathlib import Path
-from typing import Generic, TypedDict
+from typing import Generic
 
 import anyio
 import anyio.to_thread
@@ -56,7 +56,7 @@ from ._streams import ProducerStream
 from ._tasks import TaskCalls
 from ._watch import StatusUpdate, StatusWatcher
 
-__all__ = ["BatchInput", "BatchItem", "BatchRun", "BatchSettings", "Outcome", "watch_many"]
+__all__ = ["BatchInput", "BatchItem", "BatchRun", "Outcome", "watch_many"]
 
 log = logging.getLogger("aioembed")
 
@@ -94,26 +94,6 @@ class _Shared:
 
 def _journal(path: str | os.PathLike[str] | Journal | None) -> Journal | None:
     return path if path is None or isinstance(path, Journal) else Journal(path)
-
-
-class BatchSettings(TypedDict):
-    """What a batch is run with, whichever the API (see ``EmbedTasks.embed_many``)."""
-
-    concurrency: int
-    journal: str | os.PathLike[str] | Journal | None
-    ordered: bool
-    dedupe: bool
-    sleep_interval: float
-    max_interval: float
-    task_timeout: float | None
-    timeout: float | None
-    on_upload: UploadCallback | None
-    on_status: StatusCallback | None
-    delete_assets: bool
-    #: Where ``delete_assets`` deletes the assets the batch uploaded.
-    assets: Assets
-    #: The batch's rate budget (shared with the API adapter, which paces its requests).
-    pacer: Pacer
 
 
 @attrs.define(eq=False)

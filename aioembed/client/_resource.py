@@ -14,14 +14,14 @@ from ..models import EmbedTask
 from ._batch import (
     BatchInput,
     BatchRun,
-    BatchSettings,
     Outcome,
     StatusCallback,
     UploadCallback,
     watch_many,
 )
 from ._assets import Assets
-from ._batch_api import ApiName, V1Api, V2Api
+from ._batch_items import TaskT
+from ._batch_api import ApiName, BatchApi, V1Api, V2Api
 from ._pacing import Pacer, RateBudget
 from ._defaults import (
     DEFAULT_CONCURRENCY,
@@ -160,21 +160,21 @@ class EmbedTasks(TaskCalls):
         per hour) paces every request and create of the batch instead of meeting 429s.
         """
         pacer = Pacer(budget, self._t.rate_limits)
-        settings = BatchSettings(
-            concurrency=concurrency, journal=journal, ordered=ordered, dedupe=dedupe,
-            sleep_interval=sleep_interval, max_interval=max_interval,
-            task_timeout=task_timeout, timeout=timeout, on_upload=on_upload, on_status=on_status,
-            delete_assets=delete_assets, assets=self._assets, pacer=pacer,
-        )  # fmt: skip
+        def run(api: BatchApi[TaskT]) -> ProducerStream[Outcome[TaskT]]:  # either API, one batch
+            return BatchRun(
+                api=api, concurrency=concurrency, journal=journal, ordered=ordered, dedupe=dedupe,
+                sleep_interval=sleep_interval, max_interval=max_interval, task_timeout=task_timeout,
+                timeout=timeout, on_upload=on_upload, on_status=on_status,
+                delete_assets=delete_assets, assets=self._assets, pacer=pacer).stream(inputs)  # fmt: skip
+
         if api == "v2":
             _refuse(api, video_clip_length=video_clip_length, scope=video_embedding_scope)
             v2 = V2Api(  # checks the settings
-                tasks=self._v2, assets=self._assets, uploads=self._t.uploads,
+                tasks=self._v2, assets=self._assets, uploads=self._t.uploads, pacer=pacer,
                 model_name=model_name or ModelName.MARENGO_3_0, segmentation=segmentation,
                 options=embedding_option, scopes=embedding_scope, dimension=embedding_dimension,
-                pacer=pacer,
             )  # fmt: skip
-            return BatchRun[V2Task](api=v2, **settings).stream(inputs)
+            return run(v2)
         if api != "v1":
             raise ValueError(f"api must be 'v1' or 'v2', not {api!r}")
         _refuse(api, segmentation=segmentation, scope=embedding_scope, dim=embedding_dimension)
@@ -184,7 +184,7 @@ class EmbedTasks(TaskCalls):
             clip_length=video_clip_length, scopes=video_embedding_scope,
             options=embedding_option, retrieve=retrieve, pacer=pacer,
         )  # fmt: skip
-        return BatchRun[EmbedTask](api=v1, **settings).stream(inputs)
+        return run(v1)
 
     @overload
     def watch_many(
