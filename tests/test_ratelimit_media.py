@@ -121,6 +121,40 @@ async def test_a_create_over_the_media_budget_is_refused(
     assert len(listed["data"]) == 2
 
 
+async def test_a_url_input_is_charged_when_its_duration_is_known(
+    live_server_factory: Any,
+    video_factory: Any,
+    static_server: Any,
+    http: aiohttp.ClientSession,
+    wait_until: Any,
+) -> None:
+    """A URL's duration is unknown at create: nothing is debited then; the worker's
+    report of it is charged (accepted already, so whatever the bucket holds: 6 s of a
+    4 s budget leaves a debt that refuses the next create)."""
+    srv = await live_server_factory(media_rate_limit=RateLimit(4, 3600.0))
+    url = static_server.add(video_factory(duration=6, fps=5, seed=62), "six.mp4")
+    form = aiohttp.FormData()
+    form.add_field("model_name", "Marengo-retrieval-2.7")
+    form.add_field("video_url", url)
+    async with http.post(srv.url(V1_TASKS), data=form, headers=srv.headers) as r:
+        assert r.status == 200, await r.text()
+        assert _remaining(r.headers) == 4
+        task_id = (await r.json())["_id"]
+
+    async def ready() -> bool:
+        async with http.get(srv.url(f"{V1_TASKS}/{task_id}/status"), headers=srv.headers) as r:
+            return bool((await r.json())["status"] == "ready")
+
+    await wait_until(ready)
+    async with http.get(srv.url(V1_TASKS), headers=srv.headers) as r:
+        assert _remaining(r.headers) == 0
+    assert srv.counts(status=429) == 0
+    status, refused, headers = await _create(
+        http, srv, "v1", video_factory(duration=4, fps=5, seed=61)
+    )
+    assert status == 429 and refused["code"] == "too_many_requests"
+
+
 async def test_sync_audio_is_charged_its_measured_length(
     live_server_factory: Any, video_factory: Any, http: aiohttp.ClientSession
 ) -> None:

@@ -303,7 +303,14 @@ async def _start_services(
     urls = HttpUrlGate(session=lambda: app[URL_SESSION], policy=app[URL_POLICY], config=config)
     queue = app[_QUEUE]
     dispatcher = Dispatcher(
-        store=store, queue=queue, media=media, pool=pool, config=config, scratch=scratch, urls=urls
+        store=store,
+        queue=queue,
+        media=media,
+        pool=pool,
+        config=config,
+        scratch=scratch,
+        urls=urls,
+        media_budget=app[_MEDIA_BUDGET],
     )
     app[DISPATCHER] = dispatcher
     app[SERVICE] = TaskService(

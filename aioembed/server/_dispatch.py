@@ -37,6 +37,7 @@ from ._fenced import fenced_store
 from ._media import MediaStore
 from ._media_errors import task_message
 from ._queue import Lease, LeaseLost, TaskQueue
+from ._ratelimit import Limiter
 from ._redact import is_redacted
 from ._service import AssetMedia, UrlGate
 from ._store import SegmentRecord, Store, TaskRecord
@@ -78,7 +79,10 @@ class Dispatcher:
         config: ServerConfig,
         scratch: Path,
         urls: UrlGate,
+        media_budget: Limiter | None = None,
     ) -> None:
+        """``media_budget``: the per-key media-seconds bucket, charged here for a task
+        whose duration was unknown at create (a URL input) once the worker reports it."""
         self.store = store
         self.queue = queue
         self.media = media
@@ -86,6 +90,7 @@ class Dispatcher:
         self.config = config
         self.scratch = scratch
         self.urls = urls
+        self.media_budget = media_budget
         #: The store when it ends tasks and releases their leases in one transaction.
         self._fenced = fenced_store(store, queue)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -311,7 +316,7 @@ class Dispatcher:
                 what = "uploaded video" if asset_id is None else f"file of asset {asset_id}"
                 raise _MediaMissing(f"The {what} is missing from the server.")
             job = self._job(rec, media)
-            on_event = _ProgressWriter(self, rec.id)
+            on_event = _ProgressWriter(self, rec)
             return await self.pool.run(job, on_event=on_event, timeout=self.config.task_timeout)
 
     def _job(self, rec: TaskRecord, media: Path) -> VideoJob | V2TaskJob:
@@ -396,10 +401,13 @@ class _ProgressWriter:
     """A worker's events -> live progress, and the store (throttled: one write per
     ``progress_interval`` seconds, plus the last)."""
 
-    def __init__(self, dispatcher: Dispatcher, task_id: str) -> None:
+    def __init__(self, dispatcher: Dispatcher, rec: TaskRecord) -> None:
         self.d = dispatcher
-        self.task_id = task_id
+        self.task_id = rec.id
         self.last_write = 0.0
+        #: Charged to the media budget when the duration arrives: a duration unknown at
+        #: create (a re-run finds the one stored by the first attempt and charges nothing).
+        self.charge = rec if rec.duration is None else None
 
     async def __call__(self, msg: tuple[Any, ...]) -> None:
         store = self.d.store
@@ -412,3 +420,9 @@ class _ProgressWriter:
                 await store.set_progress(self.task_id, done, total)
         elif msg[0] == "meta":
             await store.set_duration(self.task_id, float(msg[1]))
+            if self.charge is not None and self.d.media_budget is not None:
+                # Accepted already: charged whatever the bucket holds (it may go into
+                # debt, and the key's next creates wait for it to refill).
+                rec, self.charge = self.charge, None
+                end = float(msg[1]) if rec.end is None else min(rec.end, float(msg[1]))
+                await self.d.media_budget.adjust(rec.owner, -max(0.0, end - rec.start))
