@@ -4,7 +4,7 @@ Replicas share nothing but the database and the bucket; workers claim tasks from
 the PostgreSQL queue and read media from the bucket. Both SDKs (ours and the
 official ``twelvelabs``) alternate replicas; a worker is killed with SIGKILL
 mid-task and its task runs again elsewhere, completed exactly once; a shared
-rate limit answers the same whichever replica is asked.
+rate limit (requests, and the media budget) answers the same whichever replica is asked.
 """
 
 from __future__ import annotations
@@ -278,6 +278,31 @@ async def test_rate_limit_is_shared_by_replicas(
     # Remaining counts down across replicas as one sequence.
     remaining = [r for _, r in answers[:20]]
     assert remaining == sorted(remaining, reverse=True) and remaining[-1] <= 1
+
+
+async def test_media_budget_is_shared_by_replicas(
+    deployment: Deployment, processes: list[Any], tmp_path: Path, video_factory: Any
+) -> None:
+    """``--media-rate-limit 1/h`` (60 s of media) on two replicas: three 20 s videos
+    created alternately use it up, and the fourth is refused on either replica."""
+    d = deployment
+    replicas = [replica(d, tmp_path, n, "--media-rate-limit", "1/h") for n in ("a", "b")]
+    processes += replicas
+    video = video_factory(duration=20, fps=5, seed=71)
+    remaining = []
+    async with aiohttp.ClientSession(headers={"x-api-key": API_KEY}) as http:
+
+        async def create(i: int) -> int:
+            form = aiohttp.FormData()
+            form.add_field("model_name", MODEL)
+            form.add_field("video_file", video.read_bytes(), filename=video.name)
+            async with http.post(replicas[i % 2].url("embed/tasks"), data=form) as resp:
+                remaining.append(int(resp.headers["X-Ratelimit-Duration-Remaining"]))
+                return resp.status
+
+        statuses = [await create(i) for i in range(4)]
+    assert statuses == [200, 200, 200, 429], statuses
+    assert remaining == [40, 20, 0, 0]
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
