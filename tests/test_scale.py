@@ -305,6 +305,33 @@ async def test_media_budget_is_shared_by_replicas(
     assert remaining == [40, 20, 0, 0]
 
 
+@pytest.mark.slow
+async def test_a_worker_charges_a_url_input_to_the_shared_media_budget(
+    deployment: Deployment,
+    processes: list[Any],
+    tmp_path: Path,
+    video_factory: Any,
+    static_server: Any,
+) -> None:
+    """A URL's duration is learnt by the ``aioembed worker`` that fetches it: it charges
+    the key's bucket in PostgreSQL, and the replica reports what is left."""
+    d = deployment
+    flags = ("--media-rate-limit", "1/h", "--allow-url-host", "127.0.0.1")
+    server = replica(d, tmp_path, "a", *flags)
+    processes.append(server)
+    processes.append(WorkerProcess(d, tmp_path / "worker-m.log", *flags))
+    url = static_server.add(video_factory(duration=20, fps=5, seed=71), "twenty.mp4")
+    async with AsyncClient(API_KEY, base_url=server.base_url) as client:
+        handle = await client.embed.tasks.create(MODEL, video_url=url, video_clip_length=2)
+        seen = client.rate_limits
+        assert seen is not None and seen.duration is not None and seen.duration.remaining == 60
+        task = await client.embed.tasks.wait(handle.id, sleep_interval=0.3, timeout=120)
+        assert task.status == "ready"
+        [_ async for _ in client.embed.tasks.list()]
+        seen = client.rate_limits
+    assert seen is not None and seen.duration is not None and seen.duration.remaining == 40
+
+
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_a_database_password_is_never_shown(
     postgres_dsn: str, s3_endpoint: str, tmp_path: Path, command: str

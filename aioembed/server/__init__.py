@@ -408,6 +408,7 @@ def _limit_options(args: argparse.Namespace) -> dict[str, object]:
 
 #: The limits an engine host applies (``aioembed worker`` takes these flags too).
 WORKER_LIMIT_FLAGS = (
+    "--media-rate-limit",  # a URL input's duration is charged by the worker that learns it
     "--decoder-threads",
     "--worker-memory-limit",
     "--worker-max-rss",

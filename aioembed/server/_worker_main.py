@@ -57,6 +57,8 @@ async def run_worker(
             stack.push_async_callback(shared.store.close)
             await shared.queue.open()
             stack.push_async_callback(shared.queue.close)
+            if shared.media_budget is not None:
+                await stack.enter_async_context(shared.media_budget)
         except (OSError, ValueError) as e:
             raise RuntimeError(
                 f"database {shown_database(config)} is not reachable: {type(e).__name__}"
@@ -79,6 +81,7 @@ async def run_worker(
             config=config,
             scratch=scratch,
             urls=HttpUrlGate(session=lambda: session, policy=policy, config=config),
+            media_budget=shared.media_budget,
         )
         # v2 tasks with an asset source read the asset from the bucket.
         assets = OperatorBackends.media(config, scratch, namespace="assets")
