@@ -21,7 +21,15 @@ import asyncpg
 
 from ._pg_queue import PostgresQueue
 from ._queue import Lease, LeaseLost, TaskQueue
-from ._store import STATUSES, NewTask, SegmentRecord, StorageFullError, TaskRecord
+from ._store import (
+    STATUSES,
+    TASK_COLUMNS,
+    NewTask,
+    SegmentRecord,
+    StorageFullError,
+    TaskRecord,
+    task_record,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -82,41 +90,6 @@ def _schema_sql(s: str) -> str:
         PRIMARY KEY (owner, key)
     );
     """
-
-
-_TASK_COLUMNS = (
-    "id, owner, model_name, status, created_at, updated_at, clip_length, scopes, options, "
-    "start_sec, end_sec, input_url, input_filename, duration, clips_done, clips_total, "
-    "error_code, error_message, attempts, media_sha256, media_size, spec, result_meta"
-)
-
-
-def _task(row: asyncpg.Record) -> TaskRecord:
-    return TaskRecord(
-        id=row["id"],
-        owner=row["owner"],
-        model_name=row["model_name"],
-        status=row["status"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        clip_length=row["clip_length"],
-        scopes=tuple(row["scopes"]),
-        options=tuple(row["options"]),
-        start=row["start_sec"],
-        end=row["end_sec"],
-        input_url=row["input_url"],
-        input_filename=row["input_filename"],
-        duration=row["duration"],
-        clips_done=row["clips_done"],
-        clips_total=row["clips_total"],
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-        attempts=row["attempts"],
-        media_sha256=row["media_sha256"],
-        media_size=row["media_size"],
-        spec=row["spec"],
-        result_meta=row["result_meta"],
-    )
 
 
 class PostgresStore:
@@ -351,11 +324,11 @@ class PostgresStore:
 
     async def get_task(self, task_id: str, *, owner: str | None = None) -> TaskRecord | None:
         row = await self._db.fetchrow(
-            f"SELECT {_TASK_COLUMNS} FROM {self._s}.tasks WHERE id = $1", task_id
+            f"SELECT {TASK_COLUMNS} FROM {self._s}.tasks WHERE id = $1", task_id
         )
         if row is None or (owner is not None and row["owner"] != owner):
             return None
-        return _task(row)
+        return task_record(row, tuple)
 
     async def list_tasks(
         self,
@@ -380,13 +353,13 @@ class PostgresStore:
                 f"SELECT count(*) FROM {self._s}.tasks WHERE {clause}", *args
             )
             rows = await conn.fetch(
-                f"SELECT {_TASK_COLUMNS} FROM {self._s}.tasks WHERE {clause} "
+                f"SELECT {TASK_COLUMNS} FROM {self._s}.tasks WHERE {clause} "
                 "ORDER BY created_at DESC, seq DESC LIMIT $5 OFFSET $6",
                 *args,
                 limit,
                 offset,
             )
-        return [_task(r) for r in rows], int(total)
+        return [task_record(r, tuple) for r in rows], int(total)
 
     async def get_segments(
         self, task_id: str, *, options: Sequence[str] | None = None

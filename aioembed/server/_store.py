@@ -264,7 +264,8 @@ _MIGRATIONS = {
     ),
 }
 
-_TASK_COLUMNS = (
+#: The task columns both stores select, in the order :func:`task_record` reads them.
+TASK_COLUMNS = (
     "id, owner, model_name, status, created_at, updated_at, clip_length, scopes, options, "
     "start_sec, end_sec, input_url, input_filename, duration, clips_done, clips_total, "
     "error_code, error_message, attempts, media_sha256, media_size, spec, result_meta"
@@ -275,7 +276,11 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(t for t in text.split(",") if t)
 
 
-def _task(row: Sequence[Any]) -> TaskRecord:
+def task_record(
+    row: Sequence[Any], names: Callable[[Any], tuple[str, ...]] = _split
+) -> TaskRecord:
+    """A :data:`TASK_COLUMNS` row as a record, for either store. ``names`` reads the
+    scopes and options columns: comma-joined text in SQLite, arrays in PostgreSQL."""
     return TaskRecord(
         id=row[0],
         owner=row[1],
@@ -284,8 +289,8 @@ def _task(row: Sequence[Any]) -> TaskRecord:
         created_at=row[4],
         updated_at=row[5],
         clip_length=row[6],
-        scopes=_split(row[7]),
-        options=_split(row[8]),
+        scopes=names(row[7]),
+        options=names(row[8]),
         start=row[9],
         end=row[10],
         input_url=row[11],
@@ -570,11 +575,11 @@ class SqliteStore:
     async def get_task(self, task_id: str, *, owner: str | None = None) -> TaskRecord | None:
         def run(conn: sqlite3.Connection) -> TaskRecord | None:
             row = conn.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
             ).fetchone()
             if row is None or (owner is not None and row[1] != owner):
                 return None
-            return _task(row)
+            return task_record(row)
 
         return await self._read(run)
 
@@ -605,11 +610,11 @@ class SqliteStore:
         def run(conn: sqlite3.Connection) -> tuple[list[TaskRecord], int]:
             total = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
             rows = conn.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {clause} "
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE {clause} "
                 "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset],
             ).fetchall()
-            return [_task(r) for r in rows], int(total)
+            return [task_record(r) for r in rows], int(total)
 
         return await self._read(run)
 
