@@ -11,6 +11,9 @@ Fixtures (all loopback-only):
   ``.data_dir``, ``.counts(route=, method=, status=)``, ``.url(path)``.
 * ``live_server_factory`` -> ``await start(**ServerConfig overrides) -> LiveServer``
   for other configurations (rate limits, slow backend, several keys...).
+* ``client`` -> an :class:`~aioembed.AsyncClient` on ``live_server`` with quick retries;
+  ``remote`` -> the environment pointing the CLI at ``live_server``; ``videos`` ->
+  ``videos(n, prefix="v")``: ``n`` distinct tiny videos (one sample, retagged).
 * ``server_process`` -> ``start(data_dir=None, *args, **kw) -> ServerProcess``: ``python -m
   aioembed.server`` as a subprocess; ``.kill()`` (SIGKILL), ``.stop()`` (SIGTERM),
   ``.restart()``, ``.base_url``, ``.pid``, ``.api_key``, ``.counts(key=)`` (via ``/metrics``:
@@ -51,6 +54,7 @@ import attrs
 import pytest
 from aiohttp import web
 
+from aioembed import AsyncClient, RetryPolicy
 from aioembed.server import METRICS, ServerConfig, ServerRunner, create_app
 
 API_KEY = "test-key"
@@ -221,6 +225,41 @@ async def live_server_factory(tmp_path: Path) -> AsyncIterator[LiveServerFactory
 @pytest.fixture
 async def live_server(live_server_factory: LiveServerFactory) -> LiveServer:
     return await live_server_factory()
+
+
+#: Quick retries, so a transient error costs a test milliseconds, not seconds.
+FAST_RETRY = RetryPolicy(initial_delay=0.01, max_delay=0.2, budget=10)
+
+
+@pytest.fixture
+async def client(live_server: LiveServer) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(
+        live_server.api_key, base_url=live_server.base_url, retry=FAST_RETRY
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def remote(live_server: LiveServer, tmp_path: Path) -> dict[str, str]:
+    return {
+        "AIOEMBED_BASE_URL": live_server.base_url,
+        "AIOEMBED_API_KEY": live_server.api_key,
+        "AIOEMBED_DATA_DIR": str(tmp_path / "cache"),
+    }
+
+
+@pytest.fixture
+def videos(video_factory: MediaFactory, tmp_path: Path) -> Callable[..., list[Path]]:
+    from aioembed.samples import retag
+
+    base = video_factory(duration=4, fps=5, seed=21)
+
+    def make(n: int, prefix: str = "v") -> list[Path]:
+        folder = tmp_path / prefix
+        folder.mkdir(exist_ok=True)
+        return [retag(base, folder / f"{prefix}{i:03d}.mp4", f"{prefix}{i}") for i in range(n)]
+
+    return make
 
 
 # -- subprocess server ------------------------------------------------------------------

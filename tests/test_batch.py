@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 
 from aioembed import (
     AsyncClient,
@@ -21,30 +19,11 @@ from aioembed import (
     RetryPolicy,
     TaskStatus,
 )
-from aioembed.samples import retag
 
 TASKS = "/v1.3/embed/tasks"
 TASK = "/v1.3/embed/tasks/{task_id}"
 STATUS = "/v1.3/embed/tasks/{task_id}/status"
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.2, budget=10)
-
-
-@pytest.fixture
-def videos(video_factory: Any, tmp_path: Path) -> Any:
-    base = video_factory(duration=4, fps=5, seed=21)
-
-    def make(n: int, prefix: str = "v") -> list[Path]:
-        folder = tmp_path / prefix
-        folder.mkdir(exist_ok=True)
-        return [retag(base, folder / f"{prefix}{i:03d}.mp4", f"{prefix}{i}") for i in range(n)]
-
-    return make
-
-
-@pytest.fixture
-async def client(live_server: Any) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(live_server.api_key, base_url=live_server.base_url, retry=FAST) as c:
-        yield c
 
 
 async def collect(client: AsyncClient, inputs: Any, **kw: Any) -> list[Outcome]:

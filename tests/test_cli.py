@@ -17,35 +17,9 @@ import pytest
 
 from aioembed.samples import retag
 
+from _cli import run_cli
+
 TASKS = "/v1.3/embed/tasks"
-
-
-async def run_cli(
-    *args: str, env: dict[str, str], cwd: Path, timeout: float = 240
-) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioembed",
-        *args,
-        env={**os.environ, "COLUMNS": "200", **env},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-@pytest.fixture
-def remote(live_server: Any, tmp_path: Path) -> dict[str, str]:
-    return {
-        "AIOEMBED_BASE_URL": live_server.base_url,
-        "AIOEMBED_API_KEY": live_server.api_key,
-        "AIOEMBED_DATA_DIR": str(tmp_path / "cache"),
-    }
 
 
 @pytest.fixture

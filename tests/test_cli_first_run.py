@@ -17,7 +17,7 @@ import pytest
 
 from aioembed.samples import retag
 
-from test_cli import run_cli
+from _cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_SERVER = {"AIOEMBED_BASE_URL": "", "AIOEMBED_API_KEY": "", "TWELVELABS_API_KEY": ""}

@@ -17,18 +17,9 @@ import pytest
 
 from aioembed import AsyncClient
 from aioembed.samples import retag
-from test_cli import run_cli
+from _cli import run_cli
 
 V2_TASKS = "/v1.3/embed-v2/tasks"
-
-
-@pytest.fixture
-def remote(live_server: Any, tmp_path: Path) -> dict[str, str]:
-    return {
-        "AIOEMBED_BASE_URL": live_server.base_url,
-        "AIOEMBED_API_KEY": live_server.api_key,
-        "AIOEMBED_DATA_DIR": str(tmp_path / "cache"),
-    }
 
 
 @pytest.fixture

@@ -36,12 +36,6 @@ TASKS = "/v1.3/embed/tasks"
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.2, budget=10)
 
 
-@pytest.fixture
-async def client(live_server: Any) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(live_server.api_key, base_url=live_server.base_url, retry=FAST) as c:
-        yield c
-
-
 async def test_create_wait_retrieve(client: AsyncClient, video_factory: Any) -> None:
     video = video_factory(duration=13, seed=11)
     sent: list[tuple[int, int | None]] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import run_cli
+from _cli import run_cli
 
 from aioembed.cli._merge import _rows_jsonl, _rows_npz, _rows_parquet
 from aioembed.cli._shard import Shard
@@ -26,15 +26,6 @@ def test_shards_split_every_key_once_and_agree_everywhere() -> None:
     for bad in ("0/4", "5/4", "2", "a/b", "1/0"):
         with pytest.raises(ValueError):
             Shard.parse(bad)
-
-
-@pytest.fixture
-def remote(live_server: Any, tmp_path: Path) -> dict[str, str]:
-    return {
-        "AIOEMBED_BASE_URL": live_server.base_url,
-        "AIOEMBED_API_KEY": live_server.api_key,
-        "AIOEMBED_DATA_DIR": str(tmp_path / "cache"),
-    }
 
 
 async def test_sharded_embed_then_merge(

@@ -8,7 +8,6 @@ import math
 import shutil
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +28,12 @@ from aioembed import (
 from aioembed.client._duration import media_seconds
 from aioembed.server import RateLimit
 from aioembed.client import Journal
-from aioembed.samples import retag
 from aioembed.server.testing import SLOW_BACKEND, WORKER_INIT
 from aioembed.v2 import AudioInput, Dynamic, Fixed, MediaSource, V2Task, VideoInput
 
 TASKS = "/v1.3/embed-v2/tasks"
 TASK = "/v1.3/embed-v2/tasks/{task_id}"
 ASSETS = "/v1.3/assets"
-FAST = RetryPolicy(initial_delay=0.01, max_delay=0.2, budget=10)
-
-
-@pytest.fixture
-def videos(video_factory: Any, tmp_path: Path) -> Any:
-    base = video_factory(duration=4, fps=5, seed=61)
-
-    def make(n: int, prefix: str = "v") -> list[Path]:
-        folder = tmp_path / prefix
-        folder.mkdir(exist_ok=True)
-        return [retag(base, folder / f"{prefix}{i:03d}.mp4", f"{prefix}{i}") for i in range(n)]
-
-    return make
-
-
-@pytest.fixture
-async def client(live_server: Any) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(live_server.api_key, base_url=live_server.base_url, retry=FAST) as c:
-        yield c
 
 
 async def collect(client: AsyncClient, inputs: Any, **kw: Any) -> list[Outcome[V2Task]]:
