@@ -438,10 +438,7 @@ def watch_many(
             on_update=send.send,
             list_terminal=list_terminal,
         )
-        for task_id in ids:
-            per_task = task_timeout if timeout is None else min(task_timeout or timeout, timeout)
-            watcher.watch(task_id, timeout=per_task)
-        watcher.close()
+        watcher.watch_all(ids, task_timeout=task_timeout, timeout=timeout)
         await watcher.run()
 
     return ProducerStream(produce, buffer=max(16, len(ids)))

@@ -87,10 +87,7 @@ def watch_many_v2(
             max_interval=max_interval,
             on_update=relay,
         )
-        for task_id in ids:
-            per_task = task_timeout if timeout is None else min(task_timeout or timeout, timeout)
-            watcher.watch(task_id, timeout=per_task)
-        watcher.close()
+        watcher.watch_all(ids, task_timeout=task_timeout, timeout=timeout)
         await watcher.run()
 
     return ProducerStream(produce, buffer=max(16, len(ids)))

@@ -11,7 +11,7 @@ task that finished since the last round, usually far fewer.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing, suppress
 from datetime import UTC, datetime, timedelta
 
@@ -140,6 +140,16 @@ class StatusWatcher:
         self._since = since if self._since is None else min(self._since, since)
         self._wakeup.set()
         return w
+
+    def watch_all(
+        self, task_ids: Iterable[str], *, task_timeout: float | None, timeout: float | None
+    ) -> None:
+        """Watch each of ``task_ids`` for ``task_timeout`` s, none past the whole
+        ``timeout`` (s; ``None``: no bound), then :meth:`close`: the set is complete."""
+        per_task = task_timeout if timeout is None else min(task_timeout or timeout, timeout)
+        for task_id in task_ids:
+            self.watch(task_id, timeout=per_task)
+        self.close()
 
     def close(self) -> None:
         """Let :meth:`run` return once nothing is left to watch."""
