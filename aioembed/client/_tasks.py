@@ -11,7 +11,6 @@ import inspect
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any, Literal, Union
 from urllib.parse import quote
 
@@ -20,13 +19,12 @@ import attrs
 
 from .._params import DEFAULT_CLIP_LENGTH, check_task_params
 from .._retry import Backoff
-from .._wire import format_datetime
 from ..contract import v1
 from ..contract.v1 import structure
 from ..errors import TaskFailedError, WaitTimeoutError
 from ..models import EmbeddingScope, EmbedTask, TaskPage, TaskStatus
 from ._defaults import DEFAULT_MAX_INTERVAL, DEFAULT_MODEL, DEFAULT_SCOPES, DEFAULT_SLEEP_INTERVAL
-from ._paging import walk_pages
+from ._paging import TimeArg, page_query, walk_pages
 from ._transport import Transport
 from ._upload import FileInput, ProgressCallback, as_source
 
@@ -34,7 +32,6 @@ __all__ = ["Scope", "Status", "StatusCallback", "TaskCalls", "TaskHandle"]
 
 #: Called with every status update; may be sync or async.
 StatusCallback = Callable[[EmbedTask], None | Awaitable[None]]
-TimeArg = Union[datetime, str, None]
 #: One ``video_embedding_scope`` value.
 Scope = Union[Literal["clip", "video"], EmbeddingScope]
 #: One task status, as a ``status=`` filter of :meth:`TaskCalls.list` takes it.
@@ -46,10 +43,6 @@ def _task_path(task_id: str, suffix: str = "") -> str:
     if not isinstance(task_id, str) or not task_id:
         raise ValueError("task_id must be a non-empty string")
     return f"embed/tasks/{quote(task_id, safe='')}{suffix}"
-
-
-def _fmt_time(value: TimeArg) -> str | None:
-    return format_datetime(value) if isinstance(value, datetime) else value
 
 
 def _created_id(data: Any) -> str:
@@ -232,11 +225,7 @@ class TaskCalls:
         status: StatusFilter = None,
     ) -> TaskPage:
         """One page of tasks, newest first."""
-        params: list[tuple[str, str]] = [("page", str(page)), ("page_limit", str(page_limit))]
-        for key, value in (("started_at", started_at), ("ended_at", ended_at)):
-            text = _fmt_time(value)
-            if text is not None:
-                params.append((key, text))
+        params = page_query(page, page_limit, started_at, ended_at)
         statuses = [status] if isinstance(status, str) else list(status or ())
         params.extend(("status", str(s)) for s in statuses)
         return await self._t.request("GET", "embed/tasks", _page, params=params)

@@ -33,11 +33,10 @@ from ..contract.v2 import (
     task_body,
 )
 from .._retry import is_transient
-from .._wire import format_datetime
 from ..errors import AioEmbedError, TaskFailedError, WaitTimeoutError
 from ..models import TaskStatus
 from ._assets import Assets
-from ._paging import walk_pages
+from ._paging import TimeArg, page_query, walk_pages
 from ._streams import ProducerStream
 from ._transport import Transport
 from ._v2_http import get, post_json
@@ -49,7 +48,6 @@ __all__ = ["EmbedV2Tasks", "V2StatusCallback", "V2TaskHandle"]
 
 #: Called with every status update; may be sync or async.
 V2StatusCallback = Callable[[V2Task], None | Awaitable[None]]
-TimeArg = datetime | str | None
 
 
 def _task_path(task_id: str) -> str:
@@ -175,12 +173,7 @@ class EmbedV2Tasks:
         status: TaskStatus | str | None = None,
     ) -> V2TaskPage:
         """One page of tasks, newest first (items v1-shaped, without vectors)."""
-        params = [("page", str(page)), ("page_limit", str(page_limit))]
-        for key, value in (("started_at", started_at), ("ended_at", ended_at)):
-            if isinstance(value, datetime):
-                value = format_datetime(value)
-            if value is not None:
-                params.append((key, value))
+        params = page_query(page, page_limit, started_at, ended_at)
         if status is not None:
             params.append(("status", str(status)))
         return await get(self._t, TASKS_PATH, V2TaskPage, params)
