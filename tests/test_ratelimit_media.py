@@ -222,6 +222,9 @@ async def test_a_batch_paced_by_both_budgets_sees_no_429(
         rate_limit=RateLimit(burst, burst / rate),
         media_rate_limit=RateLimit(media, media / media_rate),
         admin_keys=(ADMIN,),
+        # A cold probe process delays one create's debit by seconds (creates queued
+        # behind it are then debited together): pacing is about a warm server.
+        prestart_workers=True,
     )
     base = video_factory(duration=4, fps=5, seed=61)
     paths = [retag(base, tmp_path / f"m{i}.mp4", f"m{i}") for i in range(6)]

@@ -8,7 +8,9 @@ the budget's rate, so a batch that takes a token before every request never
 finds the server's bucket empty, wherever the window boundaries fall. Requests
 reach the server a varying moment after they leave, so the client runs at
 :data:`RATE_MARGIN` of the rate and keeps one token of a burst in hand: a
-request delayed on the way then still finds the server's token. A bucket starts
+request delayed on the way then still finds the server's token (the media bucket
+keeps :data:`MEDIA_JITTER_SECONDS` of refill: media is debited after the upload and
+probe, whose time varies more). A bucket starts
 from what the server last reported (``client.rate_limits``), so traffic made
 just before the batch counts. Waiters are served in arrival order.
 
@@ -35,6 +37,10 @@ __all__ = ["Pacer", "RateBudget", "TokenBucket"]
 DEFAULT_MEDIA_SECONDS = 60.0
 #: The share of a budget's rate the client spends (room for network jitter).
 RATE_MARGIN = 0.95
+#: Seconds of refill the media bucket keeps in hand. The server debits media after a
+#: create's upload and probe, whose time varies by a second or more on a loaded host,
+#: so two creates sent apart can be debited close together.
+MEDIA_JITTER_SECONDS = 1.0
 
 
 def _positive(_: object, attribute: attrs.Attribute[float | None], value: float | None) -> None:
@@ -104,7 +110,12 @@ class TokenBucket:
 
 
 def _bucket(
-    per_second: float | None, burst: float, seen: RateLimitWindow | None, seen_at: float
+    per_second: float | None,
+    burst: float,
+    seen: RateLimitWindow | None,
+    seen_at: float,
+    *,
+    jitter: float = 0.0,
 ) -> TokenBucket | None:
     if per_second is None:
         return None
@@ -112,7 +123,7 @@ def _bucket(
     if seen is not None and seen.remaining is not None:
         # The server's count as it last reported it, refilled since then at our rate.
         tokens = seen.remaining + max(0.0, time.time() - seen_at) * per_second
-    reserve = 1.0 if burst >= 2 else 0.0
+    reserve = max(1.0, per_second * jitter) if burst >= 2 else 0.0
     return TokenBucket(per_second * RATE_MARGIN, burst, tokens=tokens, reserve=reserve)
 
 
@@ -136,6 +147,7 @@ class Pacer:
             (b.media_burst_minutes or mph or 0.0) * 60.0,
             seen.duration if seen is not None else None,
             at,
+            jitter=MEDIA_JITTER_SECONDS,
         )
         self._known = (0.0, 0)  # sum and count of the durations the server reported
 
