@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -25,3 +27,25 @@ async def run_cli(
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def kill_cli_after(
+    *args: str, env: dict[str, str], created: Callable[[], int], count: int, cwd: Path | None = None
+) -> None:
+    """Run ``aioembed *args`` quietly and SIGKILL it once ``created()`` (the server's task
+    creates) reaches ``count``: a batch cut short mid-way, for the resume tests."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aioembed",
+        *args,
+        env={**os.environ, **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=cwd,
+    )
+    while created() < count:
+        await asyncio.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()

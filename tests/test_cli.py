@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import os
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ import pytest
 
 from aioembed.samples import retag
 
-from _cli import run_cli
+from _cli import kill_cli_after, run_cli
 
 TASKS = "/v1.3/embed/tasks"
 
@@ -105,25 +102,10 @@ async def test_killed_batch_resumes(
     for i in range(16):
         retag(base, d / f"m{i:02d}.mp4", f"m{i}")
     out = tmp_path / "res.jsonl"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioembed",
-        "embed",
-        str(d),
-        "--out",
-        str(out),
-        "--concurrency",
-        "4",
-        env={**os.environ, **remote},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    while live_server.counts(TASKS, "POST") < 3:
-        await asyncio.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    await proc.wait()
+    await kill_cli_after(
+        "embed", str(d), "--out", str(out), "--concurrency", "4",
+        env=remote, created=lambda: live_server.counts(TASKS, "POST"), count=3,
+    )  # fmt: skip
     assert not out.exists()
     created = live_server.counts(TASKS, "POST")
     assert created < 16
@@ -287,24 +269,10 @@ async def test_resume_without_out_finds_its_journal(
     d.mkdir()
     for i in range(8):
         retag(base, d / f"n{i}.mp4", f"n{i}")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioembed",
-        "embed",
-        str(d),
-        "--concurrency",
-        "2",
-        env={**os.environ, **remote},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    while live_server.counts(TASKS, "POST") < 2:
-        await asyncio.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    await proc.wait()
+    await kill_cli_after(
+        "embed", str(d), "--concurrency", "2", env=remote, cwd=tmp_path,
+        created=lambda: live_server.counts(TASKS, "POST"), count=2,
+    )  # fmt: skip
     [journal] = (tmp_path / "cache" / "journals").glob("*.sqlite")
     assert journal.stat().st_mode & 0o777 == 0o600  # private, in a private directory
     assert journal.parent.stat().st_mode & 0o777 == 0o700

@@ -3,11 +3,7 @@ before any request, the same progress, journal, resume and exports (with provena
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +13,7 @@ import pytest
 
 from aioembed import AsyncClient
 from aioembed.samples import retag
-from _cli import run_cli
+from _cli import kill_cli_after, run_cli
 
 V2_TASKS = "/v1.3/embed-v2/tasks"
 
@@ -126,15 +122,10 @@ async def test_killed_v2_batch_resumes_with_a_budget(
         retag(base, d / f"m{i:02d}.mp4", f"m{i}")
     out = tmp_path / "res.parquet"
     argv = ["embed", str(d), "--out", str(out), "--api", "v2", "--segmentation", "fixed:4"]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aioembed", *argv, "--concurrency", "3",
-        env={**os.environ, **remote}, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    await kill_cli_after(
+        *argv, "--concurrency", "3",
+        env=remote, created=lambda: live_server.counts(V2_TASKS, "POST"), count=3,
     )  # fmt: skip
-    while live_server.counts(V2_TASKS, "POST") < 3:
-        await asyncio.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    await proc.wait()
     assert not out.exists() and live_server.counts(V2_TASKS, "POST") < 10
 
     code, stdout, stderr = await run_cli(
