@@ -45,6 +45,8 @@ async def test_create_list_wait_delete_and_failure(
         with pytest.raises(AssetFailedError) as info:
             await client.assets.ready(bad.id, timeout=60)
         assert info.value.message
+        # One asset per page: the walk crosses pages and stops at the last one.
+        assert [a.id async for a in client.assets.list(page_limit=1)] == [bad.id, asset.id]
         await client.assets.delete(asset.id)
         assert [a async for a in client.assets.list(asset_ids=[asset.id])] == []
 

@@ -21,6 +21,7 @@ from .._retry import Backoff
 from ..contract.assets import DIRECT_MAX_BYTES, Asset, AssetPage, AssetStatus, structure
 from ..errors import AioEmbedError, WaitTimeoutError
 from ._multipart import upload_multipart
+from ._paging import walk_pages
 from ._transport import Transport
 from ._upload import FileInput, ProgressCallback, as_source
 
@@ -96,19 +97,17 @@ class Assets:
         page_limit: int = 50,
     ) -> AsyncIterator[Asset]:
         """Every matching asset, newest first, a page at a time."""
-        page = 1
-        while True:
+
+        async def fetch(page: int) -> AssetPage:
             params = [("page", str(page)), ("page_limit", str(page_limit))]
             params += [("asset_ids", i) for i in asset_ids]
             params += [("asset_types", t) for t in asset_types]
             if filename is not None:
                 params.append(("filename", filename))
-            answer = await self._transport.request("GET", "assets", _parse_page, params=params)
-            for item in answer.data:
-                yield item
-            if not answer.data or page >= answer.page_info.total_page:
-                return
-            page += 1
+            return await self._transport.request("GET", "assets", _parse_page, params=params)
+
+        async for item in walk_pages(fetch):
+            yield item
 
     async def wait_for_ready(
         self,
