@@ -170,7 +170,9 @@ def _embed_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     e.add_argument(
         "--journal",
-        help="journal path (default: OUT.journal.sqlite, or one in the cache named for the batch)",
+        help="journal path (default: OUT.journal.sqlite, or one in the cache named for the "
+        "batch), or postgresql://HOST/DB#NAME: batch NAME shared by every process given it "
+        "(each writes its own --out part; then `aioembed merge`); ?lease=SECONDS (default 30)",
     )
     e.add_argument(
         "--workers", type=_positive_int, default=None, help="embedded server's worker processes"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import attrs
 
 from .. import _wire
 from .._params import DEFAULT_CLIP_LENGTH, MODELS
@@ -22,11 +23,13 @@ from ..client import (
     DEFAULT_CONCURRENCY,
     DEFAULT_SCOPES,
     AsyncClient,
+    BatchItem,
     Journal,
     Outcome,
     ProducerStream,
     RateBudget,
 )
+from ..client._pg_journal import PgJournal, is_pg_url
 from ..contract.v2 import V2Task
 from ..contract import v1
 from ..errors import (
@@ -54,7 +57,7 @@ from ._export import (
 )
 from ._inputs import expand_inputs
 from ._merge import describe, merge
-from ._shard import write_manifest
+from ._shard import Shard, write_manifest
 from ._v2_commands import v2_list, v2_retrieve, v2_status
 from ._view import BatchView, err, out, print_tasks, progress_display, summary
 
@@ -76,11 +79,20 @@ async def run_embed(args: argparse.Namespace) -> int:
         for budget in ("requests_per_minute", "media_minutes_per_hour"):
             if getattr(args, budget):
                 setattr(args, budget, getattr(args, budget) / args.shard.count)
+    shared = _shared_journal(args, out_path)
     outcomes: list[Outcome[Any]] = []
     started = time.perf_counter()
     async with endpoint(workers=args.workers) as ep, ep.client() as client:
-        journal = Path(args.journal) if args.journal else _default_journal(out_path, inputs, args, ep)
-        if not args.resume:  # start afresh; anything but a journal there is refused
+        journal: Path | PgJournal
+        if shared is not None:
+            journal = shared
+        elif args.journal:
+            journal = Path(args.journal)
+        else:
+            journal = _default_journal(out_path, inputs, args, ep)
+        if isinstance(journal, PgJournal):
+            await journal.open()  # refused now, before any display or upload
+        elif not args.resume:  # start afresh; anything but a journal there is refused
             await anyio.to_thread.run_sync(Journal.remove, journal)
         else:  # refused now, before any display or upload, if it is not a usable journal
             probe = Journal(journal)
@@ -90,7 +102,8 @@ async def run_embed(args: argparse.Namespace) -> int:
             err.print(f"[dim]embedded local server at {ep.base_url}[/]")
         with progress_display() as progress:
             view = BatchView(progress, len(inputs))
-            async with _batch(client, inputs, args, journal, view) as stream:
+            batch_inputs = inputs if shared is None else _keyed(inputs)
+            async with _batch(client, batch_inputs, args, journal, view) as stream:
                 async for outcome in stream:
                     outcomes.append(outcome)
                     view.on_outcome(outcome)
@@ -98,21 +111,58 @@ async def run_embed(args: argparse.Namespace) -> int:
     summary(outcomes, time.perf_counter() - started)
     if out_path is not None:
         await _export_batch(outcomes, args, out_path)
-    if args.shard is not None:
+    if args.shard is not None or shared is not None:
         assert out_path is not None
+        shard = args.shard or Shard(1, 1)  # the parts of a shared journal: one "shard"
         failed = {o.item.label: str(o.error) for o in outcomes if not o.ok}
         meta = _provenance(args).as_metadata()
         await anyio.to_thread.run_sync(
-            lambda: write_manifest(out_path, args.shard, keys=inputs, failed=failed, provenance=meta)
+            lambda: write_manifest(out_path, shard, keys=inputs, failed=failed, provenance=meta)
         )
+    if shared is not None:
+        return await _finish_shared(outcomes, shared)
+    assert isinstance(journal, Path)
     return _finish(outcomes, journal)
+
+
+def _shared_journal(args: argparse.Namespace, out_path: Path | None) -> PgJournal | None:
+    """The batch's PostgreSQL journal for ``--journal postgresql://…#NAME``, else ``None``."""
+    if not is_pg_url(args.journal):
+        return None
+    if out_path is None:
+        raise UsageError("a postgresql:// journal needs --out: each process writes its own part")
+    if args.shard is not None:
+        raise UsageError("--shard and a postgresql:// journal both split a batch: use one")
+    # Done only once this process's part is written: a process killed before loses no output.
+    return PgJournal(args.journal, complete_on_emit=False)
+
+
+def _keyed(inputs: list[str]) -> list[BatchItem]:
+    """Each input keyed as written, so every process (and the manifest) names it alike."""
+    return [attrs.evolve(BatchItem.of(i), key=i) for i in inputs]
+
+
+async def _finish_shared(outcomes: list[Outcome[Any]], journal: PgJournal) -> int:
+    """Mark this process's items done (their output is in its part); hand back those a
+    retry may pass, for a process still running or the next run to take."""
+    done: list[str] = []
+    retry: list[str] = []
+    for o in outcomes:
+        if o.item.key is not None:
+            (retry if _retryable(o) else done).append(o.item.key)
+    try:
+        await journal.complete(done)
+        await journal.release(retry)
+    finally:
+        await journal.close()
+    return 0 if all(o.ok for o in outcomes) else 1
 
 
 def _batch(
     client: AsyncClient,
-    inputs: list[str],
+    inputs: list[str] | list[BatchItem],
     args: argparse.Namespace,
-    journal: Path,
+    journal: Path | PgJournal,
     view: BatchView,
 ) -> ProducerStream[Outcome[EmbedTask]] | ProducerStream[Outcome[V2Task]]:
     """``embed_many`` with the command's flags, for the API ``--api`` names."""

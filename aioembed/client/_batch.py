@@ -52,6 +52,7 @@ from ._batch_items import BatchInput, BatchItem, Outcome, TaskT
 from ._duration import media_seconds
 from ._journal import Journal
 from ._pacing import Pacer
+from ._pg_journal import PgJournal, is_pg_url
 from ._streams import ProducerStream
 from ._tasks import TaskCalls
 from ._watch import StatusUpdate, StatusWatcher
@@ -92,8 +93,15 @@ class _Shared:
     task_id: str | None = None
 
 
-def _journal(path: str | os.PathLike[str] | Journal | None) -> Journal | None:
-    return path if path is None or isinstance(path, Journal) else Journal(path)
+AnyJournal = Journal | PgJournal
+JournalArg = str | os.PathLike[str] | Journal | PgJournal | None
+
+
+def _journal(path: JournalArg) -> AnyJournal | None:
+    """A SQLite journal for a path, a shared :class:`PgJournal` for a ``postgresql://`` URL."""
+    if path is None or isinstance(path, (Journal, PgJournal)):
+        return path
+    return PgJournal(path) if isinstance(path, str) and is_pg_url(path) else Journal(path)
 
 
 @attrs.define(eq=False)
@@ -133,7 +141,7 @@ class BatchRun(Generic[TaskT]):
 
     api: BatchApi[TaskT]
     concurrency: int = attrs.field(validator=attrs.validators.ge(1))
-    journal: Journal | None = attrs.field(converter=_journal)
+    journal: AnyJournal | None = attrs.field(converter=_journal)
     ordered: bool
     dedupe: bool
     sleep_interval: float
@@ -177,8 +185,14 @@ class BatchRun(Generic[TaskT]):
         slots = anyio.Semaphore(self.concurrency)
         emit = _Emitter[TaskT](send, slots, self.ordered)
 
+        shared = self.journal if isinstance(self.journal, PgJournal) else None
+
         async def one(index: int, item: BatchItem) -> None:
-            await emit(await self._process(index, item, watcher))
+            outcome = await self._process(index, item, watcher)
+            await emit(outcome)
+            if shared is not None:
+                key = self._key(item)
+                await (shared.complete([key]) if shared.complete_on_emit else shared.finish(key))
 
         # Opened before the first item: a path that is no journal fails the batch at once.
         if self.journal is not None:
@@ -186,13 +200,21 @@ class BatchRun(Generic[TaskT]):
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(watcher.run)
+                heartbeat = anyio.CancelScope()
+                if shared is not None:
+                    shared.share(self.pacer)  # one budget for every process of the batch
+                    outer.start_soon(_beat, shared, heartbeat)
+                    items = self._claimed(shared, inputs)
+                else:
+                    items = (BatchItem.of(v) async for v in _aiter(inputs))
                 async with anyio.create_task_group() as tg:
                     index = 0
-                    async for value in _aiter(inputs):
+                    async for item in items:
                         await slots.acquire()
-                        tg.start_soon(one, index, BatchItem.of(value))
+                        tg.start_soon(one, index, item)
                         index += 1
                 watcher.close()
+                heartbeat.cancel()
         finally:
             if self.journal is not None:
                 with anyio.CancelScope(shield=True):
@@ -200,7 +222,36 @@ class BatchRun(Generic[TaskT]):
 
     def _start(self, run: _ItemRun[TaskT]) -> None:
         run.params = self.api.identity(run.item)
-        run.key = run.item.key or "|".join(str(v) for v in (run.item.label, *run.params))
+        run.key = self._key(run.item)
+
+    def _key(self, item: BatchItem) -> str:
+        """The item's identity in the journal: its own key, or its input and parameters."""
+        return item.key or "|".join(str(v) for v in (item.label, *self.api.identity(item)))
+
+    async def _claimed(
+        self, journal: PgJournal, inputs: Iterable[BatchInput] | AsyncIterable[BatchInput]
+    ) -> AsyncIterator[BatchItem]:
+        """The items of ``inputs`` this process wins, in turn, until none is left open.
+
+        Every process registers its inputs; then each claims, among them, what nobody
+        holds. With nothing to claim but items others are working on, it waits: a
+        holder that dies lets its leases expire, and the items come back here. An
+        item another process holds and finishes is not this process's outcome.
+        """
+        items: dict[str, BatchItem] = {}
+        async for value in _aiter(inputs):
+            item = BatchItem.of(value)
+            items[self._key(item)] = item
+        keys = list(items)
+        await journal.register([(k, items[k].label) for k in keys], api=self.api.name)
+        while True:
+            claimed = await journal.claim(self.concurrency, keys)
+            for key in claimed:
+                yield items[key]
+            if not claimed:
+                if not await journal.others_open(keys):
+                    return
+                await anyio.sleep(min(1.0, journal.lease / 4))
 
     async def _process(
         self, index: int, item: BatchItem, watcher: StatusWatcher
@@ -371,6 +422,11 @@ class _Emitter(Generic[TaskT]):
             await self.send.send(self._held.pop(self._next))
             self._next += 1
             self.slots.release()
+
+
+async def _beat(journal: PgJournal, scope: anyio.CancelScope) -> None:
+    with scope:
+        await journal.keep_alive()
 
 
 async def _content_hash(item: BatchItem) -> str | None:

@@ -152,7 +152,10 @@ class EmbedTasks(TaskCalls):
         At most ``concurrency`` items are in flight. With ``journal`` (a SQLite path)
         a rerun resumes without re-uploading or duplicating tasks; a path that is not
         an aioembed journal raises :class:`~aioembed.JournalError` untouched, and an
-        item journaled by the other API fails with it. Identical content is embedded
+        item journaled by the other API fails with it. A ``postgresql://host/db#NAME``
+        journal is batch ``NAME`` shared by every process given it: each embeds only
+        the items it claims (``Outcome.index`` counts this process's outcomes); see
+        ``docs/ray-data.md``. Identical content is embedded
         once (``dedupe``); ``ordered`` yields in input order; ``task_timeout`` /
         ``timeout`` (s) bound each task / the batch (:class:`~aioembed.WaitTimeoutError`
         in the outcome). An item's failure is its outcome's ``error``, never the batch's.
