@@ -149,16 +149,13 @@ class EmbedTasks(TaskCalls):
 
         Settings are checked before any request (:class:`~aioembed.ParameterError`,
         the server's code and message; the other API's parameters: ``ValueError``).
-        At most ``concurrency`` items are in flight. With ``journal`` (a SQLite path)
-        a rerun resumes without re-uploading or duplicating tasks; a path that is not
-        an aioembed journal raises :class:`~aioembed.JournalError` untouched, and an
-        item journaled by the other API fails with it. A ``postgresql://host/db#NAME``
-        journal is batch ``NAME`` shared by every process given it: each embeds only
-        the items it claims (``Outcome.index`` counts this process's outcomes); see
-        ``docs/ray-data.md``. Identical content is embedded
-        once (``dedupe``); ``ordered`` yields in input order; ``task_timeout`` /
-        ``timeout`` (s) bound each task / the batch (:class:`~aioembed.WaitTimeoutError`
-        in the outcome). An item's failure is its outcome's ``error``, never the batch's.
+        At most ``concurrency`` items in flight. With ``journal`` (a SQLite path; or
+        ``postgresql://…#NAME``, shared by processes: docs/ray-data.md) a rerun resumes
+        without re-uploading or duplicating tasks; a path not an aioembed journal raises
+        :class:`~aioembed.JournalError` untouched, an item journaled by the other API
+        fails with it. Identical content: one task (``dedupe``); ``ordered``: input order;
+        ``task_timeout`` / ``timeout`` (s) bound each task / the batch
+        (:class:`~aioembed.WaitTimeoutError` in the outcome). An item's failure is its outcome's ``error``, never the batch's.
         ``budget`` (:class:`~aioembed.RateBudget`: requests per minute, media minutes
         per hour) paces every request and create of the batch instead of meeting 429s.
         """
