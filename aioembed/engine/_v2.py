@@ -49,6 +49,7 @@ import re
 
 import numpy as np
 
+from .._params import MediaLimits
 from ._backend import Backend
 from ._decode import decode_image
 from ._media import MediaSource, open_media
@@ -171,18 +172,35 @@ def media_vector(
     return items[0].vector if len(items) == 1 else fuse(s.vector for s in items)
 
 
-def embed_v2(source: MediaSource, request: V2Request, *, backend: str | None = None) -> V2Result:
-    """Embed a video, audio or image input as ``request`` says (see the module docstring)."""
+def embed_v2(
+    source: MediaSource,
+    request: V2Request,
+    *,
+    backend: str | None = None,
+    limits: MediaLimits | None = None,
+    threads: int | None = None,
+    max_pixels: int | None = None,
+) -> V2Result:
+    """Embed a video, audio or image input as ``request`` says (see the module docstring).
+
+    Bounds for untrusted media (``None``: none, FFmpeg's thread count): ``limits``
+    checks a video's resolution at its first picture and at every size change
+    mid-stream (``video_resolution_too_low/high``), so a small first picture cannot
+    hide a huge one; ``threads`` caps the video decoder's threads; ``max_pixels``
+    caps an image's picture, read from its header before decoding.
+    """
     spec = get_v2_model(request.model)
     options = _check(request, spec)
     be = get_backend(backend)
     if request.input_kind is InputKind.IMAGE:
-        return _embed_image(source, request, spec, be)
-    return MediaPass(source, request, spec, options, be).run()
+        return _embed_image(source, request, spec, be, max_pixels)
+    return MediaPass(source, request, spec, options, be, limits=limits, threads=threads).run()
 
 
-def _embed_image(source: MediaSource, request: V2Request, spec: V2Model, be: Backend) -> V2Result:
-    img = decode_image(source, be.frame_size)
+def _embed_image(
+    source: MediaSource, request: V2Request, spec: V2Model, be: Backend, max_pixels: int | None
+) -> V2Result:
+    img = decode_image(source, be.frame_size, max_pixels=max_pixels)
     raw = be.visual(img[None], np.zeros(1), spec.backend_model, Option.VISUAL.value)
     vec = nest(raw, spec, Option.VISUAL)
     dim = request.dimension or DIMS
@@ -191,12 +209,12 @@ def _embed_image(source: MediaSource, request: V2Request, spec: V2Model, be: Bac
     return V2Result((item,), None, Usage({"image": IMAGE_TOKENS}))
 
 
-def probe_v2(source: MediaSource, kind: str) -> MediaMetadata:
+def probe_v2(source: MediaSource, kind: str, *, threads: int | None = None) -> MediaMetadata:
     """Duration, size and streams of a video or audio input, checked cheaply (a video's
-    first frame is decoded), for media checks at create time.
+    first frame is decoded, by at most ``threads`` threads), for media checks at create time.
 
     Raises :class:`MediaError` ``video_file_broken`` (a video that does not open or
     decode) or ``parameter_invalid`` (an audio input without sound).
     """
     with open_media(source) as container:
-        return describe(container, InputKind(kind), decode_first=True)
+        return describe(container, InputKind(kind), decode_first=True, threads=threads)

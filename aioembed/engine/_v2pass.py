@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from .._params import MediaLimits
 from ..errors import ErrorCode
 from ._backend import Backend
 from ._decode import decode_clips
@@ -48,10 +49,13 @@ TICK = 0.5
 UNCERTAINTY_WINDOW = 1.0
 
 
-def describe(container: Any, kind: InputKind, *, decode_first: bool) -> MediaMetadata:
-    """Duration, size and streams of an open video or audio input (range: all of it)."""
+def describe(
+    container: Any, kind: InputKind, *, decode_first: bool, threads: int | None = None
+) -> MediaMetadata:
+    """Duration, size and streams of an open video or audio input (range: all of it);
+    ``threads`` caps the decoder of a ``decode_first`` picture."""
     if kind is InputKind.VIDEO:
-        info = container_info(container, decode_first=decode_first)
+        info = container_info(container, decode_first=decode_first, threads=threads)
         return MediaMetadata(
             info.duration, 0.0, info.duration, info.width, info.height, info.has_audio
         )
@@ -82,8 +86,13 @@ class MediaPass:
         spec: V2Model,
         options: tuple[Option, ...],
         be: Backend,
+        *,
+        limits: MediaLimits | None = None,
+        threads: int | None = None,
     ) -> None:
         self.source = source
+        self.limits = limits  # checked at every picture size change (decode_clips)
+        self.threads = threads
         self.request = request
         self.spec = spec
         self.options = options
@@ -148,6 +157,8 @@ class MediaPass:
             audio=need_audio,
             sample_fps=self.be.sample_fps,
             frame_size=self.be.frame_size,
+            limits=self.limits,
+            threads=self.threads,
         )
         yield from self._plan(seg, start, stop, clips)
 

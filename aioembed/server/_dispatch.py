@@ -41,7 +41,7 @@ from ._ratelimit import Limiter
 from ._redact import is_redacted
 from ._service import AssetMedia, UrlGate
 from ._store import SegmentRecord, Store, TaskRecord
-from ._v2_engine import V2TaskJob, asset_of
+from ._v2_engine import V2Bounds, V2TaskJob, asset_of
 from ._workers import (
     JobError,
     VideoJob,
@@ -321,7 +321,9 @@ class Dispatcher:
 
     def _job(self, rec: TaskRecord, media: Path) -> VideoJob | V2TaskJob:
         if rec.spec is not None:
-            return V2TaskJob(str(media), rec.spec, self.config.backend)
+            c = self.config
+            bounds = V2Bounds(c.media_limits, decoder_threads(c), c.max_image_pixels)
+            return V2TaskJob(str(media), rec.spec, c.backend, bounds)
         return VideoJob(
             path=str(media),
             model_name=rec.model_name,

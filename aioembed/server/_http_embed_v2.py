@@ -63,7 +63,7 @@ from ._redact import redact_url
 from ._render import json_response
 from ._store import NewTask, new_task_id
 from ._http_assets import ASSETS
-from ._v2_engine import MAX_DURATION, V2EmbedJob, V2MediaError, check_duration
+from ._v2_engine import MAX_DURATION, V2Bounds, V2EmbedJob, V2MediaError, check_duration
 from ._v2_http import v2_error_response
 from ._v2_render import (
     created_body,
@@ -75,7 +75,7 @@ from ._v2_render import (
     vector,
 )
 from ._service import busy_error
-from ._workers import JobError, PoolBusyError, ProbeJob, WorkerDied
+from ._workers import JobError, PoolBusyError, ProbeJob, WorkerDied, decoder_threads
 
 __all__ = ["ADAPTER"]
 
@@ -206,7 +206,8 @@ async def _probe(request: web.Request, media: MediaSpec, path: Path) -> float | 
         return None  # audio-only files are checked in the task
     try:
         pool = request.config_dict[PROBE_POOL]
-        info = await pool.run(ProbeJob(str(path)), timeout=config.probe_timeout)
+        job = ProbeJob(str(path), threads=decoder_threads(config))
+        info = await pool.run(job, timeout=config.probe_timeout)
     except JobError as e:
         raise invalid(where, f"The {media.input_type} could not be decoded: {e.message}") from None
     except PoolBusyError:
@@ -459,6 +460,7 @@ async def _run_sync(
         tuple(paths),
         config.backend,
         truncate_at=config.v2_limits.text_tokens_35,
+        bounds=V2Bounds(config.media_limits, decoder_threads(config), config.max_image_pixels),
     )
     try:
         result: dict[str, Any] = await app[SYNC_POOL].run(job, timeout=config.sync_timeout)

@@ -24,6 +24,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from .._params import MediaLimits
 from ..contract.v2 import EmbedSpec, MediaSpec, TaskSpec, spec_from_json
 from ..errors import ErrorCode
 
@@ -35,6 +36,7 @@ __all__ = [
     "MIN_DURATION",
     "Row",
     "SYNC_MAX_DURATION",
+    "V2Bounds",
     "V2EmbedJob",
     "V2MediaError",
     "V2TaskJob",
@@ -67,6 +69,21 @@ class V2MediaError(Exception):
         self.message = message
 
 
+@attrs.frozen
+class V2Bounds:
+    """The server's bounds on decoding untrusted media, as v1 jobs get them
+    (``ServerConfig``): a video's resolution at every size change (``limits``), the
+    decoder's threads, an image's pixels from its header. The defaults bound nothing."""
+
+    limits: MediaLimits | None = None
+    threads: int | None = None
+    max_pixels: int | None = None
+
+
+#: Engine codes the contract answers as ``parameter_invalid``: limits, not broken media.
+_OUT_OF_LIMITS = (ErrorCode.VIDEO_RESOLUTION_TOO_LOW, ErrorCode.VIDEO_RESOLUTION_TOO_HIGH)
+
+
 def asset_of(spec: str | None) -> str | None:
     """The ``asset_id`` a stored v2 task spec (JSON) embeds, if its source is one."""
     if spec is None:
@@ -92,11 +109,11 @@ def check_duration(
         )
 
 
-def _probe(path: str, kind: str) -> MediaMetadata:
+def _probe(path: str, kind: str, threads: int | None) -> MediaMetadata:
     from ..engine import MediaError, probe_v2
 
     try:
-        return probe_v2(path, kind)
+        return probe_v2(path, kind, threads=threads)
     except MediaError as e:
         raise V2MediaError(f"{UNREADABLE} ({e.message})", e.code) from None
 
@@ -129,12 +146,21 @@ def _request(spec: TaskSpec | EmbedSpec, media: MediaSpec) -> V2Request:
     )
 
 
-def _run(path: str, request: V2Request, backend: str | None) -> V2Result:
+def _run(path: str, request: V2Request, backend: str | None, bounds: V2Bounds) -> V2Result:
     from ..engine import MediaError, embed_v2
 
     try:
-        return embed_v2(path, request, backend=backend)
+        return embed_v2(
+            path,
+            request,
+            backend=backend,
+            limits=bounds.limits,
+            threads=bounds.threads,
+            max_pixels=bounds.max_pixels,
+        )
     except MediaError as e:
+        if e.code in _OUT_OF_LIMITS:
+            raise V2MediaError(e.message) from None
         raise V2MediaError(f"{UNREADABLE} ({e.message})", e.code) from None
 
 
@@ -172,17 +198,18 @@ def embed_task(
     *,
     backend: str | None = None,
     on_duration: Callable[[float], None] | None = None,
+    bounds: V2Bounds = V2Bounds(),
 ) -> dict[str, Any]:
     """``{"duration", "segments": [Row], "usage"}`` for one v2 task; :class:`V2MediaError`
     for media that cannot be embedded as asked."""
     media = spec.media
     duration = None
     if media.input_type != "image":
-        duration = _probe(path, media.input_type).duration
+        duration = _probe(path, media.input_type, bounds.threads).duration
         if on_duration is not None:
             on_duration(duration)
         check_duration(media, duration, MAX_DURATION)
-    result = _run(path, _request(spec, media), backend)
+    result = _run(path, _request(spec, media), backend, bounds)
     usage = _usage(spec, dict(result.usage.input_tokens), result.usage.truncated)
     return {"duration": duration, "segments": _rows(result), "usage": usage}
 
@@ -193,6 +220,7 @@ def embed_sync(
     *,
     backend: str | None = None,
     truncate_at: int = TEXT_TOKENS_35,
+    bounds: V2Bounds = V2Bounds(),
 ) -> dict[str, Any]:
     """``POST /embed-v2`` work: ``paths`` maps a JSON path (``image.media_source``,
     ``multi_input.media_sources[0]``) to the media's local file. Returns ``{"rows",
@@ -201,15 +229,15 @@ def embed_sync(
     if spec.input_type in ("audio", "video"):
         assert spec.media is not None
         path = paths[f"{spec.input_type}.media_source"]
-        duration = _probe(path, spec.input_type).duration
+        duration = _probe(path, spec.input_type, bounds.threads).duration
         check_duration(spec.media, duration, SYNC_MAX_DURATION, min_duration=0.0)
-        result = _run(path, _request(spec, spec.media), backend)
+        result = _run(path, _request(spec, spec.media), backend, bounds)
         return {"rows": _rows(result), "usage": None, "duration": duration}
-    return _combined(spec, paths, backend, truncate_at)
+    return _combined(spec, paths, backend, truncate_at, bounds)
 
 
 def _combined(
-    spec: EmbedSpec, paths: dict[str, str], backend: str | None, truncate_at: int
+    spec: EmbedSpec, paths: dict[str, str], backend: str | None, truncate_at: int, bounds: V2Bounds
 ) -> dict[str, Any]:
     """text, image, text_image, multi_input: one vector, the ``fuse`` of the parts.
 
@@ -231,7 +259,7 @@ def _combined(
         tokens["text"], truncated = usage.input_tokens["text"], usage.truncated
     for key, path in paths.items():
         kind = _source_kind(spec, key)
-        vec, spread, used = _source_vector(spec, path, kind, backend)
+        vec, spread, used = _source_vector(spec, path, kind, backend, bounds)
         parts.append(vec)
         spreads.append(spread)
         for name, n in used.items():
@@ -254,14 +282,14 @@ def _source_kind(spec: EmbedSpec, key: str) -> str:
 
 
 def _source_vector(
-    spec: EmbedSpec, path: str, kind: str, backend: str | None
+    spec: EmbedSpec, path: str, kind: str, backend: str | None, bounds: V2Bounds
 ) -> tuple[Vector, Vector | None, dict[str, int]]:
     """A source's 512-value vector (an image's visual vector; audio/video: the asset
     items of the model's default options, fused), its spread and its usage."""
     from ..engine import V2Request, fuse
 
     if kind != "image" and spec.input_type == "multi_input" and spec.model_name == "marengo3.5":
-        duration = _probe(path, kind).duration
+        duration = _probe(path, kind, bounds.threads).duration
         if duration > MULTI_SOURCE_MAX_DURATION:
             raise V2MediaError(
                 f"Duration ({duration:.1f} seconds) exceeds maximum limit of "
@@ -273,7 +301,7 @@ def _source_vector(
         scopes=("asset",),
         uncertainty=spec.embedding_uncertainty,
     )
-    result = _run(path, request, backend)
+    result = _run(path, request, backend, bounds)
     items: Sequence[Any] = result.segments
     if len(items) == 1:
         return items[0].vector, items[0].uncertainty, dict(result.usage.input_tokens)
@@ -288,11 +316,16 @@ class V2TaskJob:
     path: str
     spec: str
     backend: str | None = None
+    bounds: V2Bounds = V2Bounds()
 
     def run(self, send: Callable[..., None]) -> dict[str, Any]:
         spec = spec_from_json(json.loads(self.spec), TaskSpec)
         return embed_task(
-            self.path, spec, backend=self.backend, on_duration=lambda d: send("meta", float(d))
+            self.path,
+            spec,
+            backend=self.backend,
+            on_duration=lambda d: send("meta", float(d)),
+            bounds=self.bounds,
         )
 
 
@@ -304,9 +337,14 @@ class V2EmbedJob:
     paths: tuple[tuple[str, str], ...]
     backend: str | None = None
     truncate_at: int = TEXT_TOKENS_35
+    bounds: V2Bounds = V2Bounds()
 
     def run(self, send: Callable[..., None]) -> dict[str, Any]:
         spec = spec_from_json(json.loads(self.spec), EmbedSpec)
         return embed_sync(
-            spec, dict(self.paths), backend=self.backend, truncate_at=self.truncate_at
+            spec,
+            dict(self.paths),
+            backend=self.backend,
+            truncate_at=self.truncate_at,
+            bounds=self.bounds,
         )
