@@ -69,13 +69,20 @@ class V2MediaError(Exception):
         self.message = message
 
 
+def _upper_only(limits: MediaLimits | None) -> MediaLimits | None:
+    # v2 has never refused small videos, and a small picture costs nothing to decode:
+    # the bound is against huge ones, so only the maximum of the v1 limits applies.
+    return None if limits is None else attrs.evolve(limits, min_width=1, min_height=1)
+
+
 @attrs.frozen
 class V2Bounds:
     """The server's bounds on decoding untrusted media, as v1 jobs get them
-    (``ServerConfig``): a video's resolution at every size change (``limits``), the
-    decoder's threads, an image's pixels from its header. The defaults bound nothing."""
+    (``ServerConfig``): a video's maximum resolution at every size change
+    (``limits``), the decoder's threads, an image's pixels from its header. The
+    defaults bound nothing."""
 
-    limits: MediaLimits | None = None
+    limits: MediaLimits | None = attrs.field(default=None, converter=_upper_only)
     threads: int | None = None
     max_pixels: int | None = None
 
