@@ -155,13 +155,14 @@ def test_routes_and_document_follow_the_contract(tmp_path: Path) -> None:
 
 
 def test_the_sdk_core_imports_without_the_extras() -> None:
-    """aiohttp, attrs, cattrs, anyio are enough to import the client and the contract."""
+    """aiohttp, attrs, cattrs, anyio are enough to import the client and the contract
+    (the scale extra's asyncpg and aiobotocore included among the missing)."""
     code = (
         "import sys\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] in ('numpy', 'orjson', 'av', 'platformdirs', 'rich',"
-        " 'pyarrow'):\n"
+        " 'pyarrow', 'asyncpg', 'aiobotocore', 'botocore'):\n"
         "            raise ImportError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import aioembed\n"
