@@ -199,7 +199,7 @@ async def test_three_processes_share_a_journal_one_killed(
 ) -> None:
     await _shared_batch(
         postgres_dsn, live_server_factory, video_factory, tmp_path,
-        items=200, processes=3, killed=1, seed=81,
+        items=80, processes=3, killed=1, seed=81,
     )  # fmt: skip
 
 
