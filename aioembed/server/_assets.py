@@ -48,6 +48,7 @@ from ..errors import (
     PayloadTooLargeError,
 )
 from ._asset_store import AssetRecord, AssetStore
+from ._background import BackgroundJobs
 from ._config import ServerConfig
 from ._media import MediaStore
 from ._service import JobRunner, UrlGate
@@ -129,7 +130,7 @@ class AssetService:
         self.limits = limits
         self._holds: Counter[str] = Counter()
         self._deleting: set[str] = set()
-        self._jobs: set[asyncio.Task[None]] = set()
+        self._jobs = BackgroundJobs()
 
     async def start(self) -> None:
         """Drop media no record owns; finish what a restart interrupted."""
@@ -138,18 +139,10 @@ class AssetService:
         for asset_id in ids:
             rec = await self.store.get(asset_id)
             if rec is not None and rec.status == "processing" and rec.method != "multipart":
-                self._spawn(self._process(rec, url=None))
+                self._jobs.spawn(self._process(rec, url=None))
 
     async def close(self) -> None:
-        jobs = list(self._jobs)
-        for job in jobs:
-            job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
-
-    def _spawn(self, coro: Any) -> None:
-        job = asyncio.get_running_loop().create_task(coro)
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
+        await self._jobs.close()
 
     # -- create ---------------------------------------------------------------------
 
@@ -195,7 +188,7 @@ class AssetService:
         rec.size = size
         await self.media.adopt(rec.id, path)
         await self.store.put(rec)
-        self._spawn(self._process(rec, url=None))
+        self._jobs.spawn(self._process(rec, url=None))
         return rec
 
     async def create_url(
@@ -206,7 +199,7 @@ class AssetService:
         name = filename or (url.rsplit("/", 1)[-1].split("?", 1)[0] or None)
         rec = self._new(owner, "url", name, kind_of(name), user_metadata)
         await self.store.put(rec)
-        self._spawn(self._process(rec, url=url))
+        self._jobs.spawn(self._process(rec, url=url))
         return rec
 
     async def reserve(
@@ -224,7 +217,7 @@ class AssetService:
             await asyncio.get_running_loop().run_in_executor(None, _unlink, source)
             return
         await self.media.adopt(asset_id, source)
-        self._spawn(self._process(rec, url=None))
+        self._jobs.spawn(self._process(rec, url=None))
 
     async def fail(self, asset_id: str, message: str) -> None:
         rec = await self.store.get(asset_id)

@@ -31,6 +31,7 @@ from .._params import invalid
 from ..contract.assets import CHUNK_SIZE, MAX_CHUNKS, SESSION_TTL, URL_TTL, URLS_PER_REQUEST
 from ..errors import APIStatusError, ErrorCode, NotFoundError, ParameterError
 from ._assets import AssetService, new_id
+from ._background import BackgroundJobs
 from ._config import ServerConfig
 from ._parts import PartStore, PartTooLargeError
 from ._upload_store import ChunkRecord, UploadRecord, UploadStore
@@ -111,7 +112,7 @@ class UploadService:
         self.secret = secret
         self.scratch = scratch
         self.limits = limits
-        self._jobs: set[asyncio.Task[None]] = set()
+        self._jobs = BackgroundJobs()
         #: Part bodies received whole, by upload id (tests count re-sent parts).
         self.received: dict[str, int] = {}
 
@@ -121,18 +122,10 @@ class UploadService:
         for upload_id in await self.store.ids():
             rec = await self.store.get(upload_id)
             if rec is not None and rec.status == "completed":
-                self._spawn(self._assemble(rec))  # a restart between report and join
+                self._jobs.spawn(self._assemble(rec))  # a restart between report and join
 
     async def close(self) -> None:
-        jobs = list(self._jobs)
-        for job in jobs:
-            job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
-
-    def _spawn(self, coro: Any) -> None:
-        job = asyncio.get_running_loop().create_task(coro)
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
+        await self._jobs.close()
 
     # -- signing --------------------------------------------------------------------
 
@@ -332,7 +325,7 @@ class UploadService:
         if complete and current is not None and current.status == "active":
             rec.status, rec.updated_at = "completed", now
             await self.store.put(rec)
-            self._spawn(self._assemble(rec))
+            self._jobs.spawn(self._assemble(rec))
         return Report(processed, duplicates, total, complete)
 
     async def _assemble(self, rec: UploadRecord) -> None:
