@@ -10,7 +10,7 @@ connection when the request body was not read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "ERROR_BODY",
     "PUBLIC",
     "HttpAdapter",
+    "Operations",
     "check_query",
     "error_reply",
     "expect_continue",
@@ -47,6 +48,35 @@ ErrorRenderer = Callable[[APIStatusError, str], web.Response]
 ERROR_BODY: web.AppKey[ErrorRenderer] = web.AppKey("error_body")
 #: Route names of an application (root or version) answered without an API key.
 PUBLIC = web.AppKey("public", frozenset[str])
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Operations:
+    """An API version's handlers, each registered (``@ops("name")``) under its contract
+    operation's name; :meth:`app` routes them as the contract's table says."""
+
+    def __init__(self, api: ApiVersion) -> None:
+        self.api = api
+        self._handlers: dict[str, Handler] = {}
+
+    def __call__(self, name: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self._handlers[name] = handler
+            return handler
+
+        return register
+
+    def app(self, error_body: ErrorRenderer) -> web.Application:
+        """The routes relative to the prefix the root app mounts them at, errors in
+        ``error_body``'s shape; uploads answer ``Expect: 100-continue`` after checks."""
+        app = web.Application()
+        for op in self.api.operations:
+            extra = {"expect_handler": expect_continue} if op.upload else {}
+            handler = self._handlers[op.name]
+            app.router.add_route(op.method, op.path, handler, name=op.name, **extra)
+        app[ERROR_BODY] = error_body
+        app[PUBLIC] = frozenset(op.name for op in self.api.operations if op.public)
+        return app
 
 
 @attrs.frozen

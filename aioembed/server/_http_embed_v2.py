@@ -24,7 +24,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,9 +50,8 @@ from ..contract.v2 import (
 from ..contract.v2.operations import API
 from ..errors import ErrorCode, ParameterError, PayloadTooLargeError, ServerError
 from ._http import (
-    ERROR_BODY,
-    PUBLIC,
     HttpAdapter,
+    Operations,
     check_query,
     idempotency_key,
     int_param,
@@ -80,18 +79,7 @@ from ._workers import JobError, PoolBusyError, ProbeJob, WorkerDied, decoder_thr
 __all__ = ["ADAPTER"]
 
 T = TypeVar("T")
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_HANDLERS: dict[str, _Handler] = {}
-
-
-def _operation(name: str) -> Callable[[_Handler], _Handler]:
-    """Mark a handler as the contract operation ``name`` (its method and path come from there)."""
-
-    def register(handler: _Handler) -> _Handler:
-        _HANDLERS[name] = handler
-        return handler
-
-    return register
+_operation = Operations(API)
 
 MB = 1024 * 1024
 _CHUNK = 256 * 1024
@@ -503,12 +491,7 @@ def _embed_answer(
 
 def make_app() -> web.Application:
     """The v2 routes, relative to the prefix the root app mounts this at."""
-    app = web.Application()
-    for op in API.operations:
-        app.router.add_route(op.method, op.path, _HANDLERS[op.name], name=op.name)
-    app[ERROR_BODY] = v2_error_response
-    app[PUBLIC] = frozenset(op.name for op in API.operations if op.public)
-    return app
+    return _operation.app(v2_error_response)
 
 
 ADAPTER = HttpAdapter(API, make_app)

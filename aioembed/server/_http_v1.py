@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from .._params import EMBED_INPUTS, MODELS, check_embed_input, invalid, parse_nu
 from ..contract import v1
 from ..contract._spec import FormSpec
 from ..contract.v1.forms import read_audio_offset, read_task_params
-from ._http import ERROR_BODY, PUBLIC, HttpAdapter, check_query, expect_continue, health
+from ._http import HttpAdapter, Operations, check_query, health
 from ._http import idempotency_key as _idempotency_key
 from ._http import int_param as _int_param
 from ._http import poll_headers as _poll_headers
@@ -43,29 +43,12 @@ from ._uploads import BeforeFile, Form, read_form
 
 __all__ = ["ADAPTER"]
 
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_HANDLERS: dict[str, _Handler] = {}
-
-
-def _operation(name: str) -> Callable[[_Handler], _Handler]:
-    """Mark a handler as the contract operation ``name`` (its method and path come from there)."""
-
-    def register(handler: _Handler) -> _Handler:
-        _HANDLERS[name] = handler
-        return handler
-
-    return register
+_operation = Operations(v1.API)
 
 
 def make_app() -> web.Application:
     """The v1 routes, relative to the prefix the root app mounts this at."""
-    app = web.Application()
-    for op in v1.API.operations:
-        extra = {"expect_handler": expect_continue} if op.upload else {}
-        app.router.add_route(op.method, op.path, _HANDLERS[op.name], name=op.name, **extra)
-    app[ERROR_BODY] = error_response
-    app[PUBLIC] = frozenset(op.name for op in v1.API.operations if op.public)
-    return app
+    return _operation.app(error_response)
 
 
 def _check_query(request: web.Request, operation: str) -> None:
